@@ -1,0 +1,42 @@
+"""Stores.  `open_backend(url)` picks the implementation from the URL."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from queuectl.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from queuectl.backends.base import Backend
+
+
+def is_postgres(url: str) -> bool:
+    return url.startswith(("postgresql://", "postgres://"))
+
+
+def sqlite_path(url: str) -> str:
+    """`sqlite:///abs/path`, `sqlite:///rel`, or a plain path -> a filesystem path."""
+    if url.startswith("sqlite:///"):
+        path = url[len("sqlite:///"):]  # sqlite:////abs/path or sqlite:///relative
+        return os.path.abspath(os.path.expanduser(path))
+    if url.startswith("sqlite://"):
+        raise InvalidInput(f"invalid SQLite URL {url!r} (use sqlite:///path/to/queue.db)")
+    if "://" in url:
+        scheme = url.split("://", 1)[0]
+        raise InvalidInput(f"unsupported store {scheme!r}: use a file path, sqlite:///PATH "
+                           "or postgresql://...")
+    return os.path.abspath(os.path.expanduser(url))
+
+
+def open_backend(url: str, *, durable: bool = True) -> "Backend":
+    """Open (and migrate) the store at `url`.
+
+    `durable=False` relaxes SQLite syncing for worker transitions (see sqlite.py)."""
+    if is_postgres(url):
+        from queuectl.backends.postgres import PostgresBackend
+
+        return PostgresBackend(url)
+    from queuectl.backends.sqlite import SqliteBackend
+
+    return SqliteBackend(sqlite_path(url), durable=durable)

@@ -1,0 +1,179 @@
+"""The backend contract: the domain verbs every store implements.
+
+One contract test suite (tests/backend/) runs against every implementation.  Each
+state change is one guarded statement; a guard that matches no row is a normal
+outcome (the method returns False / None), not an error.  All times are epoch seconds
+passed in by the caller.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Iterable, Mapping, Optional, Protocol, Sequence
+
+from queuectl.models import Job, NewJob, WorkerInfo
+from queuectl.states import JobState, Transition
+
+
+class Backend(Protocol):
+    """A job store.  Implementations: SQLite (embedded) and PostgreSQL (multi-host)."""
+
+    url: str
+    #: True when wake-ups travel through the store itself (PostgreSQL LISTEN/NOTIFY).
+    notifies_through_store: bool
+
+    def close(self) -> None:
+        """Release connections."""
+
+    # -- jobs -------------------------------------------------------------------------
+    def enqueue(self, jobs: Sequence[NewJob], now: float) -> list[Job]:
+        """Store jobs in one transaction (all or none) and return them.
+
+        A job whose id exists raises DuplicateJob and stores nothing.  A job whose
+        `unique_key` matches a live job is not stored; the live job is returned."""
+
+    def claim(self, worker_id: str, worker: str, queues: Sequence[str] | None,
+              now: float) -> Optional[Job]:
+        """Atomically take the best due job (priority desc, run_at, FIFO) for a worker:
+        state -> processing, attempts + 1.  None when nothing is due."""
+
+    def finish(self, job: Job, state: JobState, run_at: Optional[float], *, now: float,
+               exit_code: Optional[int], error: Optional[str], output: Optional[str],
+               history_entry: Mapping[str, Any]) -> bool:
+        """Record the end of a run: processing -> completed | failed | dead, only while
+        the job is still held by `job.worker_id`.  False if it was taken away."""
+
+    def requeue(self, job: Job, *, now: float, count_attempt: bool,
+                rescued: bool, history_entry: Mapping[str, Any],
+                to_state: JobState = JobState.PENDING) -> bool:
+        """Give a processing job back (stop --now, or its worker died): guarded on
+        `job.worker_id`.  `count_attempt=False` undoes the attempt of the claim;
+        `rescued=True` counts a rescue.  `to_state` may be DEAD when rescues ran out."""
+
+    def transition(self, job_id: str, transition: Transition, now: float, *,
+                   reset_attempts: bool = False, note: Optional[str] = None) -> Optional[Job]:
+        """A user transition (cancel, retry, dlq retry) guarded on its source states.
+        Returns the updated job, or None if the job was not in a source state."""
+
+    def get(self, job_id: str) -> Optional[Job]:
+        """The job with exactly this id."""
+
+    def find_prefix(self, prefix: str, limit: int) -> list[str]:
+        """Ids starting with `prefix` (at most `limit`)."""
+
+    def list_jobs(self, states: Sequence[JobState] | None, queue: Optional[str],
+                  limit: int, offset: int = 0) -> list[Job]:
+        """Jobs newest first, optionally filtered by states and queue."""
+
+    def counts(self) -> dict[JobState, int]:
+        """Number of jobs in every state (cheap at any depth)."""
+
+    def oldest_due(self, now: float) -> Optional[float]:
+        """run_at of the oldest job that is due but not yet claimed."""
+
+    def finished_since(self, since: float) -> int:
+        """Jobs that reached a finished state (or failed a run) at or after `since`."""
+
+    def next_run_at(self, queues: Sequence[str] | None, after: float) -> Optional[float]:
+        """Earliest run_at later than `after` among waiting jobs (to sleep until it)."""
+
+    def promote_due(self, now: float) -> int:
+        """scheduled/failed jobs whose run_at has come -> pending."""
+
+    def processing_jobs(self, worker_ids: Iterable[str]) -> list[Job]:
+        """Jobs held (processing) by the given worker registrations."""
+
+    def orphaned_jobs(self) -> list[Job]:
+        """Processing jobs whose worker is not registered at all."""
+
+    def purge(self, states: Sequence[JobState], finished_before: Optional[float]) -> int:
+        """Delete jobs in `states`, finished before the time if given."""
+
+    def clear(self) -> int:
+        """Delete every job."""
+
+    # -- workers ----------------------------------------------------------------------
+    def register_worker(self, info: WorkerInfo) -> None:
+        """Add a supervisor to the registry."""
+
+    def heartbeat(self, worker_id: str, *, busy: int, jobs_done: int,
+                  now: float) -> Optional[str]:
+        """Refresh a registration; returns its stop request ('graceful'/'now'), if any.
+        A registration that was removed (considered dead) returns 'gone'."""
+
+    def unregister_worker(self, worker_id: str) -> None:
+        """Remove a registration."""
+
+    def list_workers(self) -> list[WorkerInfo]:
+        """Every registration, live or stale."""
+
+    def request_stop(self, mode: str, worker_ids: Sequence[str] | None = None) -> int:
+        """Ask supervisors (all, or the given ones) to stop; returns how many."""
+
+    # -- config -----------------------------------------------------------------------
+    def config_items(self) -> dict[str, str]:
+        """Stored config, raw text by canonical key."""
+
+    def config_set(self, key: str, value: str, now: float) -> None:
+        """Store one key."""
+
+    def config_unset(self, key: str) -> bool:
+        """Remove one key; False if it was not stored."""
+
+    # -- metrics ----------------------------------------------------------------------
+    def finished_jobs(self, since: float, limit: int) -> list[Job]:
+        """Jobs finished at or after `since`, for metrics (newest first)."""
+
+
+# -- helpers shared by the implementations ------------------------------------------
+
+JOB_COLUMNS = (
+    "id, command, state, queue, priority, run_at, attempts, max_retries, backoff_base, "
+    "timeout, cwd, env, depends_on, unique_key, created_at, updated_at, started_at, "
+    "finished_at, worker, worker_id, exit_code, error, output, history, rescues"
+)
+
+
+def _json_field(value: Any, default: Any) -> Any:
+    if value is None:
+        return default
+    if isinstance(value, (list, dict)):
+        return value
+    try:
+        return json.loads(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def row_to_job(row: Sequence[Any]) -> Job:
+    """A row selected with JOB_COLUMNS -> Job."""
+    (id_, command, state, queue, priority, run_at, attempts, max_retries, backoff_base,
+     timeout, cwd, env, depends_on, unique_key, created_at, updated_at, started_at,
+     finished_at, worker, worker_id, exit_code, error, output, history, rescues) = row
+    return Job(
+        id=id_, command=command, state=JobState(state), queue=queue, priority=priority,
+        run_at=run_at, attempts=attempts, max_retries=max_retries,
+        backoff_base=backoff_base, timeout=timeout, cwd=cwd,
+        env=_json_field(env, None), depends_on=_json_field(depends_on, []),
+        unique_key=unique_key, created_at=created_at, updated_at=updated_at,
+        started_at=started_at, finished_at=finished_at, worker=worker,
+        worker_id=worker_id, exit_code=exit_code, error=error, output=output,
+        history=_json_field(history, []), rescues=rescues,
+    )
+
+
+WORKER_COLUMNS = ("id, host, pid, slots, queues, started_at, heartbeat_at, busy, jobs_done, "
+                  "stop_requested")
+
+
+def row_to_worker(row: Sequence[Any]) -> WorkerInfo:
+    (id_, host, pid, slots, queues, started_at, heartbeat_at, busy, jobs_done, stop) = row
+    return WorkerInfo(id=id_, host=host, pid=pid, slots=slots,
+                      queues=_json_field(queues, []) or [], started_at=started_at,
+                      heartbeat_at=heartbeat_at, busy=busy, jobs_done=jobs_done,
+                      stop_requested=stop)
+
+
+def prefix_upper_bound(prefix: str) -> str:
+    """The smallest string greater than every string that starts with `prefix`."""
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)

@@ -1,0 +1,181 @@
+-- Named queries of the SQLite store.  The PostgreSQL store has blocks of the same
+-- names in sql/postgres/queries.sql.  Values are always parameters.
+
+-- name: schema_version_create
+CREATE TABLE IF NOT EXISTS schema_version (
+    version    INTEGER PRIMARY KEY,
+    name       TEXT NOT NULL,
+    applied_at REAL NOT NULL
+)
+
+-- name: schema_version_get
+SELECT COALESCE(MAX(version), 0) FROM schema_version
+
+-- name: schema_version_add
+INSERT INTO schema_version (version, name, applied_at) VALUES (:version, :name, :now)
+
+-- name: insert_job
+INSERT INTO jobs (id, command, state, queue, priority, run_at, max_retries, backoff_base,
+                  timeout, cwd, env, depends_on, unique_key, created_at, updated_at, history)
+VALUES (:id, :command, :state, :queue, :priority, :run_at, :max_retries, :backoff_base,
+        :timeout, :cwd, :env, :depends_on, :unique_key, :now, :now, '[]')
+
+-- name: live_job_by_unique_key
+SELECT id FROM jobs
+WHERE unique_key = :unique_key
+  AND state IN ('scheduled', 'pending', 'processing', 'failed')
+
+-- name: claim
+-- One statement: pick the best due job and take it.  SQLite runs the whole UPDATE
+-- under its single write lock, so two workers can never take the same row.
+UPDATE jobs
+SET state = 'processing', attempts = attempts + 1, started_at = :now, updated_at = :now,
+    finished_at = NULL, output = NULL, worker = :worker, worker_id = :worker_id
+WHERE seq = (
+    SELECT seq FROM jobs
+    WHERE state IN ('pending', 'scheduled', 'failed') AND run_at <= :now
+    ORDER BY priority DESC, run_at, seq
+    LIMIT 1)
+RETURNING {job_columns}
+
+-- name: claim_in_queues
+UPDATE jobs
+SET state = 'processing', attempts = attempts + 1, started_at = :now, updated_at = :now,
+    finished_at = NULL, output = NULL, worker = :worker, worker_id = :worker_id
+WHERE seq = (
+    SELECT seq FROM jobs
+    WHERE state IN ('pending', 'scheduled', 'failed') AND run_at <= :now
+      AND queue IN (SELECT value FROM json_each(:queues))
+    ORDER BY priority DESC, run_at, seq
+    LIMIT 1)
+RETURNING {job_columns}
+
+-- name: finish
+-- Guarded: only the worker that holds the job may finish it.
+UPDATE jobs
+SET state = :state, run_at = COALESCE(:run_at, run_at), updated_at = :now,
+    finished_at = :now, exit_code = :exit_code, error = :error, output = :output,
+    history = json_insert(COALESCE(history, '[]'), '$[#]', json(:entry))
+WHERE id = :id AND state = 'processing' AND worker_id = :worker_id
+
+-- name: requeue
+UPDATE jobs
+SET state = :state, updated_at = :now, run_at = :now,
+    attempts = MAX(0, attempts - :uncount), rescues = rescues + :rescued,
+    finished_at = CASE WHEN :state = 'dead' THEN :now ELSE NULL END,
+    error = COALESCE(:error, error),
+    history = json_insert(COALESCE(history, '[]'), '$[#]', json(:entry))
+WHERE id = :id AND state = 'processing' AND worker_id = :worker_id
+
+-- name: transition
+UPDATE jobs
+SET state = :state, updated_at = :now,
+    run_at = CASE WHEN :state = 'pending' THEN :now ELSE run_at END,
+    attempts = CASE WHEN :reset THEN 0 ELSE attempts END,
+    finished_at = CASE WHEN :state = 'cancelled' THEN :now ELSE finished_at END,
+    error = CASE WHEN :state = 'cancelled' THEN COALESCE(:note, error) ELSE error END,
+    history = json_insert(COALESCE(history, '[]'), '$[#]', json(:entry))
+WHERE id = :id AND state IN (SELECT value FROM json_each(:sources))
+RETURNING {job_columns}
+
+-- name: get_job
+SELECT {job_columns} FROM jobs WHERE id = :id
+
+-- name: find_prefix
+SELECT id FROM jobs WHERE id >= :low AND id < :high ORDER BY id LIMIT :limit
+
+-- name: list_jobs
+SELECT {job_columns} FROM jobs ORDER BY seq DESC LIMIT :limit OFFSET :offset
+
+-- name: list_jobs_in_states
+SELECT {job_columns} FROM jobs
+WHERE state IN (SELECT value FROM json_each(:states))
+ORDER BY seq DESC LIMIT :limit OFFSET :offset
+
+-- name: list_jobs_in_queue
+SELECT {job_columns} FROM jobs
+WHERE queue = :queue
+ORDER BY seq DESC LIMIT :limit OFFSET :offset
+
+-- name: list_jobs_in_states_and_queue
+SELECT {job_columns} FROM jobs
+WHERE state IN (SELECT value FROM json_each(:states)) AND queue = :queue
+ORDER BY seq DESC LIMIT :limit OFFSET :offset
+
+-- name: counts
+SELECT state, n FROM state_counts
+
+-- name: oldest_due
+SELECT MIN(run_at) FROM jobs
+WHERE state IN ('pending', 'scheduled', 'failed') AND run_at <= :now
+
+-- name: finished_since
+SELECT COUNT(*) FROM jobs WHERE finished_at >= :since
+
+-- name: next_run_at
+SELECT MIN(run_at) FROM jobs
+WHERE state IN ('pending', 'scheduled', 'failed') AND run_at > :after
+
+-- name: next_run_at_in_queues
+SELECT MIN(run_at) FROM jobs
+WHERE state IN ('pending', 'scheduled', 'failed') AND run_at > :after
+  AND queue IN (SELECT value FROM json_each(:queues))
+
+-- name: promote_due
+UPDATE jobs SET state = 'pending', updated_at = :now
+WHERE state IN ('scheduled', 'failed') AND run_at <= :now
+
+-- name: processing_jobs
+SELECT {job_columns} FROM jobs
+WHERE state = 'processing' AND worker_id IN (SELECT value FROM json_each(:worker_ids))
+
+-- name: orphaned_jobs
+SELECT {job_columns} FROM jobs
+WHERE state = 'processing'
+  AND (worker_id IS NULL OR worker_id NOT IN (SELECT id FROM workers))
+
+-- name: purge
+DELETE FROM jobs
+WHERE state IN (SELECT value FROM json_each(:states))
+  AND (:before IS NULL OR COALESCE(finished_at, updated_at) < :before)
+
+-- name: clear
+DELETE FROM jobs
+
+-- name: finished_jobs
+SELECT {job_columns} FROM jobs
+WHERE finished_at >= :since
+ORDER BY finished_at DESC LIMIT :limit
+
+-- name: register_worker
+INSERT INTO workers (id, host, pid, slots, queues, started_at, heartbeat_at, busy,
+                     jobs_done, stop_requested)
+VALUES (:id, :host, :pid, :slots, :queues, :started_at, :heartbeat_at, 0, 0, NULL)
+
+-- name: heartbeat
+UPDATE workers SET heartbeat_at = :now, busy = :busy, jobs_done = :jobs_done
+WHERE id = :id
+RETURNING COALESCE(stop_requested, '')
+
+-- name: unregister_worker
+DELETE FROM workers WHERE id = :id
+
+-- name: list_workers
+SELECT {worker_columns} FROM workers ORDER BY started_at
+
+-- name: request_stop_all
+UPDATE workers SET stop_requested = :mode
+WHERE stop_requested IS NULL OR stop_requested <> 'now'
+
+-- name: request_stop_one
+UPDATE workers SET stop_requested = :mode WHERE id = :id
+
+-- name: config_items
+SELECT key, value FROM config
+
+-- name: config_set
+INSERT INTO config (key, value, updated_at) VALUES (:key, :value, :now)
+ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at
+
+-- name: config_unset
+DELETE FROM config WHERE key = :key

@@ -1,0 +1,377 @@
+"""The embedded store: one SQLite file in WAL mode.
+
+Safe with many worker processes on one host: every state change is one statement
+under SQLite's single write lock, the claim included.  Enqueues commit with
+synchronous=FULL (an acknowledged job survives a power cut); worker connections use
+NORMAL, since a transition lost to a power cut only means the job runs again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from contextlib import contextmanager
+from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
+
+from queuectl.backends.base import (
+    JOB_COLUMNS, WORKER_COLUMNS, prefix_upper_bound, row_to_job, row_to_worker,
+)
+from queuectl.backends.sqlfile import load_migrations, load_queries
+from queuectl.errors import DuplicateJob, StoreError
+from queuectl.models import Job, NewJob, WorkerInfo
+from queuectl.states import JobState, Transition
+
+BUSY_TIMEOUT_MS = 10_000
+_QUERIES: dict[str, str] | None = None
+
+
+def _queries() -> dict[str, str]:
+    global _QUERIES
+    if _QUERIES is None:
+        _QUERIES = {name: sql.replace("{job_columns}", JOB_COLUMNS)
+                    .replace("{worker_columns}", WORKER_COLUMNS)
+                    for name, sql in load_queries("sqlite").items()}
+    return _QUERIES
+
+
+def _store_error(exc: sqlite3.Error, path: str) -> StoreError:
+    text = str(exc)
+    lowered = text.lower()
+    if "locked" in lowered or "busy" in lowered:
+        return StoreError(f"store is locked by another process ({text}): {path}")
+    if "readonly" in lowered or "read-only" in lowered:
+        return StoreError(f"store is read-only: {path}")
+    if "not a database" in lowered or "malformed" in lowered or "corrupt" in lowered:
+        return StoreError(f"store is corrupt or not a queuectl database: {path}")
+    if "unable to open" in lowered:
+        return StoreError(f"cannot open store {path}: {text}")
+    if "disk" in lowered and ("full" in lowered or "i/o" in lowered):
+        return StoreError(f"store {path}: {text}")
+    return StoreError(f"store error ({text}): {path}")
+
+
+class SqliteBackend:
+    """Backend over one SQLite file.  One instance = one connection = one thread."""
+
+    notifies_through_store = False
+
+    def __init__(self, path: str, *, durable: bool = True) -> None:
+        self.path = path
+        self.url = "sqlite:///" + path
+        self._q = _queries()
+        parent = os.path.dirname(os.path.abspath(path))
+        try:
+            os.makedirs(parent, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the store's folder {parent}: "
+                             f"{exc.strerror}") from exc
+        try:
+            self._db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000,
+                                       isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise _store_error(exc, path) from exc
+        try:
+            self._setup(durable)
+        except sqlite3.Error as exc:
+            self._db.close()
+            raise _store_error(exc, path) from exc
+
+    # -- connection ---------------------------------------------------------------------
+    def _setup(self, durable: bool) -> None:
+        db = self._db
+        db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        mode = db.execute("PRAGMA journal_mode").fetchone()[0]
+        if mode != "wal":
+            try:
+                db.execute("PRAGMA journal_mode = WAL")
+            except sqlite3.OperationalError as exc:
+                if "readonly" not in str(exc).lower():
+                    raise
+        db.execute("PRAGMA synchronous = " + ("FULL" if durable else "NORMAL"))
+        db.execute("PRAGMA foreign_keys = OFF")
+        self._migrate()
+
+    def _migrate(self) -> None:
+        migrations = load_migrations("sqlite")
+        latest = migrations[-1][0]
+        try:
+            current = self._db.execute(self._q["schema_version_get"]).fetchone()[0]
+        except sqlite3.OperationalError as exc:
+            if "no such table" not in str(exc):
+                raise
+            current = 0
+        if current == latest:
+            return
+        if current > latest:
+            raise StoreError(f"store {self.path} has schema version {current}, newer than "
+                             f"this queuectl understands ({latest}); upgrade queuectl")
+        import time
+
+        with self._transaction():
+            self._db.execute(self._q["schema_version_create"])
+            current = self._db.execute(self._q["schema_version_get"]).fetchone()[0]
+            for version, name, sql in migrations:
+                if version > current:
+                    for statement in _split_statements(sql):
+                        self._db.execute(statement)
+                    self._db.execute(self._q["schema_version_add"],
+                                     {"version": version, "name": name, "now": time.time()})
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:
+            if self._db.in_transaction:
+                try:
+                    self._db.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+            raise _store_error(exc, self.path) from exc
+
+    def _one(self, name: str, params: Mapping[str, Any] | None = None) -> Any:
+        with self._errors():
+            return self._db.execute(self._q[name], params or {}).fetchone()
+
+    def _all(self, name: str, params: Mapping[str, Any] | None = None) -> list[Any]:
+        with self._errors():
+            return self._db.execute(self._q[name], params or {}).fetchall()
+
+    def _run(self, name: str, params: Mapping[str, Any] | None = None) -> int:
+        with self._errors():
+            return self._db.execute(self._q[name], params or {}).rowcount
+
+    def close(self) -> None:
+        try:
+            self._db.close()
+        except sqlite3.Error:
+            pass
+
+    def schema_version(self) -> int:
+        return self._one("schema_version_get")[0]
+
+    def execute_raw(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """For tests and `EXPLAIN QUERY PLAN` checks only."""
+        return self._db.execute(sql, params).fetchall()
+
+    def query_text(self, name: str) -> str:
+        return self._q[name]
+
+    # -- jobs -----------------------------------------------------------------------
+    def enqueue(self, jobs: Sequence[NewJob], now: float) -> list[Job]:
+        rows = [_insert_params(job, now) for job in jobs]
+        stored: list[Job] = []
+        with self._errors(), self._transaction() as db:
+            try:
+                if any(job.unique_key for job in jobs):
+                    for job, row in zip(jobs, rows):
+                        existing = job.unique_key and db.execute(
+                            self._q["live_job_by_unique_key"],
+                            {"unique_key": job.unique_key}).fetchone()
+                        if existing:
+                            found = db.execute(self._q["get_job"],
+                                               {"id": existing[0]}).fetchone()
+                            stored.append(row_to_job(found))
+                            continue
+                        db.execute(self._q["insert_job"], row)
+                        stored.append(_new_job_model(job, row, now))
+                else:
+                    db.executemany(self._q["insert_job"], rows)
+                    stored = [_new_job_model(job, row, now) for job, row in zip(jobs, rows)]
+            except sqlite3.IntegrityError as exc:
+                raise self._duplicate(rows, exc) from exc
+        return stored
+
+    def _duplicate(self, rows: list[dict[str, Any]], exc: sqlite3.IntegrityError) -> Exception:
+        seen: set[str] = set()
+        for row in rows:
+            if row["id"] in seen:
+                return DuplicateJob(f"job id {row['id']!r} appears twice in the batch")
+            seen.add(row["id"])
+        for row in rows:
+            if self._db.execute(self._q["get_job"], {"id": row["id"]}).fetchone():
+                return DuplicateJob(f"job {row['id']!r} already exists")
+        return _store_error(exc, self.path)
+
+    def claim(self, worker_id: str, worker: str, queues: Sequence[str] | None,
+              now: float) -> Optional[Job]:
+        params: dict[str, Any] = {"now": now, "worker": worker, "worker_id": worker_id}
+        name = "claim"
+        if queues:
+            name, params["queues"] = "claim_in_queues", json.dumps(list(queues))
+        row = self._one(name, params)
+        return row_to_job(row) if row else None
+
+    def finish(self, job: Job, state: JobState, run_at: Optional[float], *, now: float,
+               exit_code: Optional[int], error: Optional[str], output: Optional[str],
+               history_entry: Mapping[str, Any]) -> bool:
+        return self._run("finish", {
+            "id": job.id, "worker_id": job.worker_id, "state": state.value,
+            "run_at": run_at, "now": now, "exit_code": exit_code, "error": error,
+            "output": output, "entry": json.dumps(history_entry)}) == 1
+
+    def requeue(self, job: Job, *, now: float, count_attempt: bool, rescued: bool,
+                history_entry: Mapping[str, Any],
+                to_state: JobState = JobState.PENDING) -> bool:
+        return self._run("requeue", {
+            "id": job.id, "worker_id": job.worker_id, "state": to_state.value, "now": now,
+            "uncount": 0 if count_attempt else 1, "rescued": 1 if rescued else 0,
+            "error": history_entry.get("error"), "entry": json.dumps(history_entry)}) == 1
+
+    def transition(self, job_id: str, transition: Transition, now: float, *,
+                   reset_attempts: bool = False, note: Optional[str] = None) -> Optional[Job]:
+        entry = {"event": transition.name.lower().replace("_", " "), "at": now}
+        if note:
+            entry["note"] = note
+        row = self._one("transition", {
+            "id": job_id, "state": transition.target.value, "now": now,
+            "reset": 1 if reset_attempts else 0, "note": note,
+            "sources": json.dumps([s.value for s in transition.sources]),
+            "entry": json.dumps(entry)})
+        return row_to_job(row) if row else None
+
+    def get(self, job_id: str) -> Optional[Job]:
+        row = self._one("get_job", {"id": job_id})
+        return row_to_job(row) if row else None
+
+    def find_prefix(self, prefix: str, limit: int) -> list[str]:
+        rows = self._all("find_prefix", {"low": prefix, "high": prefix_upper_bound(prefix),
+                                         "limit": limit})
+        return [r[0] for r in rows]
+
+    def list_jobs(self, states: Sequence[JobState] | None, queue: Optional[str],
+                  limit: int, offset: int = 0) -> list[Job]:
+        params: dict[str, Any] = {"limit": limit, "offset": offset, "queue": queue}
+        name = "list_jobs"
+        if states:
+            params["states"] = json.dumps([s.value for s in states])
+            name = "list_jobs_in_states_and_queue" if queue else "list_jobs_in_states"
+        elif queue:
+            name = "list_jobs_in_queue"
+        return [row_to_job(r) for r in self._all(name, params)]
+
+    def counts(self) -> dict[JobState, int]:
+        found = {JobState(state): n for state, n in self._all("counts")}
+        return {state: found.get(state, 0) for state in JobState}
+
+    def oldest_due(self, now: float) -> Optional[float]:
+        return self._one("oldest_due", {"now": now})[0]
+
+    def finished_since(self, since: float) -> int:
+        return self._one("finished_since", {"since": since})[0]
+
+    def next_run_at(self, queues: Sequence[str] | None, after: float) -> Optional[float]:
+        if queues:
+            return self._one("next_run_at_in_queues", {"queues": json.dumps(list(queues)),
+                                                       "after": after})[0]
+        return self._one("next_run_at", {"after": after})[0]
+
+    def promote_due(self, now: float) -> int:
+        return self._run("promote_due", {"now": now})
+
+    def processing_jobs(self, worker_ids: Iterable[str]) -> list[Job]:
+        ids = list(worker_ids)
+        if not ids:
+            return []
+        return [row_to_job(r) for r in self._all("processing_jobs",
+                                                 {"worker_ids": json.dumps(ids)})]
+
+    def orphaned_jobs(self) -> list[Job]:
+        return [row_to_job(r) for r in self._all("orphaned_jobs")]
+
+    def purge(self, states: Sequence[JobState], finished_before: Optional[float]) -> int:
+        return self._run("purge", {"states": json.dumps([s.value for s in states]),
+                                   "before": finished_before})
+
+    def clear(self) -> int:
+        return self._run("clear")
+
+    def finished_jobs(self, since: float, limit: int) -> list[Job]:
+        return [row_to_job(r) for r in self._all("finished_jobs",
+                                                 {"since": since, "limit": limit})]
+
+    # -- workers --------------------------------------------------------------------
+    def register_worker(self, info: WorkerInfo) -> None:
+        self._run("register_worker", {
+            "id": info.id, "host": info.host, "pid": info.pid, "slots": info.slots,
+            "queues": json.dumps(info.queues), "started_at": info.started_at,
+            "heartbeat_at": info.heartbeat_at})
+
+    def heartbeat(self, worker_id: str, *, busy: int, jobs_done: int,
+                  now: float) -> Optional[str]:
+        row = self._one("heartbeat", {"id": worker_id, "busy": busy,
+                                      "jobs_done": jobs_done, "now": now})
+        if row is None:
+            return "gone"
+        return row[0] or None
+
+    def unregister_worker(self, worker_id: str) -> None:
+        self._run("unregister_worker", {"id": worker_id})
+
+    def list_workers(self) -> list[WorkerInfo]:
+        return [row_to_worker(r) for r in self._all("list_workers")]
+
+    def request_stop(self, mode: str, worker_ids: Sequence[str] | None = None) -> int:
+        if worker_ids is None:
+            return self._run("request_stop_all", {"mode": mode})
+        return sum(self._run("request_stop_one", {"mode": mode, "id": wid})
+                   for wid in worker_ids)
+
+    # -- config ---------------------------------------------------------------------
+    def config_items(self) -> dict[str, str]:
+        return dict(self._all("config_items"))
+
+    def config_set(self, key: str, value: str, now: float) -> None:
+        self._run("config_set", {"key": key, "value": value, "now": now})
+
+    def config_unset(self, key: str) -> bool:
+        return self._run("config_unset", {"key": key}) > 0
+
+
+def _insert_params(job: NewJob, now: float) -> dict[str, Any]:
+    run_at = now if job.run_at is None else job.run_at
+    return {
+        "id": job.id, "command": job.command,
+        "state": (JobState.SCHEDULED if run_at > now else JobState.PENDING).value,
+        "queue": job.queue, "priority": job.priority, "run_at": run_at,
+        "max_retries": job.max_retries, "backoff_base": job.backoff_base,
+        "timeout": job.timeout, "cwd": job.cwd,
+        "env": json.dumps(job.env) if job.env else None,
+        "depends_on": json.dumps(job.depends_on) if job.depends_on else None,
+        "unique_key": job.unique_key, "now": now,
+    }
+
+
+def _new_job_model(job: NewJob, row: dict[str, Any], now: float) -> Job:
+    return Job(id=row["id"], command=job.command, state=JobState(row["state"]),
+               queue=job.queue, priority=job.priority, run_at=row["run_at"],
+               max_retries=job.max_retries, backoff_base=job.backoff_base,
+               timeout=job.timeout, cwd=job.cwd, env=job.env,
+               depends_on=list(job.depends_on), unique_key=job.unique_key,
+               created_at=now, updated_at=now)
+
+
+def _split_statements(sql: str) -> list[str]:
+    """Split a migration into statements (triggers keep their BEGIN ... END; body)."""
+    statements, buffer = [], ""
+    for line in sql.splitlines(keepends=True):
+        if line.strip().startswith("--") and not buffer.strip():
+            continue
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            statements.append(buffer.strip())
+            buffer = ""
+    if buffer.strip():
+        statements.append(buffer.strip())
+    return statements

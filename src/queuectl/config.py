@@ -1,0 +1,220 @@
+"""Settings: command-line flag > QUEUECTL_* environment > stored config > default.
+
+Config lives in the store (so every worker on every host sees the same values); this
+module only knows the keys, their defaults and how to validate them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+from queuectl.errors import ConfigError, InvalidInput
+from queuectl.times import parse_duration
+
+
+def _int_range(lo: int, hi: int | None = None) -> Callable[[Any], int]:
+    def check(value: Any) -> int:
+        if isinstance(value, bool):
+            raise ValueError("expected an integer")
+        if isinstance(value, float):
+            if not value.is_integer():
+                raise ValueError("expected an integer")
+            value = int(value)
+        try:
+            number = int(str(value).strip())
+        except ValueError:
+            raise ValueError("expected an integer") from None
+        if number < lo or (hi is not None and number > hi):
+            bound = f"between {lo} and {hi}" if hi is not None else f">= {lo}"
+            raise ValueError(f"must be {bound}")
+        return number
+
+    return check
+
+
+def _number(lo: float, hi: float | None = None, *, duration: bool = False,
+            strict_lo: bool = False) -> Callable[[Any], float]:
+    def check(value: Any) -> float:
+        if isinstance(value, bool):
+            raise ValueError("expected a number")
+        try:
+            if duration:
+                number = parse_duration(value)
+            else:
+                number = float(str(value).strip())
+        except (ValueError, InvalidInput):
+            raise ValueError("expected a number" + (" of seconds (or 5m, 2h, 7d)"
+                                                      if duration else "")) from None
+        if number != number or number in (float("inf"), float("-inf")):
+            raise ValueError("expected a finite number")
+        if number < lo or (strict_lo and number == lo) or (hi is not None and number > hi):
+            op = ">" if strict_lo else ">="
+            bound = f"{op} {lo:g}" + (f" and <= {hi:g}" if hi is not None else "")
+            raise ValueError(f"must be {bound}")
+        return int(number) if float(number).is_integer() else number
+
+    return check
+
+
+def _boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected true or false")
+
+
+def _log_level(value: Any) -> str:
+    text = str(value).strip().upper()
+    if text not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ValueError("expected DEBUG, INFO, WARNING or ERROR")
+    return text
+
+
+@dataclass(frozen=True)
+class Key:
+    name: str
+    default: Any
+    parse: Callable[[Any], Any]
+    help: str
+
+    @property
+    def env(self) -> str:
+        return "QUEUECTL_" + self.name.upper().replace("-", "_")
+
+
+KEYS: dict[str, Key] = {k.name: k for k in (
+    Key("max-retries", 3, _int_range(0, 1000), "retries after the first failure"),
+    Key("backoff-base", 2, _number(1, 1000), "retry delay is backoff-base ** attempts seconds"),
+    Key("backoff-max", 3600, _number(0, duration=True, strict_lo=True),
+        "cap on one retry delay, seconds"),
+    Key("backoff-jitter", False, _boolean, "randomise retry delays by up to 25%"),
+    Key("job-timeout", 0, _number(0, duration=True), "seconds a run may take; 0 = no limit"),
+    Key("worker-count", 1, _int_range(1, 512), "slots of `worker start` without --count"),
+    Key("poll-interval", 2, _number(0.01, 3600, duration=True),
+        "fallback poll of idle workers, seconds (wake-ups are immediate)"),
+    Key("heartbeat-interval", 5, _number(0.05, 3600, duration=True),
+        "how often workers report they are alive, seconds"),
+    Key("lease-timeout", 30, _number(0.1, duration=True),
+        "silence after which a worker's jobs are rescued, seconds"),
+    Key("output-limit", 65536, _int_range(0), "bytes of output kept per job (the tail)"),
+    Key("retention", 604800, _number(0, duration=True),
+        "finished jobs older than this are purged by `cleanup`, seconds"),
+    Key("log-level", "INFO", _log_level, "worker log level"),
+)}
+
+
+def canonical_key(name: str) -> str:
+    """`max_retries`, `MAX-RETRIES` and `max-retries` are the same key."""
+    key = str(name).strip().lower().replace("_", "-")
+    if key not in KEYS:
+        valid = ", ".join(sorted(KEYS))
+        raise ConfigError(f"unknown config key {name!r}; valid keys: {valid}")
+    return key
+
+
+def validate(name: str, value: Any) -> Any:
+    """The typed value of `value` for key `name`, or ConfigError."""
+    key = KEYS[canonical_key(name)]
+    try:
+        return key.parse(value)
+    except ValueError as exc:
+        raise ConfigError(f"invalid value {value!r} for {key.name}: {exc}") from None
+
+
+def to_text(value: Any) -> str:
+    """How a typed value is stored."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+class Settings:
+    """Resolved configuration with the source of every value."""
+
+    def __init__(self, stored: Mapping[str, str] | None = None,
+                 env: Mapping[str, str] | None = None,
+                 flags: Mapping[str, Any] | None = None) -> None:
+        self._values: dict[str, Any] = {}
+        self._sources: dict[str, str] = {}
+        env = os.environ if env is None else env
+        for name, key in KEYS.items():
+            value, source = key.default, "default"
+            if stored and name in stored:
+                value, source = self._parse(key, stored[name], value, "stored"), "stored"
+            if key.env in env and env[key.env] != "":
+                value, source = validate(name, env[key.env]), "env"
+            if flags and flags.get(name) is not None:
+                value, source = validate(name, flags[name]), "flag"
+            self._values[name] = value
+            self._sources[name] = source
+
+    @staticmethod
+    def _parse(key: Key, raw: str, fallback: Any, where: str) -> Any:
+        try:
+            return key.parse(raw)
+        except ValueError:
+            return fallback  # a bad stored value never stops workers; `config` shows it
+
+    def __getitem__(self, name: str) -> Any:
+        return self._values[canonical_key(name)]
+
+    def source(self, name: str) -> str:
+        return self._sources[canonical_key(name)]
+
+    def items(self) -> list[tuple[str, Any, str]]:
+        return [(name, self._values[name], self._sources[name]) for name in KEYS]
+
+    # Typed accessors used by core code.
+    @property
+    def max_retries(self) -> int:
+        return self._values["max-retries"]
+
+    @property
+    def backoff_base(self) -> float:
+        return self._values["backoff-base"]
+
+    @property
+    def backoff_max(self) -> float:
+        return self._values["backoff-max"]
+
+    @property
+    def backoff_jitter(self) -> bool:
+        return self._values["backoff-jitter"]
+
+    @property
+    def job_timeout(self) -> float:
+        return self._values["job-timeout"]
+
+    @property
+    def worker_count(self) -> int:
+        return self._values["worker-count"]
+
+    @property
+    def poll_interval(self) -> float:
+        return self._values["poll-interval"]
+
+    @property
+    def heartbeat_interval(self) -> float:
+        return self._values["heartbeat-interval"]
+
+    @property
+    def lease_timeout(self) -> float:
+        return self._values["lease-timeout"]
+
+    @property
+    def output_limit(self) -> int:
+        return self._values["output-limit"]
+
+    @property
+    def retention(self) -> float:
+        return self._values["retention"]
+
+    @property
+    def log_level(self) -> str:
+        return self._values["log-level"]

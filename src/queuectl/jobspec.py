@@ -1,0 +1,200 @@
+"""Turn user input (a JSON object, a command line, a JSONL file line) into a validated
+NewJob.  Pure: the clock is passed in.  Every problem is an InvalidInput with a
+message that names the field."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from typing import Any, Mapping
+
+from queuectl.errors import InvalidInput
+from queuectl.models import DEFAULT_QUEUE, DEFAULT_PRIORITY, MAX_PRIORITY, MIN_PRIORITY, NewJob
+from queuectl.times import parse_duration, parse_when
+
+FIELDS = ("id", "command", "priority", "delay", "run_at", "timeout", "max_retries",
+          "backoff_base", "queue", "cwd", "env", "depends_on", "after", "unique_key")
+# Fields of a stored job that S1's job JSON shows; accepted when they hold the
+# values a new job starts with, so a job object copied from the docs enqueues.
+_INITIAL_ONLY = {"state": ("pending",), "attempts": (0,)}
+_IGNORED = ("created_at", "updated_at")
+_ID = re.compile(r"^[^\s\x00-\x1f\x7f]{1,200}$")
+_QUEUE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+MAX_COMMAND_BYTES = 1 << 20
+
+
+def parse_json_object(text: str) -> dict[str, Any]:
+    """A JSON object from text, or InvalidInput."""
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise InvalidInput(f"invalid JSON: {exc.msg} (line {exc.lineno} column {exc.colno})"
+                           ) from None
+    if not isinstance(value, dict):
+        raise InvalidInput(f"a job must be a JSON object, not {type(value).__name__}")
+    return value
+
+
+def looks_like_json_object(text: str) -> bool:
+    return text.lstrip().startswith("{")
+
+
+def new_job_id() -> str:
+    return str(uuid.uuid4())
+
+
+def build(fields: Mapping[str, Any], now: float) -> NewJob:
+    """Validate job fields (JSON keys; `-` or `_` both work) into a NewJob."""
+    data: dict[str, Any] = {}
+    for raw_key, value in fields.items():
+        key = str(raw_key).strip().replace("-", "_")
+        if key in data:
+            raise InvalidInput(f"field {key!r} given twice")
+        data[key] = value
+    for key in list(data):
+        if key in _IGNORED:
+            del data[key]
+        elif key in _INITIAL_ONLY:
+            if data[key] not in _INITIAL_ONLY[key] or isinstance(data[key], bool):
+                raise InvalidInput(f"field {key!r} is set by queuectl, not by the job "
+                                   f"(a new job starts with {key}={_INITIAL_ONLY[key][0]!r})")
+            del data[key]
+    unknown = sorted(set(data) - set(FIELDS))
+    if unknown:
+        raise InvalidInput(f"unknown job field {unknown[0]!r}; valid fields: "
+                           + ", ".join(FIELDS))
+    if "command" not in data or data["command"] is None:
+        raise InvalidInput("a job needs a command (e.g. '{\"command\": \"echo hi\"}')")
+    job = NewJob(command=_command(data["command"]))
+    job.id = _job_id(data["id"]) if data.get("id") is not None else new_job_id()
+    if data.get("priority") is not None:
+        job.priority = _priority(data["priority"])
+    if data.get("delay") is not None and data.get("run_at") is not None:
+        raise InvalidInput("give either delay or run_at, not both")
+    if data.get("delay") is not None:
+        job.run_at = now + _duration(data["delay"], "delay")
+    elif data.get("run_at") is not None:
+        job.run_at = _when(data["run_at"], now)
+    if data.get("timeout") is not None:
+        job.timeout = _duration(data["timeout"], "timeout")
+    if data.get("max_retries") is not None:
+        job.max_retries = _int(data["max_retries"], "max_retries", 0, 1000)
+    if data.get("backoff_base") is not None:
+        job.backoff_base = _number(data["backoff_base"], "backoff_base", 1, 1000)
+    if data.get("queue") is not None:
+        job.queue = _queue(data["queue"])
+    if data.get("cwd") is not None:
+        job.cwd = _text(data["cwd"], "cwd")
+    if data.get("env") is not None:
+        job.env = _env(data["env"])
+    deps = []
+    for key in ("depends_on", "after"):
+        if data.get(key) is not None:
+            deps.extend(_id_list(data[key], key))
+    job.depends_on = deps
+    if data.get("unique_key") is not None:
+        job.unique_key = _text(data["unique_key"], "unique_key")
+    return job
+
+
+def _command(value: Any) -> str:
+    if not isinstance(value, str):
+        raise InvalidInput(f"command must be a string, not {type(value).__name__}")
+    if not value.strip():
+        raise InvalidInput("command is empty")
+    if "\x00" in value:
+        raise InvalidInput("command contains a NUL byte")
+    if len(value.encode("utf-8", "surrogatepass")) > MAX_COMMAND_BYTES:
+        raise InvalidInput("command is longer than 1 MiB")
+    return value
+
+
+def _job_id(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise InvalidInput(f"id must be a string, not {type(value).__name__}")
+    text = str(value)
+    if not _ID.match(text):
+        raise InvalidInput(f"invalid job id {text!r}: 1-200 characters, no spaces or "
+                           "control characters")
+    return text
+
+
+def _priority(value: Any) -> int:
+    return _int(value, "priority", MIN_PRIORITY, MAX_PRIORITY)
+
+
+def _int(value: Any, name: str, lo: int, hi: int) -> int:
+    if isinstance(value, bool):
+        raise InvalidInput(f"{name} must be an integer, not a boolean")
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
+        value = int(value)
+    if not isinstance(value, int):
+        raise InvalidInput(f"{name} must be an integer, got {value!r}")
+    if not lo <= value <= hi:
+        raise InvalidInput(f"{name} must be between {lo} and {hi}, got {value}")
+    return value
+
+
+def _number(value: Any, name: str, lo: float, hi: float) -> float:
+    if isinstance(value, bool):
+        raise InvalidInput(f"{name} must be a number, not a boolean")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise InvalidInput(f"{name} must be a number, got {value!r}") from None
+    if number != number or not lo <= number <= hi:
+        raise InvalidInput(f"{name} must be between {lo:g} and {hi:g}, got {value!r}")
+    return number
+
+
+def _duration(value: Any, name: str) -> float:
+    if value is None or isinstance(value, (list, dict)):
+        raise InvalidInput(f"{name} must be seconds or a duration like 5m, got {value!r}")
+    seconds = parse_duration(value, what=name)
+    if seconds > 10 * 365 * 86400:
+        raise InvalidInput(f"{name} is more than ten years")
+    return seconds
+
+
+def _when(value: Any, now: float) -> float:
+    if isinstance(value, (list, dict)) or value is None:
+        raise InvalidInput(f"run_at must be a time like +5m or 2025-11-10 02:00:00, "
+                           f"got {value!r}")
+    return parse_when(value, now)
+
+
+def _queue(value: Any) -> str:
+    if not isinstance(value, str) or not _QUEUE.match(value):
+        raise InvalidInput(f"invalid queue name {value!r}: 1-64 letters, digits, _ . : -")
+    return value
+
+
+def _text(value: Any, name: str) -> str:
+    if not isinstance(value, str) or not value or "\x00" in value:
+        raise InvalidInput(f"{name} must be a non-empty string, got {value!r}")
+    return value
+
+
+def _env(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise InvalidInput("env must be an object of NAME: value strings")
+    env = {}
+    for key, item in value.items():
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", str(key)):
+            raise InvalidInput(f"invalid environment variable name {key!r}")
+        if isinstance(item, bool) or not isinstance(item, (str, int, float)):
+            raise InvalidInput(f"env value of {key} must be a string")
+        env[str(key)] = str(item)
+    return env
+
+
+def _id_list(value: Any, name: str) -> list[str]:
+    items = value if isinstance(value, list) else [value]
+    return [_job_id(item) for item in items]
+
+
+def defaults_text() -> str:
+    return f"priority {DEFAULT_PRIORITY}, queue {DEFAULT_QUEUE!r}"

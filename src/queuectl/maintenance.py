@@ -1,0 +1,94 @@
+"""Rescue jobs whose worker died, and purge finished jobs past retention.
+
+A supervisor is dead when its heartbeat is older than `lease-timeout`, or at once when
+it ran on this host and its pid is gone.  Its processing jobs go back to pending (the
+history says "worker lost"), or to dead once they were rescued more than max_retries
+times.  Every rescue is a guarded update on (job, worker), so two rescuers racing each
+other, or a worker that was only slow, cannot double-move a job.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from dataclasses import dataclass, field
+
+from queuectl.backends.base import Backend
+from queuectl.config import Settings
+from queuectl.models import Job, WorkerInfo
+from queuectl.retry import rescue_exhausted
+from queuectl.states import FINISHED, JobState
+
+log = logging.getLogger(__name__)
+
+
+def this_host() -> str:
+    return os.environ.get("QUEUECTL_HOST_ID") or socket.gethostname()
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def worker_alive(info: WorkerInfo, settings: Settings, now: float, host: str) -> bool:
+    """Live = heartbeat within the lease and, on this host, the pid still exists."""
+    if now - info.heartbeat_at > settings.lease_timeout:
+        return False
+    if info.host == host and not pid_alive(info.pid):
+        return False
+    return True
+
+
+@dataclass
+class RescueReport:
+    dead_workers: list[str] = field(default_factory=list)
+    requeued: list[str] = field(default_factory=list)
+    buried: list[str] = field(default_factory=list)
+
+
+def rescue(backend: Backend, settings: Settings, now: float, *, host: str | None = None,
+           exclude: str | None = None) -> RescueReport:
+    """Take back the jobs of dead supervisors (all but `exclude`, the caller itself)."""
+    host = host or this_host()
+    report = RescueReport()
+    workers = backend.list_workers()
+    dead = [w for w in workers
+            if w.id != exclude and not worker_alive(w, settings, now, host)]
+    live_ids = {w.id for w in workers} - {w.id for w in dead}
+    jobs = backend.processing_jobs([w.id for w in dead])
+    jobs += [j for j in backend.orphaned_jobs() if j.worker_id not in live_ids]
+    for job in jobs:
+        _rescue_job(backend, settings, job, now, report)
+    for worker in dead:
+        backend.unregister_worker(worker.id)
+        report.dead_workers.append(worker.id)
+        log.warning("worker %s (%s pid %s) is gone; its jobs were rescued",
+                    worker.id, worker.host, worker.pid)
+    return report
+
+
+def _rescue_job(backend: Backend, settings: Settings, job: Job, now: float,
+                report: RescueReport) -> None:
+    exhausted = rescue_exhausted(job, settings)
+    entry = {"attempt": job.attempts, "event": "worker lost", "worker": job.worker,
+             "started_at": job.started_at, "finished_at": now,
+             "error": "worker lost" + (" too many times" if exhausted else "")}
+    target = JobState.DEAD if exhausted else JobState.PENDING
+    if backend.requeue(job, now=now, count_attempt=True, rescued=True,
+                       history_entry=entry, to_state=target):
+        (report.buried if exhausted else report.requeued).append(job.id)
+        log.warning("job %s: its worker %s was lost; now %s", job.id, job.worker, target)
+
+
+def purge_expired(backend: Backend, settings: Settings, now: float) -> int:
+    """Delete finished jobs older than `retention` (0 keeps them forever)."""
+    if not settings.retention:
+        return 0
+    return backend.purge(sorted(FINISHED), now - settings.retention)

@@ -1,0 +1,183 @@
+"""Plain data: jobs, outcomes, workers.  No I/O here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from queuectl.states import JobState
+from queuectl.times import iso_utc
+
+DEFAULT_QUEUE = "default"
+DEFAULT_PRIORITY = 5
+MIN_PRIORITY, MAX_PRIORITY = 1, 10
+MIN_PREFIX_LEN = 4
+
+
+@dataclass
+class NewJob:
+    """A job as submitted, validated, before it is stored.
+
+    `max_retries`, `backoff_base` and `timeout` left as None follow the stored config
+    at the time they are needed, so `config set` also reaches jobs already queued.
+    """
+
+    command: str
+    id: Optional[str] = None
+    priority: int = DEFAULT_PRIORITY
+    run_at: Optional[float] = None  # epoch seconds; None = now
+    queue: str = DEFAULT_QUEUE
+    max_retries: Optional[int] = None
+    backoff_base: Optional[float] = None
+    timeout: Optional[float] = None
+    cwd: Optional[str] = None
+    env: Optional[dict[str, str]] = None
+    depends_on: list[str] = field(default_factory=list)
+    unique_key: Optional[str] = None
+
+
+@dataclass
+class Job:
+    """A stored job, every field."""
+
+    id: str
+    command: str
+    state: JobState
+    queue: str = DEFAULT_QUEUE
+    priority: int = DEFAULT_PRIORITY
+    run_at: float = 0.0
+    attempts: int = 0
+    max_retries: Optional[int] = None
+    backoff_base: Optional[float] = None
+    timeout: Optional[float] = None
+    cwd: Optional[str] = None
+    env: Optional[dict[str, str]] = None
+    depends_on: list[str] = field(default_factory=list)
+    unique_key: Optional[str] = None
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    started_at: Optional[float] = None
+    finished_at: Optional[float] = None
+    worker: Optional[str] = None  # host:pid/slot of the last (or current) run
+    worker_id: Optional[str] = None  # registry id of the supervisor running it
+    exit_code: Optional[int] = None
+    error: Optional[str] = None
+    output: Optional[str] = None  # tail of stdout+stderr of the last run
+    history: list[dict[str, Any]] = field(default_factory=list)
+    rescues: int = 0  # times it was taken back from a worker that died
+
+    def to_dict(self, *, with_output: bool = True) -> dict[str, Any]:
+        """The stable JSON shape (timestamps ISO-8601 UTC)."""
+        data: dict[str, Any] = {
+            "id": self.id,
+            "command": self.command,
+            "state": self.state.value,
+            "queue": self.queue,
+            "priority": self.priority,
+            "attempts": self.attempts,
+            "max_retries": self.max_retries,
+            "backoff_base": self.backoff_base,
+            "timeout": self.timeout,
+            "run_at": iso_utc(self.run_at),
+            "created_at": iso_utc(self.created_at),
+            "updated_at": iso_utc(self.updated_at),
+            "started_at": iso_utc(self.started_at),
+            "finished_at": iso_utc(self.finished_at),
+            "worker": self.worker,
+            "exit_code": self.exit_code,
+            "error": self.error,
+            "cwd": self.cwd,
+            "env": self.env,
+            "depends_on": list(self.depends_on),
+            "unique_key": self.unique_key,
+            "rescues": self.rescues,
+            "history": [_history_entry(h) for h in self.history],
+        }
+        if with_output:
+            data["output"] = self.output
+        return data
+
+
+def _history_entry(entry: dict[str, Any]) -> dict[str, Any]:
+    out = dict(entry)
+    for key in ("started_at", "finished_at", "at"):
+        if isinstance(out.get(key), (int, float)):
+            out[key] = iso_utc(out[key])
+    return out
+
+
+@dataclass
+class Outcome:
+    """How one run of a command ended (reported by the runner)."""
+
+    exit_code: Optional[int] = None  # None when killed by a signal or never started
+    signal: Optional[int] = None  # the signal that ended it, if any
+    timed_out: bool = False
+    spawn_error: Optional[str] = None  # the command could not be started at all
+    cancelled: bool = False  # killed because a user cancelled it or stopped --now
+    output_tail: str = ""
+    started_at: float = 0.0
+    finished_at: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0 and not self.timed_out and self.spawn_error is None
+
+    @property
+    def duration(self) -> float:
+        return max(0.0, self.finished_at - self.started_at)
+
+    def reason(self) -> str | None:
+        """One line saying why it failed (None when it succeeded)."""
+        if self.ok:
+            return None
+        if self.spawn_error:
+            return f"spawn failed: {self.spawn_error}"
+        if self.timed_out:
+            return "timeout"
+        if self.cancelled:
+            return "cancelled"
+        last = _last_line(self.output_tail)
+        if self.signal is not None:
+            text = f"killed by signal {self.signal}"
+        else:
+            text = f"exit code {self.exit_code}"
+        return f"{text}: {last}" if last else text
+
+
+def _last_line(text: str) -> str:
+    for line in reversed(text.splitlines()):
+        if line.strip():
+            return line.strip()[:300]
+    return ""
+
+
+@dataclass
+class WorkerInfo:
+    """A registered worker supervisor."""
+
+    id: str
+    host: str
+    pid: int
+    slots: int
+    queues: list[str]
+    started_at: float
+    heartbeat_at: float
+    busy: int = 0
+    jobs_done: int = 0
+    stop_requested: Optional[str] = None  # None, "graceful" or "now"
+
+    def to_dict(self, now: float) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "host": self.host,
+            "pid": self.pid,
+            "slots": self.slots,
+            "busy": self.busy,
+            "queues": self.queues,
+            "started_at": iso_utc(self.started_at),
+            "heartbeat_at": iso_utc(self.heartbeat_at),
+            "heartbeat_age_s": round(max(0.0, now - self.heartbeat_at), 3),
+            "jobs_done": self.jobs_done,
+            "stop_requested": self.stop_requested,
+        }

@@ -1,0 +1,316 @@
+"""The service API.  The CLI, the shell and the web dashboard all call this; it calls
+the backend.  It returns data (models and small report dataclasses), never prints."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Optional, Sequence
+
+from queuectl import config as configmod
+from queuectl import wakeup
+from queuectl.backends import is_postgres, open_backend, sqlite_path
+from queuectl.backends.base import Backend
+from queuectl.config import Settings
+from queuectl.errors import AmbiguousId, InvalidInput, InvalidTransition, NotFound
+from queuectl.maintenance import RescueReport, purge_expired, rescue, this_host, worker_alive
+from queuectl.models import MIN_PREFIX_LEN, Job, NewJob, WorkerInfo
+from queuectl.paths import default_store_url, runtime_dir
+from queuectl.states import FINISHED, JobState, Transition
+
+Clock = Callable[[], float]
+
+
+@dataclass
+class Status:
+    url: str
+    counts: dict[JobState, int]
+    workers: list[WorkerInfo]
+    oldest_due_age_s: Optional[float]
+    finished_last_minute: int
+    now: float
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "store": self.url,
+            "counts": {state.value: n for state, n in self.counts.items()},
+            "total": self.total,
+            "workers": [w.to_dict(self.now) for w in self.workers],
+            "busy_slots": sum(w.busy for w in self.workers),
+            "oldest_pending_age_s": (None if self.oldest_due_age_s is None
+                                     else round(self.oldest_due_age_s, 3)),
+            "throughput_last_minute": self.finished_last_minute,
+        }
+
+
+@dataclass
+class StopReport:
+    signalled: list[int] = field(default_factory=list)  # local pids sent a signal
+    requested: int = 0  # registrations flagged in the store (reaches other hosts)
+
+
+def resolve_url(url: Optional[str], env: Mapping[str, str] | None = None) -> str:
+    """--db flag > QUEUECTL_DB > the default file in the user data dir."""
+    env = os.environ if env is None else env
+    chosen = url or env.get("QUEUECTL_DB") or default_store_url()
+    if is_postgres(chosen):
+        return chosen
+    return sqlite_path(chosen)
+
+
+class Queue:
+    """One store, seen through the domain verbs of queuectl."""
+
+    def __init__(self, url: Optional[str] = None, *, flags: Mapping[str, Any] | None = None,
+                 env: Mapping[str, str] | None = None, clock: Clock = time.time,
+                 durable: bool = True) -> None:
+        self.url = resolve_url(url, env)
+        self._flags = dict(flags or {})
+        self._env = env
+        self._clock = clock
+        self._durable = durable
+        self._backend: Optional[Backend] = None
+
+    # -- plumbing -------------------------------------------------------------------
+    @property
+    def backend(self) -> Backend:
+        if self._backend is None:
+            self._backend = open_backend(self.url, durable=self._durable)
+        return self._backend
+
+    def close(self) -> None:
+        if self._backend is not None:
+            self._backend.close()
+            self._backend = None
+
+    def __enter__(self) -> "Queue":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def now(self) -> float:
+        return self._clock()
+
+    def settings(self) -> Settings:
+        """Current settings (stored config is re-read on every call)."""
+        return Settings(self.backend.config_items(), self._env, self._flags)
+
+    @property
+    def is_postgres(self) -> bool:
+        return is_postgres(self.url)
+
+    def runtime_dir(self) -> str:
+        return runtime_dir(self.url, None if self.is_postgres else self.url)
+
+    def job_log_path(self, job_id: str) -> str:
+        """Where a running job's output is captured on the host that runs it."""
+        import hashlib
+
+        safe = job_id if job_id.replace("-", "").replace("_", "").replace(".", "").isalnum() \
+            else hashlib.sha1(job_id.encode()).hexdigest()
+        return os.path.join(self.runtime_dir(), "logs", safe + ".log")
+
+    def wake_workers(self) -> None:
+        if not self.backend.notifies_through_store:
+            wakeup.notify(self.url)
+
+    # -- jobs -----------------------------------------------------------------------
+    def enqueue(self, jobs: Sequence[NewJob]) -> list[Job]:
+        """Store jobs atomically (all or none) and wake idle workers."""
+        if not jobs:
+            return []
+        stored = self.backend.enqueue(jobs, self.now())
+        self.wake_workers()
+        return stored
+
+    def resolve(self, ref: str) -> str:
+        """A full id from an id or a unique prefix of at least 4 characters."""
+        ref = str(ref).strip()
+        if not ref:
+            raise InvalidInput("a job id is required")
+        if self.backend.get(ref) is not None:
+            return ref
+        if len(ref) < MIN_PREFIX_LEN:
+            raise NotFound(f"no job {ref!r} (a prefix needs at least {MIN_PREFIX_LEN} "
+                           "characters)")
+        matches = self.backend.find_prefix(ref, 6)
+        if not matches:
+            raise NotFound(f"no job {ref!r}")
+        if len(matches) > 1:
+            shown = ", ".join(matches[:5]) + (", ..." if len(matches) > 5 else "")
+            raise AmbiguousId(f"job id prefix {ref!r} is ambiguous: {shown}")
+        return matches[0]
+
+    def get(self, ref: str) -> Job:
+        job = self.backend.get(self.resolve(ref))
+        if job is None:
+            raise NotFound(f"no job {ref!r}")
+        return job
+
+    def list_jobs(self, states: Sequence[JobState] | None = None, queue: Optional[str] = None,
+                  limit: int = 50, offset: int = 0) -> list[Job]:
+        if limit < 0:
+            raise InvalidInput("limit must be >= 0")
+        return self.backend.list_jobs(list(states) if states else None, queue, limit, offset)
+
+    def _transition(self, ref: str, transition: Transition, *, reset: bool = False,
+                    note: Optional[str] = None) -> Job:
+        job = self.get(ref)
+        updated = self.backend.transition(job.id, transition, self.now(),
+                                          reset_attempts=reset, note=note)
+        if updated is None:
+            current = self.backend.get(job.id)
+            state = current.state.value if current else "deleted"
+            allowed = ", ".join(sorted(s.value for s in transition.sources))
+            raise InvalidTransition(f"job {job.id} is {state}; "
+                                    f"{transition.name.lower().replace('_', ' ')} "
+                                    f"works on {allowed} jobs")
+        self.wake_workers()
+        return updated
+
+    def cancel(self, ref: str) -> Job:
+        """Cancel a waiting job, or kill a running one (its worker stops it)."""
+        return self._transition(ref, Transition.CANCEL, note="cancelled by user")
+
+    def retry(self, ref: str) -> Job:
+        """Run a failed, dead, cancelled or completed job again now."""
+        return self._transition(ref, Transition.RETRY)
+
+    def dlq_list(self, limit: int = 50) -> list[Job]:
+        return self.list_jobs([JobState.DEAD], limit=limit)
+
+    def dlq_retry(self, ref: str) -> Job:
+        """Dead -> pending with attempts reset to 0 (the history is kept)."""
+        return self._transition(ref, Transition.DLQ_RETRY, reset=True)
+
+    def dlq_retry_all(self) -> list[Job]:
+        moved = []
+        while True:
+            batch = self.list_jobs([JobState.DEAD], limit=500)
+            if not batch:
+                return moved
+            for job in batch:
+                updated = self.backend.transition(job.id, Transition.DLQ_RETRY, self.now(),
+                                                  reset_attempts=True)
+                if updated is not None:
+                    moved.append(updated)
+            self.wake_workers()
+
+    def dlq_purge(self) -> int:
+        return self.backend.purge([JobState.DEAD], None)
+
+    def clear(self) -> int:
+        return self.backend.clear()
+
+    def purge(self, older_than_s: float, states: Sequence[JobState] | None = None) -> int:
+        """Delete finished jobs that finished more than `older_than_s` ago."""
+        chosen = sorted(states or FINISHED)
+        bad = [s for s in chosen if s not in FINISHED]
+        if bad:
+            raise InvalidInput(f"only finished jobs can be purged, not {bad[0].value}")
+        return self.backend.purge(chosen, self.now() - older_than_s)
+
+    def cleanup(self) -> tuple[RescueReport, int]:
+        """Rescue jobs of dead workers, then purge finished jobs past retention."""
+        settings = self.settings()
+        now = self.now()
+        report = rescue(self.backend, settings, now)
+        if report.requeued:
+            self.wake_workers()
+        return report, purge_expired(self.backend, settings, now)
+
+    def output(self, ref: str) -> tuple[Job, str, bool]:
+        """(job, output, live): the live capture while it runs on this host, else the
+        tail stored when it finished."""
+        job = self.get(ref)
+        if job.state is JobState.PROCESSING:
+            path = self.job_log_path(job.id)
+            try:
+                with open(path, "rb") as handle:
+                    return job, handle.read().decode("utf-8", "replace"), True
+            except OSError:
+                pass
+        return job, job.output or "", False
+
+    # -- status ---------------------------------------------------------------------
+    def status(self) -> Status:
+        now = self.now()
+        settings = self.settings()
+        workers = [w for w in self.backend.list_workers()
+                   if worker_alive(w, settings, now, this_host())]
+        oldest = self.backend.oldest_due(now)
+        return Status(url=self.url, counts=self.backend.counts(), workers=workers,
+                      oldest_due_age_s=None if oldest is None else now - oldest,
+                      finished_last_minute=self.backend.finished_since(now - 60), now=now)
+
+    def workers(self) -> list[tuple[WorkerInfo, bool]]:
+        """Every registration with whether it is alive."""
+        now, settings, host = self.now(), self.settings(), this_host()
+        return [(w, worker_alive(w, settings, now, host)) for w in self.backend.list_workers()]
+
+    def stop_workers(self, *, now_mode: bool = False) -> StopReport:
+        """Ask every supervisor to stop: local ones at once (a signal), remote ones
+        through the store at their next heartbeat."""
+        mode = "now" if now_mode else "graceful"
+        report = StopReport(requested=self.backend.request_stop(mode))
+        host = this_host()
+        for info, alive in self.workers():
+            if info.host == host and alive and info.pid != os.getpid():
+                try:
+                    os.kill(info.pid, signal.SIGTERM)
+                    report.signalled.append(info.pid)
+                except (ProcessLookupError, PermissionError):
+                    pass
+        return report
+
+    # -- config ---------------------------------------------------------------------
+    def config_items(self) -> list[tuple[str, Any, str]]:
+        return self.settings().items()
+
+    def config_get(self, key: str) -> tuple[str, Any, str]:
+        name = configmod.canonical_key(key)
+        settings = self.settings()
+        return name, settings[name], settings.source(name)
+
+    def config_set(self, key: str, value: Any) -> tuple[str, Any]:
+        """Validate, then store; nothing is written when the value is bad."""
+        name = configmod.canonical_key(key)
+        typed = configmod.validate(name, value)
+        self.backend.config_set(name, configmod.to_text(typed), self.now())
+        return name, typed
+
+    def config_unset(self, key: str) -> tuple[str, bool]:
+        name = configmod.canonical_key(key)
+        return name, self.backend.config_unset(name)
+
+    # -- waiting ----------------------------------------------------------------------
+    def wait(self, refs: Sequence[str], timeout_s: Optional[float] = None,
+             poll_s: float = 0.1, on_change: Callable[[Job], None] | None = None
+             ) -> dict[str, Job]:
+        """Block until every job is finished (completed, dead or cancelled) or the
+        timeout passes; returns the latest view of each job."""
+        ids = [self.resolve(ref) for ref in refs]
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        latest: dict[str, Job] = {}
+        while True:
+            for job_id in ids:
+                job = self.backend.get(job_id)
+                if job is None:
+                    raise NotFound(f"job {job_id} was deleted while waiting")
+                previous = latest.get(job_id)
+                latest[job_id] = job
+                if on_change and (previous is None or previous.state != job.state):
+                    on_change(job)
+            if all(j.state in FINISHED for j in latest.values()):
+                return latest
+            if deadline is not None and time.monotonic() >= deadline:
+                return latest
+            time.sleep(poll_s if deadline is None
+                       else max(0.0, min(poll_s, deadline - time.monotonic())))

@@ -1,0 +1,105 @@
+"""Same-host wake-ups: how an idle worker hears of new work within a millisecond.
+
+Each supervisor binds a Unix datagram socket in the store's wake folder; whoever
+changes the queue (enqueue, retry, cancel, stop) sends one byte to every socket there.
+A lost datagram costs nothing but latency: workers still poll slowly as a safety net.
+PostgreSQL adds LISTEN/NOTIFY behind the same `Listener.wait()` seam.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import select
+import socket
+from typing import Optional
+
+from queuectl.paths import wake_dir
+
+log = logging.getLogger(__name__)
+
+WAKE = b"w"
+
+
+def notify(url: str) -> int:
+    """Wake every local supervisor of the store at `url`; returns how many were sent."""
+    folder = wake_dir(url)
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return 0
+    if not names:
+        return 0
+    sent = 0
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.setblocking(False)
+    try:
+        for name in names:
+            if not name.endswith(".sock"):
+                continue
+            path = os.path.join(folder, name)
+            try:
+                sock.sendto(WAKE, path)
+                sent += 1
+            except BlockingIOError:
+                sent += 1  # its buffer is full of wake-ups already: it is awake
+            except OSError as exc:
+                if exc.errno in (errno.ECONNREFUSED, errno.ENOENT):
+                    _remove_stale(path)
+    finally:
+        sock.close()
+    return sent
+
+
+def _remove_stale(path: str) -> None:
+    """A socket nobody listens on belongs to a dead supervisor."""
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+class Listener:
+    """A supervisor's wake-up socket.  `wait()` returns when woken or on timeout."""
+
+    def __init__(self, url: str, name: str) -> None:
+        folder = wake_dir(url)
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        self.path = os.path.join(folder, f"{name}.sock")
+        _remove_stale(self.path)
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._sock.bind(self.path)
+        self._sock.setblocking(False)
+        self._extra: list[int] = []
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+    def add_fd(self, fd: int) -> None:
+        """Also wake when `fd` becomes readable (a self-pipe, a database socket)."""
+        self._extra.append(fd)
+
+    def wait(self, timeout: Optional[float]) -> bool:
+        """Block until a wake-up arrives or `timeout` seconds pass; True if woken."""
+        fds = [self._sock.fileno(), *self._extra]
+        try:
+            ready, _, _ = select.select(fds, [], [], timeout)
+        except InterruptedError:
+            return True
+        if self._sock.fileno() in ready:
+            self.drain()
+        return bool(ready)
+
+    def drain(self) -> None:
+        while True:
+            try:
+                self._sock.recv(64)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self._sock.close()
+        _remove_stale(self.path)

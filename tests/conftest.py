@@ -1,0 +1,131 @@
+"""Shared fixtures: every test gets a fresh HOME, no QUEUECTL_* variables, and a fresh
+store.  Store-parametrised fixtures run against SQLite and, when a server is
+reachable, PostgreSQL (QUEUECTL_TEST_PG, default the local test server)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+
+PG_URL = os.environ.get("QUEUECTL_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(autouse=True)
+def fresh_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private HOME and data dir; QUEUECTL_* variables scrubbed."""
+    home = tmp_path / "home"
+    home.mkdir()
+    for name in list(os.environ):
+        if name.startswith("QUEUECTL_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / ".local" / "share"))
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))
+    (tmp_path / "run").mkdir()
+    return home
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return str(tmp_path / "queue.db")
+
+
+def wait_for(condition: Callable[[], object], timeout: float = 10.0,
+             interval: float = 0.01, message: str = "condition") -> object:
+    """Poll `condition` until it returns a truthy value or the deadline passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)
+
+
+def run_cli(*args: str, db: str | None = None, input: str | None = None,
+            env: dict[str, str] | None = None, timeout: float = 60.0,
+            ) -> subprocess.CompletedProcess[str]:
+    """Run `python -m queuectl ARGS` as a real subprocess."""
+    argv = [sys.executable, "-m", "queuectl"]
+    if db is not None:
+        argv += ["--db", db]
+    argv += list(args)
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    return subprocess.run(argv, input=input, capture_output=True, text=True,
+                          timeout=timeout, env=full_env)
+
+
+@pytest.fixture
+def cli(sqlite_url: str) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """`cli("enqueue", "echo hi")` against a fresh SQLite store."""
+    def call(*args: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
+        return run_cli(*args, db=sqlite_url, **kwargs)  # type: ignore[arg-type]
+    return call
+
+
+def _pg_reachable() -> str | None:
+    try:
+        import psycopg
+    except ImportError:
+        return "psycopg is not installed"
+    try:
+        psycopg.connect(PG_URL, connect_timeout=2).close()
+    except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
+        return f"no PostgreSQL server reachable at {PG_URL}: {exc}".splitlines()[0]
+    return None
+
+
+_PG_SKIP: list[str | None] = []
+
+
+def pg_skip_reason() -> str | None:
+    if not _PG_SKIP:
+        _PG_SKIP.append(_pg_reachable())
+    return _PG_SKIP[0]
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database (created per test, dropped after)."""
+    reason = pg_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    import uuid
+
+    import psycopg
+
+    name = "qtest_" + uuid.uuid4().hex[:12]
+    admin = PG_URL.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield admin.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _postgres_available() -> bool:
+    try:
+        import queuectl.backends.postgres  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Every store: SQLite, and PostgreSQL when its backend and a server exist."""
+    if request.param == "sqlite":
+        return str(tmp_path / "queue.db")
+    if not _postgres_available():
+        pytest.skip("the PostgreSQL backend is not built yet")
+    return request.getfixturevalue("pg_url")

@@ -1,0 +1,209 @@
+"""Workers as a user meets them: real supervisor processes, real jobs."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import run_cli, wait_for
+
+
+def epoch(iso: str) -> float:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+def job(q: Any, job_id: str) -> dict[str, Any]:
+    return q("show", job_id)
+
+
+def state(q: Any, job_id: str) -> str:
+    return job(q, job_id)["state"]
+
+
+def test_success_and_output_captured(cli: Any, q: Any, workers: Any) -> None:
+    assert cli("enqueue", "--id", "ok1", "--command", "echo 'SUCCESS: Job 1'").returncode == 0
+    workers.start("--count", "1", "--burst").wait(timeout=30)
+    shown = job(q, "ok1")
+    assert shown["state"] == "completed"
+    assert shown["exit_code"] == 0
+    assert "SUCCESS: Job 1" in shown["output"]
+    assert shown["attempts"] == 1
+
+
+def test_invalid_command_goes_to_dlq(cli: Any, q: Any, workers: Any) -> None:
+    cli("config", "set", "backoff-base", "1")
+    assert cli("enqueue", "--id", "bad", "--job", "invalid_command_xyz",
+               "--max-retries", "2").returncode == 0
+    workers.start("--count", "1", "--burst").wait(timeout=30)
+    shown = job(q, "bad")
+    assert shown["state"] == "dead"
+    assert shown["attempts"] == 3
+    assert shown["exit_code"] == 127
+    assert "not found" in shown["error"]
+    assert [h["result"] for h in shown["history"]] == ["failed", "failed", "dead"]
+    dlq = q("dlq", "list")
+    assert [j["id"] for j in dlq] == ["bad"]
+
+
+def test_timeout_kills_the_whole_group(cli: Any, q: Any, workers: Any,
+                                       tmp_path: Path) -> None:
+    marker = tmp_path / "pgid"
+    command = f"echo $$ > {marker}; sleep 1000 & sleep 1000"
+    assert cli("enqueue", "--id", "slow", "--command", command, "--timeout", "1",
+               "--max-retries", "1").returncode == 0
+    cli("config", "set", "backoff-base", "1")
+    workers.start("--count", "1", "--burst").wait(timeout=60)
+    shown = job(q, "slow")
+    assert shown["state"] == "dead"
+    assert shown["attempts"] == 2
+    assert shown["error"] == "timeout"
+    assert all(h["timed_out"] for h in shown["history"])
+    pgid = int(marker.read_text().strip())
+    assert not _group_members(pgid), "processes of the timed-out job survived"
+
+
+def _group_members(pgid: int) -> list[int]:
+    members = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(entry))
+    return members
+
+
+def test_priority_order(cli: Any, q: Any, workers: Any, tmp_path: Path) -> None:
+    out = tmp_path / "order"
+    for name, prio in (("low", 1), ("mid", 5), ("high", 10)):
+        cli("enqueue", "--id", name, "--priority", str(prio), "--command",
+            f"echo {name} >> {out}")
+    workers.start("--count", "1", "--burst").wait(timeout=30)
+    assert out.read_text().split() == ["high", "mid", "low"]
+
+
+def test_scheduled_job_waits_for_its_time(cli: Any, q: Any, workers: Any) -> None:
+    cli("enqueue", "--id", "later", "--command", "true", "--delay", "1.5")
+    assert state(q, "later") == "scheduled"
+    started = time.time()
+    proc = workers.start("--count", "1")
+    wait_for(lambda: state(q, "later") == "completed", timeout=20, message="scheduled job")
+    shown = job(q, "later")
+    assert shown["history"][0]["started_at"] >= shown["run_at"]
+    assert time.time() - started < 10
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 0
+
+
+def test_persistence_across_worker_restart(cli: Any, q: Any, workers: Any) -> None:
+    cli("enqueue", "--id", "p1", "--job", "echo 'Persistent job 1'")
+    cli("enqueue", "--id", "p2", "--job", "sleep 0.5; echo 'Persistent job 2'")
+    first = workers.start("--count", "1")
+    wait_for(lambda: state(q, "p1") == "completed", timeout=20, message="p1")
+    first.send_signal(signal.SIGTERM)
+    assert first.wait(timeout=20) == 0
+    workers.start("--count", "1", "--burst").wait(timeout=30)
+    assert state(q, "p2") == "completed"
+
+
+def test_graceful_stop_lets_running_job_finish(cli: Any, q: Any, workers: Any) -> None:
+    cli("enqueue", "--id", "long", "--command", "sleep 1.5; echo finished")
+    proc = workers.start("--count", "1")
+    wait_for(lambda: state(q, "long") == "processing", timeout=20, message="processing")
+    result = run_cli("worker", "stop", db=workers.db)
+    assert result.returncode == 0, result.stderr
+    assert proc.wait(timeout=30) == 0
+    shown = job(q, "long")
+    assert shown["state"] == "completed"
+    assert "finished" in shown["output"]
+
+
+def test_stop_now_requeues_without_counting(cli: Any, q: Any, workers: Any) -> None:
+    cli("enqueue", "--id", "long", "--command", "sleep 30")
+    proc = workers.start("--count", "1")
+    wait_for(lambda: state(q, "long") == "processing", timeout=20, message="processing")
+    result = run_cli("worker", "stop", "--now", db=workers.db)
+    assert result.returncode == 0, result.stderr
+    assert proc.wait(timeout=30) == 0
+    shown = job(q, "long")
+    assert shown["state"] == "pending"
+    assert shown["attempts"] == 0
+    assert shown["history"][-1]["event"] == "requeued"
+
+
+def test_second_signal_stops_now(cli: Any, q: Any, workers: Any) -> None:
+    cli("enqueue", "--id", "long", "--command", "sleep 30")
+    proc = workers.start("--count", "1")
+    wait_for(lambda: state(q, "long") == "processing", timeout=20, message="processing")
+    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=30) == 0
+    assert state(q, "long") == "pending"
+
+
+def test_cancel_kills_running_job(cli: Any, q: Any, workers: Any) -> None:
+    cli("enqueue", "--id", "long", "--command", "sleep 30")
+    workers.start("--count", "1")
+    wait_for(lambda: state(q, "long") == "processing", timeout=20, message="processing")
+    assert cli("cancel", "long").returncode == 0
+    # the process group is killed promptly; the job stays cancelled
+    wait_for(lambda: not any("sleep 30" in _cmdline(p) for p in _pids()), timeout=10,
+             message="job process killed")
+    assert state(q, "long") == "cancelled"
+
+
+def _pids() -> list[int]:
+    return [int(p) for p in os.listdir("/proc") if p.isdigit()]
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return handle.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def test_retry_backoff_follows_base_power_attempts(cli: Any, q: Any, workers: Any) -> None:
+    cli("enqueue", "--id", "flaky", "--command", "exit 3", "--max-retries", "2",
+        "--backoff-base", "1.5")
+    workers.start("--count", "1", "--burst").wait(timeout=60)
+    shown = job(q, "flaky")
+    assert shown["state"] == "dead"
+    runs = shown["history"]
+    assert len(runs) == 3
+    # run n+1 starts no earlier than base ** n after run n finished, and not much later
+    for n in (1, 2):
+        gap = epoch(runs[n]["started_at"]) - epoch(runs[n - 1]["finished_at"])
+        assert 1.5 ** n - 0.01 <= gap <= 1.5 ** n + 1.0
+    back = q("dlq", "retry", "flaky")
+    assert back["state"] == "pending"
+    assert back["attempts"] == 0
+    assert len(back["history"]) >= 3
+
+
+def test_idle_timeout_stops_worker(cli: Any, workers: Any) -> None:
+    cli("enqueue", "true")
+    proc = workers.start("--count", "2", "--timeout", "1")
+    assert proc.wait(timeout=20) == 0
+
+
+def test_workers_listed_from_another_terminal(cli: Any, q: Any, workers: Any) -> None:
+    proc = workers.start("--count", "3")
+    listed = wait_for(lambda: q("worker", "status")["workers"], timeout=20,
+                      message="registration")
+    assert listed[0]["pid"] == proc.pid
+    assert listed[0]["slots"] == 3
+    status = q("status")
+    assert len(status["workers"]) == 1
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=20) == 0
+    assert q("worker", "status")["workers"] == []
