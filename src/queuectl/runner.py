@@ -1,0 +1,191 @@
+"""Run one job command: `/bin/sh -c`, its own session and process group, output
+appended to a per-job file while it runs, a timeout that kills the whole group.
+
+`Run.wait()` sleeps in `poll()` on a pidfd for the child and a pipe that `kill()`
+writes to, so a finished child, a timeout and a cancel are all noticed at once and
+without a polling loop.  Everything is reaped; nothing here raises for a job's
+own failure: the result is an `Outcome`.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import subprocess
+import threading
+import time
+from typing import Mapping, Optional
+
+from queuectl.models import Outcome
+
+SHELL = "/bin/sh"
+
+
+class Run:
+    """One execution of a command.  `start()`, then `wait()`; `kill()` from any thread."""
+
+    def __init__(self, command: str, *, output_path: str, cwd: Optional[str] = None,
+                 env: Optional[Mapping[str, str]] = None, timeout_s: float = 0,
+                 output_limit: int = 65536, grace_s: float = 2.0) -> None:
+        self.command = command
+        self.output_path = output_path
+        self.cwd = cwd
+        self.env = dict(env or {})
+        self.timeout_s = float(timeout_s or 0)
+        self.output_limit = max(0, int(output_limit))
+        self.grace_s = grace_s
+        self.pid: Optional[int] = None
+        self._proc: Optional[subprocess.Popen] = None
+        self._spawn_error: Optional[str] = None
+        self._started_at = 0.0
+        self._lock = threading.Lock()
+        self._killed = False
+        self._kill_r, self._kill_w = os.pipe()
+        os.set_blocking(self._kill_w, False)
+
+    # -- control ------------------------------------------------------------------------
+    def start(self) -> None:
+        """Spawn the command.  Never raises: a spawn failure is recorded and reported by
+        `wait()` as the outcome."""
+        self._started_at = time.time()
+        out_fd = -1
+        try:
+            os.makedirs(os.path.dirname(self.output_path) or ".", exist_ok=True)
+            out_fd = os.open(self.output_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            env = os.environ.copy()
+            env.update(self.env)
+            self._proc = subprocess.Popen(
+                [SHELL, "-c", self.command], stdin=subprocess.DEVNULL, stdout=out_fd,
+                stderr=out_fd, cwd=self.cwd or None, env=env, start_new_session=True,
+                close_fds=True)
+            self.pid = self._proc.pid
+        except OSError as exc:
+            self._spawn_error = _describe(exc, self.cwd)
+        finally:
+            if out_fd >= 0:
+                os.close(out_fd)
+
+    def kill(self) -> None:
+        """Stop the run (cancel or stop --now): TERM the group, KILL after the grace."""
+        with self._lock:
+            if self._killed or self._kill_w < 0:
+                self._killed = True
+                return
+            self._killed = True
+            try:
+                os.write(self._kill_w, b"x")
+            except OSError:
+                pass
+
+    @property
+    def killed(self) -> bool:
+        return self._killed
+
+    # -- waiting ------------------------------------------------------------------------
+    def wait(self) -> Outcome:
+        try:
+            return self._wait()
+        finally:
+            with self._lock:
+                for fd in (self._kill_r, self._kill_w):
+                    try:
+                        os.close(fd)
+                    except OSError:
+                        pass
+                self._kill_r = self._kill_w = -1
+
+    def _wait(self) -> Outcome:
+        proc = self._proc
+        if proc is None:
+            return Outcome(exit_code=None, spawn_error=self._spawn_error or "not started",
+                           started_at=self._started_at, finished_at=time.time())
+        timed_out = False
+        cancelled = False
+        deadline = self._started_at + self.timeout_s if self.timeout_s > 0 else None
+        pidfd = _pidfd(proc.pid)
+        try:
+            while proc.poll() is None:
+                remaining = None if deadline is None else deadline - time.time()
+                if remaining is not None and remaining <= 0:
+                    timed_out = True
+                    break
+                fired = _sleep(pidfd, self._kill_r, remaining)
+                if fired == "kill":
+                    cancelled = True
+                    break
+        finally:
+            if timed_out or cancelled:
+                self._terminate_group(proc, pidfd)
+            if pidfd is not None:
+                os.close(pidfd)
+        returncode = proc.wait()
+        finished = time.time()
+        exit_code = returncode if returncode >= 0 else None
+        sig = -returncode if returncode < 0 else None
+        return Outcome(exit_code=exit_code, signal=sig, timed_out=timed_out,
+                       cancelled=cancelled, output_tail=self.output_tail(),
+                       started_at=self._started_at, finished_at=finished)
+
+    def _terminate_group(self, proc: subprocess.Popen, pidfd: Optional[int]) -> None:
+        """TERM the whole process group, give the leader `grace_s` to exit, then KILL
+        the group unconditionally so no grandchild outlives the job."""
+        pgid = proc.pid  # start_new_session: the child leads its own group
+        _killpg(pgid, signal.SIGTERM)
+        end = time.monotonic() + self.grace_s
+        while proc.poll() is None and time.monotonic() < end:
+            if pidfd is not None:
+                select.select([pidfd], [], [], max(0.0, end - time.monotonic()))
+            else:
+                time.sleep(0.01)
+        _killpg(pgid, signal.SIGKILL)
+
+    def output_tail(self) -> str:
+        """The last `output_limit` bytes the command wrote."""
+        if self.output_limit == 0:
+            return ""
+        try:
+            with open(self.output_path, "rb") as handle:
+                handle.seek(0, os.SEEK_END)
+                size = handle.tell()
+                handle.seek(max(0, size - self.output_limit))
+                data = handle.read(self.output_limit)
+        except OSError:
+            return ""
+        return data.decode("utf-8", "replace")
+
+
+def _pidfd(pid: int) -> Optional[int]:
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None  # old kernel: fall back to short sleeps
+
+
+def _sleep(pidfd: Optional[int], kill_fd: int, timeout: Optional[float]) -> str:
+    """Sleep until the child exits ("exit"), kill() is called ("kill") or the timeout."""
+    poller = select.poll()
+    poller.register(kill_fd, select.POLLIN)
+    if pidfd is not None:
+        poller.register(pidfd, select.POLLIN)
+    else:
+        timeout = 0.05 if timeout is None else min(timeout, 0.05)
+    events = poller.poll(None if timeout is None else max(0, int(timeout * 1000) + 1))
+    for fd, _ in events:
+        if fd == kill_fd:
+            return "kill"
+    return "exit" if events else "timeout"
+
+
+def _killpg(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _describe(exc: OSError, cwd: Optional[str]) -> str:
+    if cwd and isinstance(exc, (FileNotFoundError, NotADirectoryError)) \
+            and not os.path.isdir(cwd):
+        return f"working directory {cwd!r} does not exist"
+    return exc.strerror or str(exc)
