@@ -71,6 +71,7 @@ class Supervisor:
         self._last_activity = time.monotonic()
         self._stop_now_at: Optional[float] = None
         self._lock = threading.Lock()
+        self._stop_requested = False
 
     # -- called from slots --------------------------------------------------------------
     def note_due(self, run_at: Optional[float]) -> None:
@@ -93,6 +94,12 @@ class Supervisor:
     def on_slot_idle(self) -> None:
         if self.options.burst or self.options.idle_timeout_s is not None:
             self._poke()
+
+    def request_stop(self, reason: str) -> None:
+        """Ask for a graceful stop from another thread (e.g. the demo's progress view)."""
+        self.exit_reason = self.exit_reason or reason
+        self._stop_requested = True
+        self._poke()
 
     def exit_deadline_passed(self) -> bool:
         return (self._stop_now_at is not None
@@ -152,6 +159,9 @@ class Supervisor:
                 self._on_signal()
                 if self.stopping:
                     break
+            if self._stop_requested:
+                self._begin_stop(now=False)
+                break
             mono = time.monotonic()
             if woken:
                 self.work.bump()

@@ -1,0 +1,136 @@
+"""Store-wide commands: status, cleanup, purge, clear, migrate, time."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Optional
+
+import click
+
+from queuectl.cli import render
+from queuectl.cli.context import json_option, state
+from queuectl.errors import InvalidInput
+from queuectl.states import FINISHED, JobState, parse_state
+from queuectl.times import ago, iso_utc, local_text, parse_duration
+
+
+@click.command()
+@json_option
+def status() -> None:
+    """Jobs per state, live workers, the oldest waiting job, recent throughput.
+
+    \b
+      queuectl status
+      queuectl status --json
+    """
+    st = state()
+    report = st.queue().status()
+    if st.json:
+        render.emit_json(report.to_dict())
+        return
+    click.echo(f"Store: {report.url}")
+    render.counts_table(report.counts)
+    slots = sum(w.slots for w in report.workers)
+    busy = sum(w.busy for w in report.workers)
+    if report.workers:
+        click.echo(f"Workers: {len(report.workers)} live, {busy}/{slots} slots busy")
+    else:
+        click.echo("Workers: none running (start one: queuectl worker start)")
+    oldest = report.oldest_due_age_s
+    click.echo("Oldest waiting job: " + ("-" if oldest is None else f"{ago(oldest)} ago"))
+    click.echo(f"Finished in the last minute: {report.finished_last_minute}")
+
+
+@click.command()
+@json_option
+def cleanup() -> None:
+    """Rescue jobs of dead workers, then delete finished jobs past `retention`."""
+    st = state()
+    report, purged = st.queue().cleanup()
+    if st.json:
+        render.emit_json({"dead_workers": report.dead_workers, "requeued": report.requeued,
+                          "buried": report.buried, "purged": purged})
+        return
+    click.echo(f"{len(report.dead_workers)} dead worker(s) removed, "
+               f"{len(report.requeued)} job(s) put back to pending, "
+               f"{len(report.buried)} moved to the DLQ (rescued too often), "
+               f"{purged} old finished job(s) deleted")
+
+
+@click.command()
+@click.option("--older-than", metavar="DURATION",
+              help="Delete finished jobs that finished longer ago than this "
+                   "(7d, 12h, 3600; default: config retention).")
+@click.option("--state", "-s", "state_names", multiple=True, metavar="STATE",
+              help="Only completed, dead or cancelled jobs (repeatable).")
+@json_option
+def purge(older_than: Optional[str], state_names: tuple[str, ...]) -> None:
+    """Delete finished jobs (completed, dead, cancelled) older than a duration.
+
+    \b
+      queuectl purge --older-than 7d
+      queuectl purge --older-than 1h --state completed
+    """
+    st = state()
+    seconds = None if older_than is None else parse_duration(older_than, what="--older-than")
+    states = [parse_state(name) for name in state_names]
+    for chosen in states:
+        if chosen not in FINISHED:
+            raise InvalidInput(f"only finished jobs can be purged, not {chosen.value}")
+    q = st.queue()
+    if seconds is None:
+        seconds = q.settings().retention
+    removed = q.purge(seconds, states or None)
+    if st.json:
+        render.emit_json({"purged": removed, "older_than_s": seconds})
+    else:
+        click.echo(f"{removed} finished job(s) deleted")
+
+
+@click.command()
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@json_option
+def clear(yes: bool) -> None:
+    """Delete every job (asks first on a terminal; needs --yes in scripts)."""
+    st = state()
+    if not yes:
+        if not sys.stdin.isatty():
+            raise InvalidInput("refusing to delete every job without --yes")
+        q = st.queue()
+        total = q.status().total
+        click.confirm(f"Delete all {total} job(s) in {q.url}?", abort=True)
+    removed = st.queue().clear()
+    if st.json:
+        render.emit_json({"deleted": removed})
+    else:
+        click.echo(f"{removed} job(s) deleted")
+
+
+@click.command()
+@json_option
+def migrate() -> None:
+    """Create or upgrade the store's schema (also done automatically on first use)."""
+    st = state()
+    q = st.queue()
+    version = q.backend.schema_version()
+    if st.json:
+        render.emit_json({"store": q.url, "schema_version": version})
+    else:
+        click.echo(f"{q.url}: schema version {version}")
+
+
+@click.command("time")
+@json_option
+def time_cmd() -> None:
+    """The current local and UTC time (the forms --run-at understands)."""
+    now = time.time()
+    if state().json:
+        render.emit_json({"local": local_text(now), "utc": iso_utc(now),
+                          "epoch": round(now, 3), "timezone": time.strftime("%Z")})
+        return
+    click.echo(f"Local: {local_text(now)} {time.strftime('%Z')}")
+    click.echo(f"UTC:   {iso_utc(now)}")
+
+
+__all__ = ["status", "cleanup", "purge", "clear", "migrate", "time_cmd", "JobState"]

@@ -1,0 +1,52 @@
+"""What every command shares: the chosen store, the --json switch, the --debug switch."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+import click
+
+from queuectl.queue import Queue
+
+
+@dataclass
+class CliState:
+    db: Optional[str] = None
+    json: bool = False
+    debug: bool = False
+    flags: dict[str, Any] = field(default_factory=dict)  # config overrides from flags
+    _queue: Optional[Queue] = None
+
+    def queue(self) -> Queue:
+        """The store's service API, opened on first use (bad input fails before this)."""
+        if self._queue is None:
+            self._queue = Queue(self.db, flags=self.flags)
+        return self._queue
+
+    def close(self) -> None:
+        if self._queue is not None:
+            self._queue.close()
+            self._queue = None
+
+    def setup_logging(self, level: str = "INFO") -> None:
+        logging.basicConfig(
+            level=logging.DEBUG if self.debug else getattr(logging, level, logging.INFO),
+            format="%(asctime)s %(levelname)-7s %(message)s", datefmt="%H:%M:%S")
+
+
+def state() -> CliState:
+    return click.get_current_context().find_object(CliState) or CliState()
+
+
+def _set_json(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.ensure_object(CliState).json = True
+
+
+def json_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """`--json` on the group and on every command: both spellings work."""
+    return click.option("--json", "as_json", is_flag=True, expose_value=False,
+                        is_eager=True, callback=_set_json,
+                        help="Print JSON (a stable, documented shape).")(func)

@@ -1,0 +1,89 @@
+"""The dead-letter queue: jobs that failed 1 + max_retries times (state `dead`)."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import click
+
+from queuectl.cli import render
+from queuectl.cli.context import json_option, state
+from queuectl.errors import InvalidInput
+
+
+@click.group(invoke_without_command=True)
+@json_option
+@click.pass_context
+def dlq(ctx: click.Context) -> None:
+    """The dead-letter queue: list, retry or purge dead jobs.
+
+    \b
+      queuectl dlq list
+      queuectl dlq retry 08232c92          # attempts reset, history kept
+      queuectl dlq retry --all
+      queuectl dlq purge
+    """
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(dlq_list)
+
+
+@dlq.command("list")
+@click.option("--limit", "-n", default=50, show_default=True, type=int,
+              help="Show at most N jobs, newest first (0 = all).")
+@json_option
+def dlq_list(limit: int = 50) -> None:
+    """List dead jobs with their last error."""
+    st = state()
+    if limit < 0:
+        raise InvalidInput("--limit must be 0 or more")
+    q = st.queue()
+    jobs = q.dlq_list(limit or (1 << 62))
+    if st.json:
+        render.emit_json([job.to_dict(with_output=False) for job in jobs])
+        return
+    rows = [[job.id, job.attempts, render.ago(q.now() - (job.finished_at or job.updated_at))
+             + " ago", job.error or "-", job.command] for job in jobs]
+    render.table(["ID", "ATTEMPTS", "DIED", "ERROR", "COMMAND"], rows,
+                 empty="The dead-letter queue is empty.")
+
+
+@dlq.command("retry")
+@click.argument("job_ref", required=False, metavar="[ID]")
+@click.option("--job-id", metavar="ID", help="Same as the ID argument.")
+@click.option("--all", "all_jobs", is_flag=True, help="Retry every dead job.")
+@json_option
+def dlq_retry(job_ref: Optional[str], job_id: Optional[str], all_jobs: bool) -> None:
+    """Move a dead job back to pending, with its attempts reset (history is kept)."""
+    st = state()
+    refs = [r for r in (job_ref, job_id) if r]
+    if all_jobs and refs:
+        raise InvalidInput("give a job id or --all, not both")
+    if len(refs) == 2 and refs[0] != refs[1]:
+        raise InvalidInput("give the job id once (as ID or --job-id)")
+    if not all_jobs and not refs:
+        raise InvalidInput("which job? queuectl dlq retry ID (or --job-id ID, or --all)")
+    q = st.queue()
+    if all_jobs:
+        moved = q.dlq_retry_all()
+        if st.json:
+            render.emit_json({"retried": len(moved), "ids": [j.id for j in moved]})
+        else:
+            click.echo(f"{len(moved)} job(s) moved back to pending")
+        return
+    job = q.dlq_retry(refs[0])
+    if st.json:
+        render.emit_json(job.to_dict(with_output=False))
+    else:
+        click.echo(f"{job.id}: {job.state.value} (attempts reset)")
+
+
+@dlq.command("purge")
+@json_option
+def dlq_purge() -> None:
+    """Delete every dead job."""
+    st = state()
+    removed = st.queue().dlq_purge()
+    if st.json:
+        render.emit_json({"purged": removed})
+    else:
+        click.echo(f"{removed} dead job(s) deleted")

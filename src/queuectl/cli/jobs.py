@@ -1,0 +1,450 @@
+"""Job commands: enqueue/add, schedule, list, show, logs, wait, cancel, retry."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+import time
+from typing import Any, Optional, Sequence
+
+import click
+
+from queuectl.cli import render
+from queuectl.cli.context import json_option, state
+from queuectl.errors import InvalidInput, NotFound
+from queuectl.jobspec import build, looks_like_json_object, parse_json_object
+from queuectl.models import Job, NewJob
+from queuectl.states import FINISHED, JobState, parse_state
+
+ALL = 1 << 62  # --limit 0
+
+
+def job_options(func: Any) -> Any:
+    """The options every way of adding a job shares."""
+    options = [
+        click.option("--id", "job_id", metavar="ID", help="Job id (default: a new UUID)."),
+        click.option("--priority", "-p", metavar="1-10",
+                     help="Higher runs first (default 5)."),
+        click.option("--delay", metavar="DURATION",
+                     help="Run no earlier than this from now: 60, 90s, 5m, 2h, 1d."),
+        click.option("--run-at", metavar="WHEN",
+                     help="Run no earlier than: +5m, ISO-8601, 'YYYY-MM-DD HH:MM:SS' "
+                          "(local time)."),
+        click.option("--timeout", metavar="SECONDS",
+                     help="Kill the job after this long (default: config job-timeout)."),
+        click.option("--max-retries", metavar="N",
+                     help="Retries after the first failure (default: config)."),
+        click.option("--backoff-base", metavar="B",
+                     help="Retry n waits B**n seconds (default: config)."),
+        click.option("--queue", "-q", metavar="NAME", help="Queue name (default 'default')."),
+        click.option("--cwd", metavar="DIR", help="Working directory of the command."),
+        click.option("--env", "env_pairs", metavar="KEY=VALUE", multiple=True,
+                     help="Environment variable for the command (repeatable)."),
+        click.option("--after", metavar="ID", multiple=True,
+                     help="Run only after this job completed (repeatable)."),
+        click.option("--unique-key", metavar="KEY",
+                     help="If a live job has this key, return it instead of adding one."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _option_fields(opts: dict[str, Any]) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    names = {"job_id": "id", "priority": "priority", "delay": "delay", "run_at": "run_at",
+             "timeout": "timeout", "max_retries": "max_retries",
+             "backoff_base": "backoff_base", "queue": "queue", "cwd": "cwd",
+             "unique_key": "unique_key"}
+    for opt, field in names.items():
+        if opts.get(opt) is not None:
+            fields[field] = opts[opt]
+    if opts.get("env_pairs"):
+        env = {}
+        for pair in opts["env_pairs"]:
+            key, sep, value = pair.partition("=")
+            if not sep or not key:
+                raise InvalidInput(f"--env wants KEY=VALUE, got {pair!r}")
+            env[key] = value
+        fields["env"] = env
+    if opts.get("after"):
+        fields["depends_on"] = list(opts["after"])
+    return fields
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any], where: str) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        normal = key.replace("-", "_")
+        if normal in merged and merged[normal] != value:
+            raise InvalidInput(f"{normal} is given twice ({where} and an option) "
+                               "with different values")
+        merged[normal] = value
+    return merged
+
+
+def _spec_fields(spec: Sequence[str]) -> dict[str, Any]:
+    if not spec:
+        return {}
+    if len(spec) == 1 and looks_like_json_object(spec[0]):
+        return {key.replace("-", "_"): v for key, v in parse_json_object(spec[0]).items()}
+    if len(spec) == 1:
+        return {"command": spec[0]}
+    return {"command": shlex.join(spec)}
+
+
+def _read_batch(path: str, defaults: dict[str, Any], now: float) -> list[NewJob]:
+    """One job per line: a JSON object or a plain command.  Blank lines and lines
+    starting with # are skipped.  Any bad line rejects the whole file."""
+    if "id" in defaults:
+        raise InvalidInput("--id cannot be used with --file (give ids in the file)")
+    try:
+        if path == "-":
+            text = sys.stdin.read()
+        else:
+            with open(path, encoding="utf-8") as handle:
+                text = handle.read()
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise InvalidInput(f"{path} is not UTF-8 text") from None
+    jobs = []
+    seen: dict[str, int] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        try:
+            fields = _spec_fields([stripped])
+            job = build(_merge(defaults, fields, "the line") if fields else defaults, now)
+        except InvalidInput as exc:
+            raise InvalidInput(f"{path} line {number}: {exc}") from None
+        if job.id in seen:
+            raise InvalidInput(f"{path} line {number}: duplicate id {job.id!r} "
+                               f"(also on line {seen[job.id]})")
+        seen[str(job.id)] = number
+        jobs.append(job)
+    if not jobs:
+        raise InvalidInput(f"{path} holds no jobs")
+    return jobs
+
+
+def _do_enqueue(spec: Sequence[str], command: Optional[str], job: Optional[str],
+                file: Optional[str], opts: dict[str, Any],
+                extra: Optional[dict[str, Any]] = None) -> None:
+    st = state()
+    now = time.time()
+    fields = _option_fields(opts)
+    if extra:
+        fields = _merge(fields, extra, "the arguments")
+    given = [name for name, value in (("a positional job", spec), ("--command", command),
+                                      ("--job", job), ("--file", file)) if value]
+    if len(given) > 1:
+        raise InvalidInput(f"give the job once: {' and '.join(given)} were both given")
+    if file:
+        jobs = _read_batch(file, fields, now)
+    else:
+        if command is not None or job is not None:
+            fields = _merge(fields, {"command": command if command is not None else job},
+                            "--command")
+        else:
+            spec_fields = _spec_fields(spec)
+            if not spec_fields:
+                raise InvalidInput("no job given: queuectl enqueue \"echo hi\", or a JSON "
+                                   "object, or --command/--job CMD, or --file FILE")
+            fields = _merge(spec_fields, fields, "the JSON")
+        jobs = [build(fields, now)]
+    stored = st.queue().enqueue(jobs)
+    if st.json:
+        if file:
+            render.emit_json({"enqueued": len(stored), "ids": [j.id for j in stored]})
+        else:
+            render.emit_json(stored[0].to_dict())
+        return
+    if file:
+        click.echo(f"Enqueued {len(stored)} jobs", err=True)
+        for item in stored:
+            click.echo(item.id)
+        return
+    item = stored[0]
+    click.echo(item.id)
+    if sys.stderr.isatty():
+        note = (f"runs at {render.local_text(item.run_at)}"
+                if item.state is JobState.SCHEDULED else item.state.value)
+        click.echo(f"Enqueued job {item.id} ({note})", err=True)
+
+
+ENQUEUE_HELP = """Add a job and print its id.
+
+\b
+The job is a JSON object, or a shell command:
+  queuectl enqueue "echo 'Hello World'"
+  queuectl enqueue '{"id":"job1","command":"sleep 2","priority":8,"run_at":"+5m"}'
+  queuectl enqueue --command "echo hi" --id job1
+  queuectl enqueue --job "./backup.sh" --max-retries 5 --timeout 300
+  queuectl enqueue --file jobs.jsonl     # one JSON object or command per line; - is stdin
+"""
+
+
+def _enqueue_command(name: str, hidden: bool = False) -> click.Command:
+    @click.command(name, help=ENQUEUE_HELP, hidden=hidden,
+                   short_help="Add a job (a command or a JSON object)." if name == "enqueue"
+                   else "Same as enqueue.")
+    @click.argument("spec", nargs=-1, metavar="[COMMAND|JSON]")
+    @click.option("--command", "-c", metavar="CMD", help="The shell command to run.")
+    @click.option("--job", metavar="CMD", help="Same as --command.")
+    @click.option("--file", "-f", metavar="FILE", help="Add many jobs in one transaction.")
+    @job_options
+    @json_option
+    def command(spec: tuple[str, ...], command: Optional[str], job: Optional[str],
+                file: Optional[str], **opts: Any) -> None:
+        _do_enqueue(spec, command, job, file, opts)
+    return command
+
+
+enqueue = _enqueue_command("enqueue")
+add = _enqueue_command("add")
+
+
+@click.command()
+@click.argument("command_text", metavar="COMMAND")
+@click.argument("when")
+@job_options
+@json_option
+def schedule(command_text: str, when: str, **opts: Any) -> None:
+    """Add a job that runs no earlier than WHEN.
+
+    \b
+    WHEN is +30s, +5m, +1h, seconds from now, ISO-8601, or a local date and time:
+      queuectl schedule "./backup.sh" "+1h"
+      queuectl schedule "./report.sh" "2025-11-10 02:00:00"
+    """
+    if opts.get("delay") or opts.get("run_at"):
+        raise InvalidInput("schedule takes the time as its second argument; "
+                           "--delay/--run-at are not needed")
+    _do_enqueue([command_text], None, None, None, opts, {"run_at": when})
+
+
+# -- listing -------------------------------------------------------------------------
+def _states(values: Sequence[str]) -> list[JobState]:
+    chosen: list[JobState] = []
+    for value in values:
+        for part in value.split(","):
+            if part.strip():
+                chosen.append(parse_state(part.strip()))
+    return chosen
+
+
+def _list(states: list[JobState], queue_name: Optional[str], limit: int) -> None:
+    st = state()
+    if limit < 0:
+        raise InvalidInput("--limit must be 0 or more")
+    q = st.queue()
+    jobs = q.list_jobs(states or None, queue_name, limit or ALL)
+    if st.json:
+        render.emit_json([job.to_dict(with_output=False) for job in jobs])
+        return
+    what = "/".join(s.value for s in states) if states else ""
+    render.job_table(jobs, q.now(), empty=f"No {what + ' ' if what else ''}jobs.")
+    if limit and len(jobs) == limit and sys.stdout.isatty():
+        click.echo(f"(showing the newest {limit}; use --limit N for more)", err=True)
+
+
+LIST_LIMIT = click.option("--limit", "-n", default=50, show_default=True, type=int,
+                          help="Show at most N jobs, newest first (0 = all).")
+
+
+@click.command("list")
+@click.option("--state", "-s", "state_names", multiple=True, metavar="STATE",
+              help="scheduled, pending, processing, completed, failed, dead (dlq), "
+                   "cancelled; repeatable or comma-separated.")
+@click.option("--queue", "-q", "queue_name", metavar="NAME", help="Only this queue.")
+@LIST_LIMIT
+@json_option
+def list_cmd(state_names: tuple[str, ...], queue_name: Optional[str], limit: int) -> None:
+    """List jobs, newest first.
+
+    \b
+      queuectl list --state pending
+      queuectl list --state failed --state dead --json
+    """
+    _list(_states(state_names), queue_name, limit)
+
+
+@click.command("list-jobs", hidden=True)
+@click.argument("state_name", required=False, metavar="[STATE]")
+@click.option("--queue", "-q", "queue_name", metavar="NAME")
+@LIST_LIMIT
+@json_option
+def list_jobs(state_name: Optional[str], queue_name: Optional[str], limit: int) -> None:
+    """List jobs in STATE (same as list --state STATE)."""
+    _list(_states([state_name] if state_name else []), queue_name, limit)
+
+
+@click.command(hidden=True)
+@click.option("--queue", "-q", "queue_name", metavar="NAME")
+@LIST_LIMIT
+@json_option
+def scheduled(queue_name: Optional[str], limit: int) -> None:
+    """List scheduled jobs (same as list --state scheduled)."""
+    _list([JobState.SCHEDULED], queue_name, limit)
+
+
+@click.command()
+@click.argument("job_ref", metavar="ID")
+@json_option
+def show(job_ref: str) -> None:
+    """Every field of a job, its attempt history and its output.
+
+    \b
+      queuectl show job1
+      queuectl show 08232c92      # a unique prefix of 4+ characters works
+    """
+    st = state()
+    q = st.queue()
+    job = q.get(job_ref)
+    if st.json:
+        render.emit_json(job.to_dict())
+    else:
+        render.job_detail(job, q.now())
+
+
+# -- output and waiting ---------------------------------------------------------------
+@click.command()
+@click.argument("job_ref", metavar="ID")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing until the job ends.")
+@json_option
+def logs(job_ref: str, follow: bool) -> None:
+    """Print a job's captured output (stdout and stderr).
+
+    \b
+      queuectl logs job1
+      queuectl logs -f job1       # follow a running job live
+    """
+    st = state()
+    q = st.queue()
+    if st.json:
+        job, text, live = q.output(job_ref)
+        render.emit_json({"id": job.id, "state": job.state.value, "live": live,
+                          "output": text})
+        return
+    if not follow:
+        _, text, _ = q.output(job_ref)
+        _write(text)
+        return
+    _follow(q, q.resolve(job_ref))
+
+
+def _write(text: str) -> None:
+    if text:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+
+def _follow(q: Any, job_id: str) -> None:
+    """Stream the live capture while the job runs here; print the stored tail when it
+    ran elsewhere.  The open handle stays readable after the worker removes the file."""
+    handle = None
+    printed = False
+    try:
+        while True:
+            job = q.backend.get(job_id)
+            if job is None:
+                raise NotFound(f"job {job_id} was deleted")
+            if handle is None and job.state is JobState.PROCESSING:
+                try:
+                    handle = open(q.job_log_path(job_id), "rb")
+                except OSError:
+                    handle = None
+            if handle is not None:
+                chunk = handle.read()
+                if chunk:
+                    printed = True
+                    _write(chunk.decode("utf-8", "replace"))
+            if job.state in FINISHED:
+                if handle is not None:
+                    _write(handle.read().decode("utf-8", "replace"))
+                elif not printed:
+                    _write(job.output or "")
+                return
+            if handle is not None and job.state is not JobState.PROCESSING:
+                handle.close()  # a retry will write a new file
+                handle = None
+            time.sleep(0.1)
+    finally:
+        if handle is not None:
+            handle.close()
+
+
+@click.command()
+@click.argument("job_refs", nargs=-1, required=True, metavar="ID...")
+@click.option("--timeout", "-t", type=float, metavar="SECONDS",
+              help="Give up after this long (exit 1).")
+@click.option("--quiet", is_flag=True, help="Print nothing; only the exit code tells.")
+@json_option
+def wait(job_refs: tuple[str, ...], timeout: Optional[float], quiet: bool) -> None:
+    """Block until the jobs finish; exit 0 only if all completed.
+
+    \b
+      id=$(queuectl enqueue "make test") && queuectl wait "$id" && echo passed
+      queuectl wait job1 job2 --timeout 60
+    """
+    st = state()
+    if timeout is not None and timeout < 0:
+        raise InvalidInput("--timeout must be 0 or more")
+    q = st.queue()
+
+    def changed(job: Job) -> None:
+        if not quiet and not st.json and job.state in FINISHED:
+            click.echo(f"{job.id}: {job.state.value}"
+                       + (f" ({job.error})" if job.error and job.state is not
+                          JobState.COMPLETED else ""))
+
+    latest = q.wait(list(job_refs), timeout, on_change=changed)
+    ok = all(job.state is JobState.COMPLETED for job in latest.values())
+    unfinished = [job for job in latest.values() if job.state not in FINISHED]
+    if st.json:
+        render.emit_json({"all_completed": ok, "timed_out": bool(unfinished),
+                          "jobs": [job.to_dict(with_output=False)
+                                   for job in latest.values()]})
+    elif unfinished and not quiet:
+        click.echo(f"timed out; still {', '.join(f'{j.id} {j.state.value}' for j in unfinished)}",
+                   err=True)
+    if not ok:
+        raise click.exceptions.Exit(1)
+
+
+# -- transitions ----------------------------------------------------------------------
+def _transition_command(name: str, verb: str, hidden: bool = False,
+                        help_text: str = "") -> click.Command:
+    @click.command(name, hidden=hidden, help=help_text)
+    @click.argument("job_refs", nargs=-1, required=True, metavar="ID...")
+    @json_option
+    def command(job_refs: tuple[str, ...]) -> None:
+        st = state()
+        q = st.queue()
+        done = []
+        for ref in job_refs:
+            job = getattr(q, verb)(ref)
+            done.append(job)
+            if not st.json:
+                click.echo(f"{job.id}: {job.state.value}")
+        if st.json:
+            render.emit_json(done[0].to_dict(with_output=False) if len(done) == 1 else
+                             {"jobs": [j.to_dict(with_output=False) for j in done]})
+    return command
+
+
+CANCEL_HELP = """Cancel a waiting job, or kill a running one.
+
+\b
+  queuectl cancel job3
+  queuectl dequeue job3       # the same
+"""
+cancel = _transition_command("cancel", "cancel", help_text=CANCEL_HELP)
+dequeue = _transition_command("dequeue", "cancel", hidden=True, help_text=CANCEL_HELP)
+retry = _transition_command("retry", "retry", help_text="""Run a failed, dead or cancelled job again now.
+
+\b
+  queuectl retry job1
+""")

@@ -1,0 +1,171 @@
+"""Drawing output.  Core code returns data; this module turns it into tables on a
+terminal (rich), plain aligned text when piped, or JSON with --json.  User text
+(commands, output) is never interpreted as markup."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, Iterable, Optional, Sequence
+
+import click
+
+from queuectl.models import Job
+from queuectl.states import ORDER, JobState
+from queuectl.times import ago, iso_utc, local_text
+
+STATE_STYLE = {
+    JobState.SCHEDULED: "cyan", JobState.PENDING: "blue", JobState.PROCESSING: "yellow",
+    JobState.COMPLETED: "green", JobState.FAILED: "magenta", JobState.DEAD: "red",
+    JobState.CANCELLED: "dim",
+}
+
+
+def is_tty() -> bool:
+    try:
+        return sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[Any]],
+          styles: Optional[Sequence[Optional[str]]] = None,
+          empty: str = "(none)") -> None:
+    """A table: rich on a terminal, tab-free aligned columns otherwise."""
+    rows = [["" if c is None else str(c) for c in row] for row in rows]
+    if not rows:
+        click.echo(empty)
+        return
+    if is_tty():
+        from rich.console import Console
+        from rich.table import Table
+        from rich.text import Text
+
+        tbl = Table(box=None, header_style="bold", pad_edge=False)
+        for header in headers:
+            tbl.add_column(header, overflow="fold")
+        for index, row in enumerate(rows):
+            style = styles[index] if styles else None
+            tbl.add_row(*[Text(cell, style=style or "") for cell in row])
+        Console(highlight=False).print(tbl)
+        return
+    widths = [len(h) for h in headers]
+    for row in rows:
+        for i, cell in enumerate(row[:-1]):
+            widths[i] = max(widths[i], len(cell))
+    line = "  ".join(h.ljust(widths[i]) if i < len(headers) - 1 else h
+                     for i, h in enumerate(headers))
+    click.echo(line.rstrip())
+    for row in rows:
+        click.echo("  ".join(c.ljust(widths[i]) if i < len(row) - 1 else c
+                             for i, c in enumerate(row)).rstrip())
+
+
+def _short(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def job_table(jobs: Sequence[Job], now: float, empty: str = "No jobs.") -> None:
+    rows, styles = [], []
+    width = 60 if is_tty() else 10_000
+    for job in jobs:
+        when = _when(job, now)
+        rows.append([job.id, job.state.value, job.priority,
+                     _attempts(job), job.queue, when, _short(job.command, width)])
+        styles.append(STATE_STYLE.get(job.state))
+    table(["ID", "STATE", "PRI", "ATTEMPTS", "QUEUE", "WHEN", "COMMAND"], rows, styles,
+          empty=empty)
+
+
+def _attempts(job: Job) -> str:
+    if job.max_retries is None:
+        return str(job.attempts)
+    return f"{job.attempts}/{1 + job.max_retries}"
+
+
+def _when(job: Job, now: float) -> str:
+    if job.state in (JobState.SCHEDULED, JobState.FAILED) or (
+            job.state is JobState.PENDING and job.run_at > now):
+        delta = job.run_at - now
+        return f"in {ago(delta)}" if delta > 0 else "due"
+    if job.state is JobState.PROCESSING and job.started_at:
+        return f"started {ago(now - job.started_at)} ago"
+    if job.finished_at:
+        return f"{ago(now - job.finished_at)} ago"
+    return f"{ago(now - job.created_at)} ago"
+
+
+def job_detail(job: Job, now: float) -> None:
+    """Every field of a job, its attempt history and its captured output."""
+    max_runs = "config" if job.max_retries is None else str(1 + job.max_retries)
+    fields = [
+        ("ID", job.id), ("Command", job.command), ("State", job.state.value),
+        ("Queue", job.queue), ("Priority", job.priority),
+        ("Attempts", f"{job.attempts} (max runs: {max_runs})"),
+        ("Max retries", "config" if job.max_retries is None else job.max_retries),
+        ("Backoff base", "config" if job.backoff_base is None else f"{job.backoff_base:g}"),
+        ("Timeout", "config" if job.timeout is None else f"{job.timeout:g}s"),
+        ("Run at", _stamp(job.run_at, now)),
+        ("Created", _stamp(job.created_at, now)),
+        ("Updated", _stamp(job.updated_at, now)),
+        ("Started", _stamp(job.started_at, now)),
+        ("Finished", _stamp(job.finished_at, now)),
+        ("Worker", job.worker or "-"),
+        ("Exit code", "-" if job.exit_code is None else job.exit_code),
+        ("Error", job.error or "-"),
+    ]
+    if job.cwd:
+        fields.append(("Working dir", job.cwd))
+    if job.env:
+        fields.append(("Env", " ".join(f"{k}={v}" for k, v in sorted(job.env.items()))))
+    if job.depends_on:
+        fields.append(("After", ", ".join(job.depends_on)))
+    if job.unique_key:
+        fields.append(("Unique key", job.unique_key))
+    if job.rescues:
+        fields.append(("Rescued", f"{job.rescues} time(s) from dead workers"))
+    width = max(len(name) for name, _ in fields)
+    for name, value in fields:
+        click.echo(f"{name + ':':<{width + 1}} {value}")
+    if job.history:
+        click.echo("History:")
+        for entry in job.history:
+            click.echo("  " + history_line(entry))
+    click.echo("Output:" + ("" if job.output else " (none)"))
+    if job.output:
+        click.echo(job.output.rstrip("\n"))
+
+
+def history_line(entry: dict[str, Any]) -> str:
+    when = iso_utc(entry.get("started_at") or entry.get("at") or entry.get("finished_at"))
+    parts = [f"#{entry.get('attempt', '?')}", when or "-"]
+    if entry.get("event"):
+        parts.append(str(entry["event"]))
+    if entry.get("result"):
+        parts.append(str(entry["result"]))
+    if entry.get("started_at") and entry.get("finished_at"):
+        parts.append(f"{entry['finished_at'] - entry['started_at']:.2f}s")
+    if entry.get("worker"):
+        parts.append(f"on {entry['worker']}")
+    if entry.get("error"):
+        parts.append(f"- {entry['error']}")
+    return " ".join(parts)
+
+
+def _stamp(ts: Optional[float], now: float) -> str:
+    if not ts:
+        return "-"
+    rel = f"{ago(now - ts)} ago" if ts <= now else f"in {ago(ts - now)}"
+    return f"{local_text(ts)} ({rel})"
+
+
+def counts_table(counts: dict[JobState, int]) -> None:
+    rows = [[state.value, counts.get(state, 0)] for state in ORDER]
+    rows.append(["total", sum(counts.values())])
+    styles = [STATE_STYLE.get(state) for state in ORDER] + ["bold"]
+    table(["STATE", "JOBS"], rows, styles)

@@ -1,0 +1,269 @@
+"""Worker commands: worker start/stop/status, the `start`/`stop`/`workers` aliases and
+S3's `scheduler` names for a detached supervisor."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Any, Optional
+
+import click
+
+from queuectl.cli import render
+from queuectl.cli.context import json_option, state
+from queuectl.errors import InvalidInput, NotFound
+from queuectl.times import ago, parse_duration
+
+
+def _start_options(func: Any) -> Any:
+    options = [
+        click.option("--count", "-c", "--workers", "count", type=int, metavar="N",
+                     help="Jobs run at once (default: config worker-count)."),
+        click.option("--queue", "-q", "queues", multiple=True, metavar="NAME",
+                     help="Serve only this queue (repeatable; default all)."),
+        click.option("--burst", is_flag=True, help="Exit when nothing is runnable."),
+        click.option("--timeout", "idle_timeout", metavar="SECONDS",
+                     help="Exit after this long without work."),
+        click.option("--detach", "-d", is_flag=True,
+                     help="Run in the background (log in the data dir) and return."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _run_worker(count: Optional[int], queues: tuple[str, ...], burst: bool,
+                idle_timeout: Optional[str], detach: bool) -> None:
+    st = state()
+    if count is not None and not 1 <= count <= 512:
+        raise InvalidInput("--count must be between 1 and 512")
+    idle_s = None if idle_timeout is None else parse_duration(idle_timeout, what="--timeout")
+    q = st.queue()
+    slots = count or q.settings().worker_count
+    if detach:
+        from queuectl import daemon
+
+        args = ["--count", str(slots)]
+        for name in queues:
+            args += ["--queue", name]
+        if burst:
+            args.append("--burst")
+        if idle_timeout is not None:
+            args += ["--timeout", idle_timeout]
+        started = daemon.start_detached(q, args)
+        if st.json:
+            render.emit_json({"pid": started.pid, "slots": slots, "log": started.log_path})
+        else:
+            click.echo(f"Worker started in the background: pid {started.pid}, {slots} "
+                       f"slot(s); log: {started.log_path}")
+            click.echo("Stop it with: queuectl worker stop")
+        return
+    from queuectl.supervisor import Supervisor, SupervisorOptions
+
+    st.setup_logging(q.settings().log_level)
+    options = SupervisorOptions(slots=slots, queues=list(queues) or None, burst=burst,
+                                idle_timeout_s=idle_s, flags=dict(st.flags))
+    url = q.url
+    st.close()
+    code = Supervisor(url, options).run()
+    if code:
+        raise click.exceptions.Exit(code)
+
+
+@click.group()
+def worker() -> None:
+    """Run, stop and inspect workers.
+
+    \b
+      queuectl worker start --count 4          # foreground; Ctrl-C stops gracefully
+      queuectl worker start --count 4 --detach
+      queuectl worker status
+      queuectl worker stop                     # running jobs finish first
+      queuectl worker stop --now               # kill running jobs, put them back
+    """
+
+
+@worker.command("start")
+@_start_options
+def worker_start(count: Optional[int], queues: tuple[str, ...], burst: bool,
+                 idle_timeout: Optional[str], detach: bool) -> None:
+    """Run jobs with N concurrent slots until stopped.
+
+    The first Ctrl-C (or SIGTERM, or `queuectl worker stop`) stops claiming and lets
+    running jobs finish; a second one kills them and puts them back to pending.
+    """
+    _run_worker(count, queues, burst, idle_timeout, detach)
+
+
+@click.command("start")
+@_start_options
+def start(count: Optional[int], queues: tuple[str, ...], burst: bool,
+          idle_timeout: Optional[str], detach: bool) -> None:
+    """Same as `worker start` (e.g. start --count 2 --timeout 10)."""
+    _run_worker(count, queues, burst, idle_timeout, detach)
+
+
+def _stop(now: bool, wait: bool, wait_timeout: Optional[float]) -> None:
+    st = state()
+    q = st.queue()
+    live = [info for info, alive in q.workers() if alive]
+    report = q.stop_workers(now_mode=now)
+    remaining: list[int] = []
+    if wait and report.signalled:
+        from queuectl import daemon
+
+        remaining = daemon.wait_until_gone(q, report.signalled, wait_timeout)
+    if st.json:
+        render.emit_json({"workers": len(live), "signalled": report.signalled,
+                          "requested": report.requested, "still_running": remaining,
+                          "mode": "now" if now else "graceful"})
+        return
+    if not live:
+        click.echo("No workers are running.")
+        return
+    remote = len(live) - len(report.signalled)
+    how = "kill running jobs and put them back" if now else "finish running jobs"
+    click.echo(f"Asked {len(live)} worker(s) to stop ({how}).")
+    if remote > 0:
+        click.echo(f"{remote} on other hosts will see it at their next heartbeat.")
+    if remaining:
+        click.echo(f"Still running after the wait: pids {', '.join(map(str, remaining))}",
+                   err=True)
+        raise click.exceptions.Exit(1)
+
+
+def _stop_options(func: Any) -> Any:
+    func = json_option(func)
+    func = click.option("--wait-timeout", type=float, metavar="SECONDS",
+                        help="With --wait: give up after this long (exit 1).")(func)
+    func = click.option("--wait", "-w", is_flag=True,
+                        help="Return only when the local workers have exited.")(func)
+    func = click.option("--now", is_flag=True,
+                        help="Kill running jobs and put them back to pending "
+                             "(no attempt counted).")(func)
+    return func
+
+
+@worker.command("stop")
+@_stop_options
+def worker_stop(now: bool, wait: bool, wait_timeout: Optional[float]) -> None:
+    """Stop every worker of this store, on this host at once and on others via the store."""
+    _stop(now, wait, wait_timeout)
+
+
+@click.command("stop")
+@_stop_options
+def stop(now: bool, wait: bool, wait_timeout: Optional[float]) -> None:
+    """Same as `worker stop`."""
+    _stop(now, wait, wait_timeout)
+
+
+def _status(include_dead: bool) -> None:
+    st = state()
+    q = st.queue()
+    now = q.now()
+    rows = [(info, alive) for info, alive in q.workers() if alive or include_dead]
+    if st.json:
+        render.emit_json({"workers": [dict(info.to_dict(now), alive=alive)
+                                      for info, alive in rows]})
+        return
+    table_rows = []
+    for info, alive in rows:
+        table_rows.append([info.id, info.host, info.pid, f"{info.busy}/{info.slots}",
+                           ",".join(info.queues) or "*", f"{ago(now - info.heartbeat_at)} ago",
+                           info.jobs_done, f"{ago(now - info.started_at)}",
+                           ("stopping" if info.stop_requested else "running") if alive
+                           else "dead"])
+    render.table(["WORKER", "HOST", "PID", "BUSY", "QUEUES", "HEARTBEAT", "DONE", "UP",
+                  "STATE"], table_rows,
+                 empty="No workers are running. Start one: queuectl worker start")
+
+
+@worker.command("status")
+@click.option("--all", "-a", "include_dead", is_flag=True,
+              help="Also show registrations of workers that died.")
+@json_option
+def worker_status(include_dead: bool) -> None:
+    """Live workers: host, pid, busy slots, heartbeat age, jobs done."""
+    _status(include_dead)
+
+
+@click.command("workers")
+@click.option("--all", "-a", "include_dead", is_flag=True,
+              help="Also show registrations of workers that died.")
+@json_option
+def workers(include_dead: bool) -> None:
+    """Same as `worker status`."""
+    _status(include_dead)
+
+
+# -- S3's scheduler names ------------------------------------------------------------
+@click.group()
+def scheduler() -> None:
+    """A background worker supervisor and its log (S3's names).
+
+    \b
+      queuectl scheduler start --workers 2 --auto
+      queuectl scheduler status
+      queuectl scheduler logs -f
+      queuectl scheduler stop
+    """
+
+
+@scheduler.command("start")
+@click.option("--workers", "-w", "count", type=int, metavar="N",
+              help="Jobs run at once (default: config worker-count).")
+@click.option("--queue", "-q", "queues", multiple=True, metavar="NAME")
+@click.option("--auto", is_flag=True,
+              help="Run due jobs automatically (always the case; accepted for S3).")
+@json_option
+def scheduler_start(count: Optional[int], queues: tuple[str, ...], auto: bool) -> None:
+    """Start a detached supervisor that promotes scheduled jobs and runs due ones."""
+    _run_worker(count, queues, False, None, True)
+
+
+@scheduler.command("stop")
+@click.option("--now", is_flag=True, help="Kill running jobs and put them back.")
+@json_option
+def scheduler_stop(now: bool) -> None:
+    """Stop the workers (running jobs finish first unless --now)."""
+    _stop(now, True, 60.0)
+
+
+@scheduler.command("status")
+@json_option
+def scheduler_status() -> None:
+    """Live workers of this store."""
+    _status(False)
+
+
+@scheduler.command("logs")
+@click.option("--lines", "-n", default=50, show_default=True, type=int,
+              help="How many of the last lines to show.")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new lines.")
+def scheduler_logs(lines: int, follow: bool) -> None:
+    """The background workers' log."""
+    from queuectl import daemon
+
+    path = daemon.log_path(state().queue())
+    try:
+        handle = open(path, "rb")
+    except FileNotFoundError:
+        raise NotFound(f"no worker log yet ({path}); start one: queuectl scheduler start") \
+            from None
+    with handle:
+        data = handle.read()
+        tail = data.splitlines(keepends=True)[-lines:] if lines > 0 else []
+        sys.stdout.write(b"".join(tail).decode("utf-8", "replace"))
+        sys.stdout.flush()
+        while follow:
+            chunk = handle.read()
+            if chunk:
+                sys.stdout.write(chunk.decode("utf-8", "replace"))
+                sys.stdout.flush()
+            else:
+                time.sleep(0.2)
+
+
+__all__ = ["worker", "workers", "start", "stop", "scheduler", "os"]
