@@ -198,13 +198,24 @@ class Supervisor:
             return
         all_idle = all(slot.idle for slot in self._slots) and not self._busy()
         if self.options.burst and all_idle:
-            if self._store(lambda: self.queue.backend.oldest_due(time.time())) is None:
+            if self._store(self._nothing_left):
                 self.exit_reason = "burst: nothing left to run"
                 self._begin_stop(now=False)
         if (self.options.idle_timeout_s is not None and all_idle
                 and time.monotonic() - self._last_activity >= self.options.idle_timeout_s):
             self.exit_reason = f"idle for {self.options.idle_timeout_s:g}s"
             self._begin_stop(now=False)
+
+    def _nothing_left(self) -> bool:
+        """Burst mode's end: nothing due now and no failed job waiting for its retry
+        (jobs scheduled for later do not keep a burst worker alive)."""
+        backend = self.queue.backend
+        if backend.oldest_due(time.time()) is not None:
+            return False
+        if not self.options.queues:
+            return backend.counts().get(JobState.FAILED, 0) == 0
+        return not any(backend.list_jobs([JobState.FAILED], name, 1)
+                       for name in self.options.queues)
 
     def _drain(self) -> None:
         """Wait for the slots to finish (graceful) or to give their jobs back (now)."""
