@@ -111,7 +111,7 @@ def config_get(key: str) -> None:
     _get(key)
 
 
-@config.command("set")
+@config.command("set", context_settings={"ignore_unknown_options": True})
 @click.argument("key", required=False)
 @click.argument("value", required=False)
 @click.option("--key", "-k", "key_opt", metavar="KEY")
