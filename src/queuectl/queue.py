@@ -15,6 +15,7 @@ from queuectl.backends import is_postgres, open_backend, sqlite_path
 from queuectl.backends.base import Backend
 from queuectl.config import Settings
 from queuectl.errors import AmbiguousId, InvalidInput, InvalidTransition, NotFound
+from queuectl.jobspec import new_job_id
 from queuectl.maintenance import RescueReport, purge_expired, rescue, this_host, worker_alive
 from queuectl.models import MIN_PREFIX_LEN, Job, NewJob, WorkerInfo
 from queuectl.paths import default_store_url, runtime_dir
@@ -126,6 +127,12 @@ class Queue:
         """Store jobs atomically (all or none) and wake idle workers."""
         if not jobs:
             return []
+        for job in jobs:
+            if job.id is None:
+                job.id = new_job_id()
+            if job.depends_on:
+                raise InvalidInput("job dependencies (--after / depends_on) are not "
+                                   "supported by this version yet")
         stored = self.backend.enqueue(jobs, self.now())
         self.wake_workers()
         return stored
