@@ -163,7 +163,12 @@ def _when(value: Any, now: float) -> float:
     if isinstance(value, (list, dict)) or value is None:
         raise InvalidInput(f"run_at must be a time like +5m or 2025-11-10 02:00:00, "
                            f"got {value!r}")
-    return parse_when(value, now)
+    when = parse_when(value, now)
+    if not when - now <= 10 * 365 * 86400:  # also rejects inf and nan
+        raise InvalidInput(f"run_at is more than ten years away: {value!r}")
+    if when < 0:
+        raise InvalidInput(f"run_at is before 1970: {value!r}")
+    return when
 
 
 def _queue(value: Any) -> str:

@@ -72,6 +72,7 @@ class Supervisor:
         self._stop_now_at: Optional[float] = None
         self._lock = threading.Lock()
         self._stop_requested = False
+        self._previous_wakeup_fd = -1
 
     # -- called from slots --------------------------------------------------------------
     def note_due(self, run_at: Optional[float]) -> None:
@@ -318,20 +319,25 @@ class Supervisor:
         self._begin_stop(now=request == "now")
 
     def _install_signals(self) -> dict[int, Any]:
-        previous = {}
+        """Signals only count: the C-level handler writes one byte per delivered signal
+        to the self-pipe (set_wakeup_fd), so two quick Ctrl-Cs are two, even when
+        Python would run its handler only once for both."""
+        previous: dict[int, Any] = {}
         if threading.current_thread() is not threading.main_thread():
             return previous
         for signum in (signal.SIGINT, signal.SIGTERM):
             previous[signum] = signal.signal(signum, self._handle_signal)
+        self._previous_wakeup_fd = signal.set_wakeup_fd(self._pipe_w)
         return previous
 
     def _restore_signals(self, previous: dict[int, Any]) -> None:
+        if previous:
+            signal.set_wakeup_fd(self._previous_wakeup_fd)
         for signum, handler in previous.items():
             signal.signal(signum, handler)
 
     def _handle_signal(self, signum: int, frame: Any) -> None:
-        self._signals += 1
-        self._poke()
+        pass  # counted from the wake-up bytes in _drain_pipe
 
     def _poke(self) -> None:
         try:
@@ -340,11 +346,12 @@ class Supervisor:
             pass
 
     def _drain_pipe(self) -> None:
+        stop_signals = (signal.SIGINT, signal.SIGTERM)
         while True:
             try:
-                if not os.read(self._pipe_r, 512):
-                    return
-            except (BlockingIOError, InterruptedError):
+                data = os.read(self._pipe_r, 512)
+            except (BlockingIOError, InterruptedError, OSError):
                 return
-            except OSError:
+            if not data:
                 return
+            self._signals += sum(1 for byte in data if byte in stop_signals)

@@ -63,9 +63,12 @@ def parse_when(text: str | int | float, now: float) -> float:
         raise InvalidInput(
             f"invalid time: {text!r} (use +5m, 60, 'YYYY-MM-DD HH:MM:SS' or ISO-8601)"
         ) from None
-    if moment.tzinfo is None:
-        moment = moment.astimezone()  # naive means local time
-    return moment.timestamp()
+    try:
+        if moment.tzinfo is None:
+            moment = moment.astimezone()  # naive means local time
+        return moment.timestamp()
+    except (OverflowError, ValueError, OSError):
+        raise InvalidInput(f"invalid time: {text!r} (out of range)") from None
 
 
 def iso_utc(ts: float | None) -> str | None:

@@ -63,8 +63,10 @@ class Slot(threading.Thread):
 
     # -- loop ---------------------------------------------------------------------------
     def run(self) -> None:
+        shared = self.sup.queue.backend
+        own = not getattr(shared, "shareable_across_threads", False)
         try:
-            self._backend = open_backend(self.sup.url, durable=False)
+            self._backend = open_backend(self.sup.url, durable=False) if own else shared
         except StoreError as exc:
             log.error("slot %s cannot open the store: %s", self.label, exc)
             self.idle = True
@@ -72,7 +74,8 @@ class Slot(threading.Thread):
         try:
             self._loop()
         finally:
-            self._backend.close()
+            if own:
+                self._backend.close()
 
     def _loop(self) -> None:
         sup = self.sup

@@ -144,6 +144,8 @@ def test_second_signal_stops_now(cli: Any, q: Any, workers: Any) -> None:
     proc = workers.start("--count", "1")
     wait_for(lambda: state(q, "long") == "processing", timeout=20, message="processing")
     proc.send_signal(signal.SIGINT)
+    # a person presses Ctrl-C again after the worker said it is stopping
+    wait_for(lambda: "stopping" in workers.log(0), timeout=10, message="graceful stop")
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=30) == 0
     assert state(q, "long") == "pending"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import threading
 from contextlib import contextmanager
 from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
 
@@ -23,6 +24,21 @@ from queuectl.models import Job, NewJob, WorkerInfo
 from queuectl.states import JobState, Transition
 
 BUSY_TIMEOUT_MS = 10_000
+
+# Connections to the same file from threads of one process take turns through this
+# lock instead of through SQLite's busy handler, which sleeps 1, 2, 5, 10... ms when
+# it loses a race: with 4 slots in one supervisor that sleeping halved throughput.
+_FILE_LOCKS: dict[str, threading.RLock] = {}
+_FILE_LOCKS_GUARD = threading.Lock()
+
+
+def _file_lock(path: str) -> threading.RLock:
+    key = os.path.realpath(path)
+    with _FILE_LOCKS_GUARD:
+        lock = _FILE_LOCKS.get(key)
+        if lock is None:
+            lock = _FILE_LOCKS[key] = threading.RLock()
+        return lock
 _QUERIES: dict[str, str] | None = None
 
 
@@ -55,11 +71,16 @@ class SqliteBackend:
     """Backend over one SQLite file.  One instance = one connection = one thread."""
 
     notifies_through_store = False
+    # Statements of all threads take turns through one lock anyway, so the slots of a
+    # supervisor share this connection: its page cache stays warm, and no connection
+    # re-reads pages another one just wrote.
+    shareable_across_threads = True
 
     def __init__(self, path: str, *, durable: bool = True) -> None:
         self.path = path
         self.url = "sqlite:///" + path
         self._q = _queries()
+        self._lock = _file_lock(path)
         parent = os.path.dirname(os.path.abspath(path))
         try:
             os.makedirs(parent, exist_ok=True)
@@ -131,7 +152,8 @@ class SqliteBackend:
     @contextmanager
     def _errors(self) -> Iterator[None]:
         try:
-            yield
+            with self._lock:
+                yield
         except sqlite3.Error as exc:
             if self._db.in_transaction:
                 try:

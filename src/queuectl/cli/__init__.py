@@ -122,7 +122,10 @@ def main(argv: Optional[list[str]] = None) -> None:
     state = CliState(debug=debug)
     code = 0
     try:
-        app.main(args=args, prog_name="queuectl", standalone_mode=False, obj=state)
+        # In non-standalone mode click returns an Exit's code instead of raising it.
+        result = app.main(args=args, prog_name="queuectl", standalone_mode=False, obj=state)
+        if isinstance(result, int) and not isinstance(result, bool):
+            code = result
     except QueuectlError as exc:
         code = _fail(str(exc) + (f" ({exc.hint})" if exc.hint else ""), exc.exit_code, debug)
     except click.exceptions.Exit as exc:
@@ -130,6 +133,9 @@ def main(argv: Optional[list[str]] = None) -> None:
     except click.Abort:
         click.echo("aborted", err=True)
         code = 130
+    except click.UsageError as exc:  # one line, like every other error
+        where = exc.ctx.command_path if exc.ctx is not None else "queuectl"
+        code = _fail(f"{exc.format_message()} (see '{where} --help')", EXIT_USAGE, debug)
     except click.ClickException as exc:
         exc.show()
         code = EXIT_USAGE if exc.exit_code == 2 else exc.exit_code

@@ -32,7 +32,7 @@ UPDATE jobs
 SET state = 'processing', attempts = attempts + 1, started_at = :now, updated_at = :now,
     finished_at = NULL, output = NULL, worker = :worker, worker_id = :worker_id
 WHERE seq = (
-    SELECT seq FROM jobs
+    SELECT seq FROM jobs INDEXED BY jobs_ready
     WHERE state IN ('pending', 'scheduled', 'failed') AND run_at <= :now
     ORDER BY priority DESC, run_at, seq
     LIMIT 1)
@@ -43,7 +43,7 @@ UPDATE jobs
 SET state = 'processing', attempts = attempts + 1, started_at = :now, updated_at = :now,
     finished_at = NULL, output = NULL, worker = :worker, worker_id = :worker_id
 WHERE seq = (
-    SELECT seq FROM jobs
+    SELECT seq FROM jobs INDEXED BY jobs_ready
     WHERE state IN ('pending', 'scheduled', 'failed') AND run_at <= :now
       AND queue IN (SELECT value FROM json_each(:queues))
     ORDER BY priority DESC, run_at, seq
