@@ -1,0 +1,309 @@
+"""B1-B7 of PERFORMANCE.md.  Each case takes the run's `Scale` and returns rows; the
+references (xargs, bare interpreter start, the 1k-job store) are measured here too."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import time
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+from benchmarks.harness import (
+    PYTHON, Row, Workspace, median, percentile, proc_cpu_seconds, proc_rss_mb,
+    queuectl_argv, store_counts, timed, wait_registered, wait_until, xargs_rate,
+)
+
+
+@dataclass
+class Scale:
+    b1_jobs: int = 5000
+    b2_samples: int = 200
+    b3_runs: int = 30
+    b4_jobs: int = 100_000
+    b5_jobs: int = 1_000_000
+    b6_seconds: float = 10.0
+    b7_jobs: int = 20_000
+
+    @classmethod
+    def quick(cls) -> "Scale":
+        return cls(b1_jobs=1000, b2_samples=50, b3_runs=8, b4_jobs=20_000,
+                   b5_jobs=100_000, b6_seconds=3.0, b7_jobs=2000)
+
+
+@dataclass
+class Context:
+    scale: Scale
+    db_url: Optional[str] = None  # a PostgreSQL URL for B8; SQLite stores are temporary
+    b1_rate: Optional[float] = None  # B7 compares against it
+
+
+def _enqueue_true(db: str, count: int, command: str = "true") -> None:
+    from queuectl.models import NewJob
+    from queuectl.queue import Queue
+
+    with Queue(db) as queue:
+        for start in range(0, count, 10_000):
+            queue.enqueue([NewJob(command=command)
+                           for _ in range(min(10_000, count - start))])
+
+
+def _drain_rate(ws: Workspace, db: str, count: int, procs: int, slots: int) -> float:
+    start = time.perf_counter()
+    workers = [ws.worker(db, "--count", str(slots), "--burst", log=f"w{i}.log")
+               for i in range(procs)]
+    for proc in workers:
+        proc.wait(timeout=600)
+    elapsed = time.perf_counter() - start
+    done = store_counts(db)["completed"]
+    if done != count:
+        raise RuntimeError(f"{done} of {count} jobs completed")
+    return count / elapsed
+
+
+def b1_throughput(ctx: Context, db: Optional[str] = None, store: str = "sqlite") -> list[Row]:
+    count = ctx.scale.b1_jobs
+    with Workspace("b1") as ws:
+        reference = xargs_rate(count, 4, ws.root)
+        target_db = db or ws.path("queue.db")
+        _enqueue_true(target_db, count)
+        rate = _drain_rate(ws, target_db, count, 1, 4)
+    ratio = rate / reference
+    need = 0.7 if store == "sqlite" else 0.5
+    if store == "sqlite":
+        ctx.b1_rate = rate
+    return [Row("B1" if store == "sqlite" else "B8", f"throughput, {count} tiny jobs, "
+                "1 worker x 4 slots", round(rate), "jobs/s", f">= {need} x xargs -P 4",
+                ratio >= need, f"xargs -P 4: {reference:.0f}/s", round(ratio, 2), store)]
+
+
+def b2_pickup(ctx: Context, db: Optional[str] = None, store: str = "sqlite") -> list[Row]:
+    from queuectl.models import NewJob
+    from queuectl.queue import Queue
+
+    samples = ctx.scale.b2_samples
+    latencies = []
+    with Workspace("b2") as ws:
+        target_db = db or ws.path("queue.db")
+        fifo = ws.path("started.fifo")
+        os.mkfifo(fifo)
+        worker = ws.worker(target_db, "--count", "1")
+        wait_registered(target_db, [worker.pid])
+        with Queue(target_db) as queue:
+            for index in range(samples + 5):
+                reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+                try:
+                    job = NewJob(command=f"printf x > {fifo}", id=f"pickup-{index}")
+                    queue.backend.enqueue([job], time.time())  # the commit
+                    start = time.perf_counter()
+                    queue.wake_workers()
+                    ready, _, _ = select.select([reader], [], [], 10)
+                    if not ready:
+                        raise RuntimeError("the job did not start within 10 s")
+                    elapsed = time.perf_counter() - start
+                    os.read(reader, 16)
+                finally:
+                    os.close(reader)
+                if index >= 5:  # the first few warm the worker's caches
+                    latencies.append(elapsed * 1000)
+                wait_until(lambda: queue.backend.counts()[_completed()] >= index + 1, 10,
+                           "the job to complete", 0.001)
+    p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
+    name = "B2" if store == "sqlite" else "B8"
+    return [
+        Row(name, f"pickup latency p50, idle 1-slot worker, {samples} samples",
+            round(p50, 2), "ms", "<= 5 ms", p50 <= 5, "seeds poll every 1000 ms", None,
+            store),
+        Row(name, "pickup latency p99", round(p99, 2), "ms", "<= 25 ms", p99 <= 25, "", None,
+            store),
+    ]
+
+
+def _completed():  # type: ignore[no-untyped-def]
+    from queuectl.states import JobState
+
+    return JobState.COMPLETED
+
+
+def b3_cli_enqueue(ctx: Context) -> list[Row]:
+    runs = ctx.scale.b3_runs
+    with Workspace("b3") as ws:
+        db = ws.path("queue.db")
+        ws.run([*queuectl_argv(), "--db", db, "status"])  # create the store first
+        bare = median(timed([PYTHON, "-c", "import sqlite3"], ws.env, runs))
+        ours = median(timed([*queuectl_argv(), "--db", db, "enqueue", "true"], ws.env, runs))
+    ratio = ours / bare
+    return [Row("B3", f"`queuectl enqueue true`, median of {runs}", round(ours * 1000, 1),
+                "ms", "<= 2.5 x python -c 'import sqlite3'", ratio <= 2.5,
+                f"import sqlite3: {bare * 1000:.1f} ms", round(ratio, 2))]
+
+
+def b4_batch_enqueue(ctx: Context) -> list[Row]:
+    count = ctx.scale.b4_jobs
+    with Workspace("b4") as ws:
+        db = ws.path("queue.db")
+        path = ws.path("jobs.jsonl")
+        with open(path, "w") as handle:
+            for index in range(count):
+                handle.write(json.dumps({"command": f"echo {index}", "priority": 1 + index % 10})
+                             + "\n")
+        ws.run([*queuectl_argv(), "--db", db, "status"])
+        start = time.perf_counter()
+        ws.run([*queuectl_argv(), "--db", db, "enqueue", "--file", path])
+        elapsed = time.perf_counter() - start
+        stored = store_counts(db)["pending"]
+    if stored != count:
+        raise RuntimeError(f"{stored} of {count} jobs stored")
+    rate = count / elapsed
+    return [Row("B4", f"`enqueue --file` of {count} JSONL jobs (whole command)", round(rate),
+                "jobs/s", ">= 50000 jobs/s", rate >= 50_000, "", None)]
+
+
+def _fill(db: str, total: int) -> None:
+    """A store with `total` jobs: 90% completed, 10% pending, written in bulk."""
+    from queuectl.backends import open_backend
+
+    backend = open_backend(db, durable=False)
+    try:
+        conn = backend._db  # the benchmark builds the fixture with plain SQL
+        now = time.time()
+        conn.execute("BEGIN")
+        conn.execute(
+            """WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
+            INSERT INTO jobs (id, command, state, priority, run_at, attempts, created_at,
+                              updated_at, started_at, finished_at, exit_code, history)
+            SELECT printf('fill-%08d', i), 'true',
+                   CASE WHEN i % 10 = 0 THEN 'pending' ELSE 'completed' END,
+                   1 + i % 10, ? - 86400 + i * 0.001,
+                   CASE WHEN i % 10 = 0 THEN 0 ELSE 1 END, ? - 86400, ? - 86400,
+                   CASE WHEN i % 10 = 0 THEN NULL ELSE ? - 86000 END,
+                   CASE WHEN i % 10 = 0 THEN NULL ELSE ? - 86000 END,
+                   CASE WHEN i % 10 = 0 THEN NULL ELSE 0 END, '[]'
+            FROM n""", (total, now, now, now, now, now))
+        conn.execute("COMMIT")
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        conn.execute("ANALYZE")
+    finally:
+        backend.close()
+
+
+def _claim_finish_rate(db: str, rounds: int = 10, batch: int = 100) -> float:
+    """Claims + guarded finishes per second through the backend, like a worker slot."""
+    from queuectl.backends import open_backend
+    from queuectl.states import JobState
+
+    backend = open_backend(db, durable=False)
+    elapsed = 0.0
+    done = 0
+    try:
+        for _ in range(rounds):
+            claimed = []
+            start = time.perf_counter()
+            for _ in range(batch):
+                job = backend.claim("bench", "bench:0/1", None, time.time())
+                if job is None:
+                    break
+                backend.finish(job, JobState.COMPLETED, None, now=time.time(), exit_code=0,
+                               error=None, output=None, history_entry={"attempt": 1})
+                claimed.append(job.id)
+            elapsed += time.perf_counter() - start
+            done += len(claimed)
+            backend.execute_raw(  # put them back for the next round (not timed)
+                "UPDATE jobs SET state = 'pending', attempts = 0, finished_at = NULL "
+                "WHERE id IN (SELECT value FROM json_each(?))", (json.dumps(claimed),))
+    finally:
+        backend.close()
+    return done / elapsed
+
+
+def b5_depth(ctx: Context) -> list[Row]:
+    big_n = ctx.scale.b5_jobs
+    with Workspace("b5") as ws:
+        small, big = ws.path("small.db"), ws.path("big.db")
+        ws.run([*queuectl_argv(), "--db", small, "status"])
+        ws.run([*queuectl_argv(), "--db", big, "status"])
+        _fill(small, 1000)
+        started = time.perf_counter()
+        _fill(big, big_n)
+        fill_s = time.perf_counter() - started
+        small_rate = _claim_finish_rate(small)
+        big_rate = _claim_finish_rate(big)
+        startup = median(timed([*queuectl_argv(), "--version"], ws.env, 5))
+        status_s = median(timed([*queuectl_argv(), "--db", big, "status"], ws.env, 5))
+        list_s = median(timed([*queuectl_argv(), "--db", big, "list", "--state", "pending",
+                               "--limit", "50"], ws.env, 5))
+    ratio = big_rate / small_rate
+    label = f"{big_n // 1000}k" if big_n < 1_000_000 else f"{big_n / 1e6:g}M"
+    return [
+        Row("B5", f"claim+finish at {label} jobs vs 1k", round(big_rate), "jobs/s",
+            ">= 0.8 x the 1k rate", ratio >= 0.8, f"1k store: {small_rate:.0f}/s",
+            round(ratio, 2), extra={"fill_seconds": round(fill_s, 1)}),
+        Row("B5", f"`status` at {label} jobs, beyond CLI start-up",
+            round((status_s - startup) * 1000, 1), "ms", "<= 100 ms",
+            status_s - startup <= 0.1, f"start-up (--version): {startup * 1000:.0f} ms"),
+        Row("B5", f"`list --state pending --limit 50` at {label}",
+            round((list_s - startup) * 1000, 1), "ms", "<= 100 ms", list_s - startup <= 0.1,
+            ""),
+    ]
+
+
+def b6_footprint(ctx: Context) -> list[Row]:
+    seconds = ctx.scale.b6_seconds
+    with Workspace("b6") as ws:
+        db = ws.path("queue.db")
+        worker = ws.worker(db, "--count", "4")
+        wait_registered(db, [worker.pid])
+        time.sleep(0.5)  # let start-up settle before measuring the idle cost
+        cpu0, t0 = proc_cpu_seconds(worker.pid), time.monotonic()
+        rss = 0.0
+        while time.monotonic() - t0 < seconds:
+            rss = max(rss, proc_rss_mb(worker.pid))
+            time.sleep(0.5)
+        cpu_pct = (proc_cpu_seconds(worker.pid) - cpu0) / (time.monotonic() - t0) * 100
+        size_db = ws.path("size.db")
+        count = 10_000
+        _enqueue_true(size_db, count, command="echo hello")
+        from queuectl.backends import open_backend
+
+        backend = open_backend(size_db)
+        backend.execute_raw("PRAGMA wal_checkpoint(TRUNCATE)")
+        backend.close()
+        per_job = os.path.getsize(size_db) / count
+    return [
+        Row("B6", f"idle 4-slot supervisor CPU over {seconds:g} s", round(cpu_pct, 2), "%",
+            "<= 1 %", cpu_pct <= 1),
+        Row("B6", "idle supervisor RSS", round(rss, 1), "MB", "<= 60 MB", rss <= 60),
+        Row("B6", f"store size per pending job ({count} jobs)", round(per_job), "bytes",
+            "<= 500 bytes", per_job <= 500),
+    ]
+
+
+def b7_contention(ctx: Context, db: Optional[str] = None, store: str = "sqlite") -> list[Row]:
+    count = ctx.scale.b7_jobs
+    with Workspace("b7") as ws:
+        target_db = db or ws.path("queue.db")
+        ran = ws.path("ran.txt")
+        _enqueue_true(target_db, count, command=f'echo "$QUEUECTL_JOB_ID" >> {ran}')
+        rate = _drain_rate(ws, target_db, count, 4, 2)
+        with open(ran) as handle:
+            ids = handle.read().split()
+    twice = len(ids) - len(set(ids))
+    missing = count - len(set(ids))
+    name = "B7" if store == "sqlite" else "B8"
+    rows = [Row(name, f"contention: jobs run twice ({count} jobs, 4 procs x 2 slots)", twice,
+                "jobs", "0", twice == 0 and missing == 0, f"missing: {missing}", None, store)]
+    if store == "sqlite":
+        reference = ctx.b1_rate
+        ratio = rate / reference if reference else None
+        rows.append(Row(name, "contention throughput", round(rate), "jobs/s", ">= 0.9 x B1",
+                        None if ratio is None else ratio >= 0.9,
+                        f"B1: {reference:.0f}/s" if reference else "B1 not run",
+                        None if ratio is None else round(ratio, 2), store))
+    return rows
+
+
+CASES: dict[str, Callable[[Context], list[Row]]] = {
+    "B1": b1_throughput, "B2": b2_pickup, "B3": b3_cli_enqueue, "B4": b4_batch_enqueue,
+    "B5": b5_depth, "B6": b6_footprint, "B7": b7_contention,
+}
