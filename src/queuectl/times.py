@@ -51,7 +51,11 @@ def parse_when(text: str | int | float, now: float) -> float:
     if raw.lower() == "now":
         return now
     if raw.startswith("+"):
-        return now + parse_duration(raw[1:], what="delay")
+        try:
+            return now + parse_duration(raw[1:], what="delay")
+        except InvalidInput:
+            raise InvalidInput(f"invalid time: {text!r} (after + comes a duration: "
+                               "+30s, +5m, +1h, +2d)") from None
     try:
         return now + parse_duration(raw, what="delay")
     except InvalidInput:
