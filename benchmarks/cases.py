@@ -181,6 +181,7 @@ def _fill(db: str, total: int) -> None:
                    CASE WHEN i % 10 = 0 THEN NULL ELSE ? - 86000 END,
                    CASE WHEN i % 10 = 0 THEN NULL ELSE 0 END, '[]'
             FROM n""", (total, now, now, now, now, now))
+        conn.execute(backend.query_text("recount_states"))
         conn.execute("COMMIT")
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         conn.execute("ANALYZE")

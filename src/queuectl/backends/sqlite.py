@@ -194,9 +194,11 @@ class SqliteBackend:
     def enqueue(self, jobs: Sequence[NewJob], now: float) -> list[Job]:
         rows = [_insert_params(job, now) for job in jobs]
         stored: list[Job] = []
+        inserted = rows
         with self._errors(), self._transaction() as db:
             try:
                 if any(job.unique_key for job in jobs):
+                    inserted = []
                     for job, row in zip(jobs, rows):
                         existing = job.unique_key and db.execute(
                             self._q["live_job_by_unique_key"],
@@ -207,12 +209,18 @@ class SqliteBackend:
                             stored.append(row_to_job(found))
                             continue
                         db.execute(self._q["insert_job"], row)
+                        inserted.append(row)
                         stored.append(_new_job_model(job, row, now))
                 else:
                     db.executemany(self._q["insert_job"], rows)
                     stored = [_new_job_model(job, row, now) for job, row in zip(jobs, rows)]
             except sqlite3.IntegrityError as exc:
                 raise self._duplicate(rows, exc) from exc
+            added: dict[str, int] = {}
+            for row in inserted:
+                added[row["state"]] = added.get(row["state"], 0) + 1
+            db.executemany(self._q["count_inserted"],
+                           [{"state": state, "n": n} for state, n in added.items()])
         return stored
 
     def _duplicate(self, rows: list[dict[str, Any]], exc: sqlite3.IntegrityError) -> Exception:

@@ -163,8 +163,7 @@ def _do_enqueue(spec: Sequence[str], command: Optional[str], job: Optional[str],
         return
     if file:
         click.echo(f"Enqueued {len(stored)} jobs", err=True)
-        for item in stored:
-            click.echo(item.id)
+        sys.stdout.write("".join(f"{item.id}\n" for item in stored))
         return
     item = stored[0]
     click.echo(item.id)

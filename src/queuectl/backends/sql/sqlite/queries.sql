@@ -20,6 +20,14 @@ INSERT INTO jobs (id, command, state, queue, priority, run_at, max_retries, back
 VALUES (:id, :command, :state, :queue, :priority, :run_at, :max_retries, :backoff_base,
         :timeout, :cwd, :env, :depends_on, :unique_key, :now, :now, '[]')
 
+-- name: count_inserted
+-- Enqueue adds its batch to the per-state counts in the same transaction.
+UPDATE state_counts SET n = n + :n WHERE state = :state
+
+-- name: recount_states
+-- Recompute every per-state count from the table (after bulk loads or repairs).
+UPDATE state_counts SET n = (SELECT COUNT(*) FROM jobs WHERE jobs.state = state_counts.state)
+
 -- name: live_job_by_unique_key
 SELECT id FROM jobs
 WHERE unique_key = :unique_key
