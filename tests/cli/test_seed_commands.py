@@ -552,3 +552,25 @@ def test_unknown_command_and_option(cli: Cli) -> None:
 
 def test_no_traceback_on_unreadable_file(cli: Cli, tmp_path: Path) -> None:
     fails(cli("enqueue", "--file", str(tmp_path / "missing.jsonl")), 2, "missing.jsonl")
+
+
+@pytest.mark.parametrize("args", [["worker", "status"], ["workers"], ["worker", "stop"],
+                                  ["stop"], ["scheduler", "status"]])
+def test_worker_inspection_without_workers(cli: Cli, args: list[str]) -> None:
+    ok(cli(*args))
+    data = as_json(cli(*args, "--json"))
+    assert isinstance(data, dict)
+    assert as_json(cli("--json", *args)) == data
+
+
+def test_corrupt_store_exit_3_untouched(tmp_path: Path) -> None:
+    from tests.conftest import run_cli
+
+    bad = tmp_path / "bad.db"
+    bad.write_bytes(b"not a database\n" * 10)
+    for args in (["list"], ["enqueue", "echo hi"], ["config", "set", "max-retries", "5"]):
+        fails(run_cli(*args, db=str(bad)), 3, "corrupt")
+    assert bad.read_bytes() == b"not a database\n" * 10
+    missing = tmp_path / "no-such-dir-file"
+    missing.write_text("")
+    fails(run_cli("list", db=str(missing / "q.db")), 3)
