@@ -51,8 +51,7 @@ class Run:
         self._started_at = time.time()
         out_fd = -1
         try:
-            os.makedirs(os.path.dirname(self.output_path) or ".", exist_ok=True)
-            out_fd = os.open(self.output_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            out_fd = _open_output(self.output_path)
             env = dict(_base_env())
             for key, value in self.env.items():
                 env[os.fsencode(key)] = os.fsencode(value)
@@ -153,6 +152,17 @@ class Run:
         return data.decode("utf-8", "replace")
 
 
+def _open_output(path: str) -> int:
+    """A fresh capture file (an earlier attempt's is truncated); the folder is made on
+    first use only, so a tiny job costs one open."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_CLOEXEC
+    try:
+        return os.open(path, flags, 0o600)
+    except FileNotFoundError:
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        return os.open(path, flags, 0o600)
+
+
 class _Child:
     """A spawned job process.  `posix_spawn` (a vfork-style clone, with the environment
     converted in C) when no working directory is asked for; `subprocess` otherwise,
@@ -172,13 +182,9 @@ class _Child:
                                      stderr=out_fd, cwd=cwd, env=env,
                                      start_new_session=True, close_fds=True)
             return cls(popen.pid, popen)
-        null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            pid = os.posix_spawn(SHELL, argv, env, setsid=True, file_actions=[
-                (os.POSIX_SPAWN_DUP2, null, 0), (os.POSIX_SPAWN_DUP2, out_fd, 1),
-                (os.POSIX_SPAWN_DUP2, out_fd, 2)])
-        finally:
-            os.close(null)
+        pid = os.posix_spawn(SHELL, argv, env, setsid=True, file_actions=[
+            (os.POSIX_SPAWN_DUP2, _devnull(), 0), (os.POSIX_SPAWN_DUP2, out_fd, 1),
+            (os.POSIX_SPAWN_DUP2, out_fd, 2)])
         return cls(pid)
 
     def poll(self) -> Optional[int]:
@@ -199,6 +205,17 @@ class _Child:
                 _, status = os.waitpid(self.pid, 0)
                 self.returncode = os.waitstatus_to_exitcode(status)
         return self.returncode
+
+
+_DEVNULL = -1
+
+
+def _devnull() -> int:
+    """One read-only /dev/null descriptor for every job's stdin."""
+    global _DEVNULL
+    if _DEVNULL < 0:
+        _DEVNULL = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+    return _DEVNULL
 
 
 _BASE_ENV: Optional[dict[bytes, bytes]] = None

@@ -101,7 +101,6 @@ class Slot(threading.Thread):
         sup = self.sup
         settings = sup.settings
         path = sup.queue.job_log_path(job.id)
-        _remove(path)
         env = dict(job.env or {})
         env["QUEUECTL_JOB_ID"] = job.id
         env["QUEUECTL_JOB_ATTEMPT"] = str(job.attempts)
@@ -158,7 +157,9 @@ class Slot(threading.Thread):
                         job.id)
             return
         if decision.state is JobState.COMPLETED:
-            log.info("job %s completed in %.3fs (%s)", job.id, outcome.duration, self.label)
+            # DEBUG, not INFO: a line per tiny job cost a tenth of the hot loop.
+            log.debug("job %s completed in %.3fs (%s)", job.id, outcome.duration,
+                      self.label)
         elif decision.state is JobState.FAILED:
             log.warning("job %s failed (attempt %d): %s; retry in %.1fs", job.id,
                         job.attempts, decision.error, (decision.run_at or now) - now)
