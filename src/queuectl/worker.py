@@ -60,6 +60,7 @@ class Slot(threading.Thread):
         self.run_handle: Optional[Run] = None
         self._lock = threading.Lock()
         self._backend: Any = None
+        self._next: Optional[Job] = None  # claimed in the same transaction as a finish
 
     # -- loop ---------------------------------------------------------------------------
     def run(self) -> None:
@@ -81,9 +82,11 @@ class Slot(threading.Thread):
         sup = self.sup
         while not sup.stopping:
             seen = sup.work.generation
+            job, self._next = self._next, None
             try:
-                job = self._backend.claim(sup.worker_id, self.label, sup.options.queues,
-                                          time.time())
+                if job is None:
+                    job = self._backend.claim(sup.worker_id, self.label,
+                                              sup.options.queues, time.time())
             except StoreError as exc:
                 log.warning("slot %s: claim failed: %s", self.label, exc)
                 time.sleep(STORE_RETRY_S)
@@ -95,6 +98,9 @@ class Slot(threading.Thread):
                 continue
             self.idle = False
             self._execute(job)
+        if self._next is not None:  # claimed together with the last finish, not run
+            self._give_back(self._next, None, "worker stopping; job not started")
+            self._next = None
 
     # -- one job ------------------------------------------------------------------------
     def _execute(self, job: Job) -> None:
@@ -149,9 +155,18 @@ class Slot(threading.Thread):
             "timed_out": outcome.timed_out, "error": decision.error,
             "result": decision.state.value,
         }
-        done = self._retrying(lambda: self._backend.finish(
-            job, decision.state, decision.run_at, now=now, exit_code=outcome.exit_code,
-            error=decision.error, output=outcome.output_tail or None, history_entry=entry))
+        fields = dict(now=now, exit_code=outcome.exit_code, error=decision.error,
+                      output=outcome.output_tail or None, history_entry=entry)
+        both = getattr(self._backend, "finish_and_claim", None)
+        if both is not None and not self.sup.stopping:
+            sup = self.sup
+            result = self._retrying(lambda: both(
+                job, decision.state, decision.run_at, worker_id=sup.worker_id,
+                worker=self.label, queues=sup.options.queues, **fields))
+            done, self._next = result if result else (False, None)
+        else:
+            done = self._retrying(lambda: self._backend.finish(
+                job, decision.state, decision.run_at, **fields))
         if not done:
             log.warning("job %s was taken from this worker while it ran; result dropped",
                         job.id)
@@ -168,14 +183,15 @@ class Slot(threading.Thread):
             log.error("job %s is dead after %d attempts: %s", job.id, job.attempts,
                       decision.error)
 
-    def _give_back(self, job: Job, outcome: Outcome) -> None:
+    def _give_back(self, job: Job, outcome: Optional[Outcome],
+                   reason: str = "worker stopped --now; attempt not counted") -> None:
         entry = {"attempt": job.attempts, "event": "requeued", "worker": self.label,
-                 "started_at": outcome.started_at, "finished_at": outcome.finished_at,
-                 "error": "worker stopped --now; attempt not counted"}
+                 "started_at": outcome.started_at if outcome else None,
+                 "finished_at": outcome.finished_at if outcome else None, "error": reason}
         if self._retrying(lambda: self._backend.requeue(
                 job, now=time.time(), count_attempt=False, rescued=False,
                 history_entry=entry)):
-            log.info("job %s put back to pending (worker stopped --now)", job.id)
+            log.info("job %s put back to pending (%s)", job.id, reason)
 
     def _retrying(self, action: Any) -> Any:
         """Run a store call until it succeeds: a result must not be lost to a store
