@@ -3,9 +3,8 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
-import tempfile
+import zlib
 
 APP = "queuectl"
 
@@ -26,7 +25,7 @@ def default_store_url() -> str:
 
 def store_key(url: str) -> str:
     """A short stable name for a store, used to name its runtime folders."""
-    return hashlib.sha1(url.encode("utf-8")).hexdigest()[:12]
+    return f"{zlib.crc32(url.encode('utf-8')):08x}"  # zlib: hashlib costs start-up time
 
 
 def runtime_dir(url: str, sqlite_file: str | None) -> str:
@@ -43,5 +42,9 @@ def wake_dir(url: str) -> str:
     """Folder of the wake-up sockets of a store's local workers.
 
     Kept short (Unix socket paths are limited to ~100 bytes) and private per user."""
-    base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
+    base = os.environ.get("XDG_RUNTIME_DIR")
+    if not base:
+        import tempfile
+
+        base = tempfile.gettempdir()
     return os.path.join(base, f"{APP}-{os.getuid()}", store_key(url))

@@ -4,10 +4,9 @@ the backend.  It returns data (models and small report dataclasses), never print
 from __future__ import annotations
 
 import os
-import signal
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence
 
 from queuectl import config as configmod
 from queuectl import wakeup
@@ -16,10 +15,12 @@ from queuectl.backends.base import Backend
 from queuectl.config import Settings
 from queuectl.errors import AmbiguousId, InvalidInput, InvalidTransition, NotFound
 from queuectl.jobspec import new_job_id
-from queuectl.maintenance import RescueReport, purge_expired, rescue, this_host, worker_alive
 from queuectl.models import MIN_PREFIX_LEN, Job, NewJob, WorkerInfo
 from queuectl.paths import default_store_url, runtime_dir
 from queuectl.states import FINISHED, JobState, Transition
+
+if TYPE_CHECKING:
+    from queuectl.maintenance import RescueReport
 
 Clock = Callable[[], float]
 
@@ -228,6 +229,8 @@ class Queue:
         """Rescue jobs of dead workers, then purge finished jobs past retention."""
         settings = self.settings()
         now = self.now()
+        from queuectl.maintenance import purge_expired, rescue
+
         report = rescue(self.backend, settings, now)
         if report.requeued:
             self.wake_workers()
@@ -248,6 +251,8 @@ class Queue:
 
     # -- status ---------------------------------------------------------------------
     def status(self) -> Status:
+        from queuectl.maintenance import this_host, worker_alive
+
         now = self.now()
         settings = self.settings()
         workers = [w for w in self.backend.list_workers()
@@ -259,12 +264,18 @@ class Queue:
 
     def workers(self) -> list[tuple[WorkerInfo, bool]]:
         """Every registration with whether it is alive."""
+        from queuectl.maintenance import this_host, worker_alive
+
         now, settings, host = self.now(), self.settings(), this_host()
         return [(w, worker_alive(w, settings, now, host)) for w in self.backend.list_workers()]
 
     def stop_workers(self, *, now_mode: bool = False) -> StopReport:
         """Ask every supervisor to stop: local ones at once (a signal), remote ones
         through the store at their next heartbeat."""
+        import signal
+
+        from queuectl.maintenance import this_host
+
         mode = "now" if now_mode else "graceful"
         report = StopReport(requested=self.backend.request_stop(mode))
         host = this_host()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
-from importlib import resources
+
+SQL_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sql")
 
 _NAME = re.compile(r"^--\s*name:\s*([a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
 
@@ -23,19 +25,19 @@ def parse_blocks(text: str) -> dict[str, str]:
 
 def load_queries(dialect: str) -> dict[str, str]:
     """The named blocks of `sql/<dialect>/queries.sql`."""
-    text = resources.files("queuectl.backends").joinpath(
-        "sql", dialect, "queries.sql").read_text(encoding="utf-8")
-    return parse_blocks(text)
+    # Plain file reads: importlib.resources cost CLI start-up several milliseconds.
+    with open(os.path.join(SQL_DIR, dialect, "queries.sql"), encoding="utf-8") as handle:
+        return parse_blocks(handle.read())
 
 
 def load_migrations(dialect: str) -> list[tuple[int, str, str]]:
     """(version, name, sql) of `sql/<dialect>/migrations/NNNN_name.sql`, in order."""
-    folder = resources.files("queuectl.backends").joinpath("sql", dialect, "migrations")
+    folder = os.path.join(SQL_DIR, dialect, "migrations")
     found = []
-    for entry in folder.iterdir():
-        match = re.match(r"^(\d{4})_([a-z0-9_]+)\.sql$", entry.name)
+    for name in os.listdir(folder):
+        match = re.match(r"^(\d{4})_([a-z0-9_]+)\.sql$", name)
         if match:
-            found.append((int(match.group(1)), match.group(2),
-                          entry.read_text(encoding="utf-8")))
+            with open(os.path.join(folder, name), encoding="utf-8") as handle:
+                found.append((int(match.group(1)), match.group(2), handle.read()))
     found.sort()
     return found
