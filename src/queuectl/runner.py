@@ -1,10 +1,10 @@
 """Run one job command: `/bin/sh -c`, its own session and process group, output
 appended to a per-job file while it runs, a timeout that kills the whole group.
 
-`Run.wait()` sleeps in `poll()` on a pidfd for the child and a pipe that `kill()`
-writes to, so a finished child, a timeout and a cancel are all noticed at once and
-without a polling loop.  Everything is reaped; nothing here raises for a job's
-own failure: the result is an `Outcome`.
+The child is watched through a pidfd, so a supervisor can sleep in one `poll()` on
+all its running jobs and its wake-up socket, and notice an exit, a timeout or a
+cancel at once, without a thread per job.  Everything is reaped; nothing here raises
+for a job's own failure: the result is an `Outcome`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,14 @@ SHELL = "/bin/sh"
 
 
 class Run:
-    """One execution of a command.  `start()`, then `wait()`; `kill()` from any thread."""
+    """One execution of a command.
+
+    Event-loop use (the supervisor runs many at once in one thread): `start()`, put
+    `fileno()` (a pidfd, readable when the child exits) in a poll set, call `check()`
+    when it is readable or at `next_wakeup()`; `check()` returns the `Outcome` once the
+    child is reaped.  Blocking use: `start()`, then `wait()`.  `kill()` works from any
+    thread: TERM to the group now, KILL after `grace_s`.
+    """
 
     def __init__(self, command: str, *, output_path: str, cwd: Optional[str] = None,
                  env: Optional[Mapping[str, str]] = None, timeout_s: float = 0,
@@ -37,17 +44,21 @@ class Run:
         self.grace_s = grace_s
         self.pid: Optional[int] = None
         self._proc: Optional[_Child] = None
+        self._pidfd: Optional[int] = None
         self._spawn_error: Optional[str] = None
         self._started_at = 0.0
-        self._lock = threading.Lock()
+        self._deadline: Optional[float] = None  # the timeout, while not terminating
+        self._kill_at: Optional[float] = None  # when TERM turns into KILL
+        self._timed_out = False
         self._killed = False
-        self._kill_r, self._kill_w = os.pipe()
-        os.set_blocking(self._kill_w, False)
+        self._outcome: Optional[Outcome] = None
+        self._lock = threading.Lock()
+        self._kill_r = self._kill_w = -1  # created by wait() for cross-thread kills
 
     # -- control ------------------------------------------------------------------------
     def start(self) -> None:
-        """Spawn the command.  Never raises: a spawn failure is recorded and reported by
-        `wait()` as the outcome."""
+        """Spawn the command.  Never raises: a spawn failure is recorded and reported
+        as the outcome."""
         self._started_at = time.time()
         out_fd = -1
         try:
@@ -57,32 +68,106 @@ class Run:
                 env[os.fsencode(key)] = os.fsencode(value)
             self._proc = _Child.spawn(self.command, out_fd, self.cwd, env)
             self.pid = self._proc.pid
+            self._pidfd = _pidfd(self.pid)
+            if self.timeout_s > 0:
+                self._deadline = self._started_at + self.timeout_s
         except OSError as exc:
             self._spawn_error = _describe(exc, self.cwd)
         finally:
             if out_fd >= 0:
                 os.close(out_fd)
+        if self._killed and self._proc is not None:  # kill() came before start()
+            self._terminate()
+
+    def fileno(self) -> int:
+        """A descriptor that becomes readable when the child exits (-1: poll by time)."""
+        return -1 if self._pidfd is None else self._pidfd
 
     def kill(self) -> None:
         """Stop the run (cancel or stop --now): TERM the group, KILL after the grace."""
         with self._lock:
-            if self._killed or self._kill_w < 0:
-                self._killed = True
+            if self._killed:
                 return
             self._killed = True
-            try:
-                os.write(self._kill_w, b"x")
-            except OSError:
-                pass
+            if self._proc is not None and self._outcome is None:
+                self._terminate()
+            if self._kill_w >= 0:
+                try:
+                    os.write(self._kill_w, b"x")
+                except OSError:
+                    pass
 
     @property
     def killed(self) -> bool:
         return self._killed
 
-    # -- waiting ------------------------------------------------------------------------
+    def next_wakeup(self) -> Optional[float]:
+        """The next time (epoch) `check()` must run even if the pidfd stays quiet."""
+        if self._outcome is not None or self._proc is None:
+            return None
+        times = [t for t in (self._deadline, self._kill_at) if t is not None]
+        if self._pidfd is None:
+            times.append(time.time() + 0.05)  # no pidfd: poll the child
+        return min(times) if times else None
+
+    def check(self) -> Optional[Outcome]:
+        """Advance the run without blocking: enforce the timeout and the KILL after the
+        grace, and return the outcome once the child has exited (None until then)."""
+        if self._outcome is not None:
+            return self._outcome
+        proc = self._proc
+        if proc is None:
+            self._outcome = Outcome(exit_code=None,
+                                    spawn_error=self._spawn_error or "not started",
+                                    started_at=self._started_at, finished_at=time.time())
+            return self._outcome
+        returncode = proc.poll()
+        if returncode is None:
+            now = time.time()
+            if self._deadline is not None and now >= self._deadline:
+                self._timed_out = True
+                self._terminate()
+            if self._kill_at is not None and now >= self._kill_at:
+                _killpg(proc.pid, signal.SIGKILL)
+                self._kill_at = None
+            return None
+        if self._timed_out or self._killed:
+            _killpg(proc.pid, signal.SIGKILL)  # no grandchild outlives a stopped job
+        if self._pidfd is not None:
+            os.close(self._pidfd)
+            self._pidfd = None
+        exit_code = returncode if returncode >= 0 else None
+        sig = -returncode if returncode < 0 else None
+        self._outcome = Outcome(exit_code=exit_code, signal=sig, timed_out=self._timed_out,
+                                cancelled=self._killed and not self._timed_out,
+                                output_tail=self.output_tail(),
+                                started_at=self._started_at, finished_at=time.time())
+        return self._outcome
+
+    def _terminate(self) -> None:
+        """TERM the whole process group; KILL follows at `_kill_at`."""
+        if self._proc is None or self._kill_at is not None:
+            return
+        self._deadline = None
+        _killpg(self._proc.pid, signal.SIGTERM)  # the child leads its own group
+        self._kill_at = time.time() + self.grace_s
+
+    # -- blocking use -------------------------------------------------------------------
     def wait(self) -> Outcome:
+        """Block until the run ends (timeout and cross-thread kill() included)."""
+        with self._lock:
+            self._kill_r, self._kill_w = os.pipe()
+            os.set_blocking(self._kill_w, False)
+            if self._killed and self._proc is not None:
+                self._terminate()
         try:
-            return self._wait()
+            while True:
+                outcome = self.check()
+                if outcome is not None:
+                    return outcome
+                wake = self.next_wakeup()
+                timeout = None if wake is None else max(0.0, wake - time.time())
+                _sleep(self._pidfd, self._kill_r, timeout)
         finally:
             with self._lock:
                 for fd in (self._kill_r, self._kill_w):
@@ -91,51 +176,6 @@ class Run:
                     except OSError:
                         pass
                 self._kill_r = self._kill_w = -1
-
-    def _wait(self) -> Outcome:
-        proc = self._proc
-        if proc is None:
-            return Outcome(exit_code=None, spawn_error=self._spawn_error or "not started",
-                           started_at=self._started_at, finished_at=time.time())
-        timed_out = False
-        cancelled = False
-        deadline = self._started_at + self.timeout_s if self.timeout_s > 0 else None
-        pidfd = _pidfd(proc.pid)
-        try:
-            while proc.poll() is None:
-                remaining = None if deadline is None else deadline - time.time()
-                if remaining is not None and remaining <= 0:
-                    timed_out = True
-                    break
-                fired = _sleep(pidfd, self._kill_r, remaining)
-                if fired == "kill":
-                    cancelled = True
-                    break
-        finally:
-            if timed_out or cancelled:
-                self._terminate_group(proc, pidfd)
-            if pidfd is not None:
-                os.close(pidfd)
-        returncode = proc.wait()
-        finished = time.time()
-        exit_code = returncode if returncode >= 0 else None
-        sig = -returncode if returncode < 0 else None
-        return Outcome(exit_code=exit_code, signal=sig, timed_out=timed_out,
-                       cancelled=cancelled, output_tail=self.output_tail(),
-                       started_at=self._started_at, finished_at=finished)
-
-    def _terminate_group(self, proc: "_Child", pidfd: Optional[int]) -> None:
-        """TERM the whole process group, give the leader `grace_s` to exit, then KILL
-        the group unconditionally so no grandchild outlives the job."""
-        pgid = proc.pid  # start_new_session: the child leads its own group
-        _killpg(pgid, signal.SIGTERM)
-        end = time.monotonic() + self.grace_s
-        while proc.poll() is None and time.monotonic() < end:
-            if pidfd is not None:
-                select.select([pidfd], [], [], max(0.0, end - time.monotonic()))
-            else:
-                time.sleep(0.01)
-        _killpg(pgid, signal.SIGKILL)
 
     def output_tail(self) -> str:
         """The last `output_limit` bytes the command wrote."""
@@ -248,6 +288,10 @@ def _sleep(pidfd: Optional[int], kill_fd: int, timeout: Optional[float]) -> str:
     events = poller.poll(None if timeout is None else max(0, int(timeout * 1000) + 1))
     for fd, _ in events:
         if fd == kill_fd:
+            try:
+                os.read(kill_fd, 64)  # drained: the grace period is waited by time
+            except OSError:
+                pass
             return "kill"
     return "exit" if events else "timeout"
 

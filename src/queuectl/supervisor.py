@@ -1,11 +1,13 @@
-"""A worker supervisor: one process, N slots (threads), one registration in the store.
+"""A worker supervisor: one process, one thread, N job slots, one registration in the
+store.
 
-The main thread never runs jobs.  It sleeps on the wake-up socket (plus a self-pipe for
-signals) until: a wake-up arrives (new work: bump the slots), a retry or scheduled job
-comes due, a heartbeat is due (report alive, read stop requests, rescue jobs of dead
-workers, notice cancelled jobs), or a stop was asked for.
+The loop sleeps in a single `poll()` on: the wake-up socket (new work on this host),
+the PostgreSQL LISTEN connection when there is one, a self-pipe (signals, requests
+from other threads), and a pidfd per running job.  It wakes when a job ends, new work
+arrives, a timeout or a retry comes due, or a heartbeat is due (report alive, read
+stop requests, rescue jobs of dead workers, notice cancelled jobs).
 
-Signals only set flags.  First SIGINT/SIGTERM: stop claiming, let running jobs finish,
+Signals only count.  First SIGINT/SIGTERM: stop claiming, let running jobs finish,
 exit.  Second (or `worker stop --now`): kill running jobs' process groups and put the
 jobs back to pending without counting the attempt.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import signal
 import threading
 import time
@@ -28,7 +31,7 @@ from queuectl.maintenance import rescue, this_host
 from queuectl.models import WorkerInfo
 from queuectl.queue import Queue
 from queuectl.states import JobState
-from queuectl.worker import Slot, WorkSignal
+from queuectl.worker import Slots
 
 log = logging.getLogger(__name__)
 
@@ -56,13 +59,12 @@ class Supervisor:
         self.url = self.queue.url
         self.host = this_host()
         self.worker_id = uuid.uuid4().hex[:12]
-        self.work = WorkSignal()
         self.stopping = False
         self.stop_now = False
         self.settings: Settings = self.queue.settings()
         self.jobs_done = 0
         self.exit_reason = ""
-        self._slots: list[Slot] = []
+        self.slots = Slots(self, options.slots)
         self._signals = 0
         self._pipe_r, self._pipe_w = os.pipe()
         os.set_blocking(self._pipe_r, False)
@@ -70,31 +72,22 @@ class Supervisor:
         self._due_hint: Optional[float] = None
         self._last_activity = time.monotonic()
         self._stop_now_at: Optional[float] = None
-        self._lock = threading.Lock()
         self._stop_requested = False
         self._previous_wakeup_fd = -1
+        self._last_beat = 0.0
 
-    # -- called from slots --------------------------------------------------------------
+    # -- called by the slots ------------------------------------------------------------
     def note_due(self, run_at: Optional[float]) -> None:
-        """A retry is due at `run_at`: make sure the main loop wakes for it."""
-        if run_at is None:
-            return
-        with self._lock:
-            if self._due_hint is None or run_at < self._due_hint:
-                self._due_hint = run_at
-        self._poke()
+        """A retry is due at `run_at`: make sure the loop wakes for it."""
+        if run_at is not None and (self._due_hint is None or run_at < self._due_hint):
+            self._due_hint = run_at
 
     def on_job_started(self) -> None:
         self._last_activity = time.monotonic()
 
     def on_job_done(self) -> None:
-        with self._lock:
-            self.jobs_done += 1
+        self.jobs_done += 1
         self._last_activity = time.monotonic()
-
-    def on_slot_idle(self) -> None:
-        if self.options.burst or self.options.idle_timeout_s is not None:
-            self._poke()
 
     def request_stop(self, reason: str) -> None:
         """Ask for a graceful stop from another thread (e.g. the demo's progress view)."""
@@ -106,25 +99,26 @@ class Supervisor:
         return (self._stop_now_at is not None
                 and time.monotonic() - self._stop_now_at > STOP_NOW_GRACE_S)
 
+    def check_signals(self) -> None:
+        """Act on signals now (also called while a store call is being retried)."""
+        self._drain_pipe()
+        if self._signals:
+            self._on_signal()
+        if self._stop_requested and not self.stopping:
+            self._begin_stop(now=False)
+
     # -- lifecycle ----------------------------------------------------------------------
     def run(self) -> int:
         """Run until stopped; returns the process exit code."""
         listener = wakeup.Listener(self.url, self.worker_id)
-        listener.add_fd(self._pipe_r)
         previous = self._install_signals()
         now = time.time()
-        self.queue.backend.register_worker(WorkerInfo(
-            id=self.worker_id, host=self.host, pid=os.getpid(), slots=self.options.slots,
-            queues=self.options.queues or [], started_at=now, heartbeat_at=now))
-        log.info("worker %s started: %d slot(s), queues %s, store %s", self.worker_id,
-                 self.options.slots, ",".join(self.options.queues or ["*"]), self.url)
         try:
+            self.queue.backend.register_worker(self._info(now))
+            log.info("worker %s started: %d slot(s), queues %s, store %s", self.worker_id,
+                     self.options.slots, ",".join(self.options.queues or ["*"]), self.url)
             self._rescue()
-            self._slots = [Slot(self, i) for i in range(1, self.options.slots + 1)]
-            for slot in self._slots:
-                slot.start()
-            self._main_loop(listener)
-            self._drain()
+            self._loop(listener)
         finally:
             self._restore_signals(previous)
             listener.close()
@@ -139,45 +133,72 @@ class Supervisor:
                  self.exit_reason or "stopped", self.jobs_done)
         return 0
 
-    def _main_loop(self, listener: wakeup.Listener) -> None:
+    def _info(self, now: float) -> WorkerInfo:
+        return WorkerInfo(id=self.worker_id, host=self.host, pid=os.getpid(),
+                          slots=self.options.slots, queues=self.options.queues or [],
+                          started_at=now, heartbeat_at=now)
+
+    def _loop(self, listener: wakeup.Listener) -> None:
+        slots = self.slots
+        backend = self.queue.backend
+        store_fd = getattr(backend, "wakeup_fd", lambda: None)()
+        base_fds = [listener.fileno(), self._pipe_r] + ([store_fd] if store_fd else [])
         mono = time.monotonic()
         next_beat = mono + self.settings.heartbeat_interval
         next_rescue = mono + RESCUE_INTERVAL_S
+        next_poll = mono + self.settings.poll_interval
         last_cancel_check = 0.0
         next_due = self._next_due()
-        while not self.stopping:
-            mono = time.monotonic()
-            timeout = min(next_beat, next_rescue, mono + self.settings.poll_interval) - mono
-            due = self._earliest_due(next_due)
-            if due is not None:
-                timeout = min(timeout, due - time.time())
-            if self.options.idle_timeout_s is not None:
-                timeout = min(timeout, self._last_activity + self.options.idle_timeout_s
-                              - mono)
-            woken = listener.wait(max(0.0, timeout))
-            self._drain_pipe()
-            if self._signals:
-                self._on_signal()
-                if self.stopping:
-                    break
-            if self._stop_requested:
-                self._begin_stop(now=False)
-                break
-            mono = time.monotonic()
+        while True:
+            if not self.stopping:
+                slots.fill()
+            if self.stopping and not slots.busy:
+                return
+            # -- sleep until something can happen --------------------------------------
+            now, mono = time.time(), time.monotonic()
+            deadline = min(next_beat, next_rescue, next_poll) - mono
+            for moment in (self._earliest_due(next_due), slots.next_wakeup()):
+                if moment is not None:
+                    deadline = min(deadline, moment - now)
+            if self.options.idle_timeout_s is not None and not slots.busy:
+                deadline = min(deadline, self._last_activity + self.options.idle_timeout_s
+                               - mono)
+            poller = select.poll()
+            for fd in base_fds:
+                poller.register(fd, select.POLLIN)
+            job_fds = slots.fds()
+            for fd in job_fds:
+                poller.register(fd, select.POLLIN)
+            events = poller.poll(max(0, int(deadline * 1000) + 1))
+            ready = {fd for fd, _ in events}
+            # -- react -----------------------------------------------------------------
+            if self._pipe_r in ready or self._stop_requested:
+                self.check_signals()
+            woken = listener.fileno() in ready
             if woken:
-                self.work.bump()
-                if self._busy() and mono - last_cancel_check >= CANCEL_CHECK_S:
-                    last_cancel_check = mono
-                    self._kill_cancelled()
+                listener.drain()
+            if store_fd and store_fd in ready:
+                self._store(backend.drain_wakeups)
+                woken = True
+            if woken:
+                slots.maybe_work = True
+            slots.service({job_fds[fd] for fd in ready if fd in job_fds})
+            mono = time.monotonic()
+            if woken and slots.busy and mono - last_cancel_check >= CANCEL_CHECK_S:
+                last_cancel_check = mono
+                self._kill_cancelled()
             due = self._earliest_due(next_due)
             if due is not None and due <= time.time():
-                with self._lock:
-                    self._due_hint = None
+                self._due_hint = None
                 self._promote()
-                self.work.bump()
+                slots.maybe_work = True
                 next_due = self._next_due()
-            elif woken or timeout >= self.settings.poll_interval - 1e-3:
-                next_due = self._next_due()  # new or remote work may be due later
+            elif woken:
+                next_due = self._next_due()  # new work may be due later
+            if mono >= next_poll:  # the safety net for lost wake-ups and remote work
+                next_poll = mono + self.settings.poll_interval
+                slots.maybe_work = True
+                next_due = self._next_due()
             if mono >= next_beat:
                 next_beat = mono + self.settings.heartbeat_interval
                 self._heartbeat()
@@ -195,14 +216,13 @@ class Supervisor:
         return next_run_at if hint is None else min(hint, next_run_at)
 
     def _check_exit(self) -> None:
-        if self.stopping or not self._slots:
+        if self.stopping:
             return
-        all_idle = all(slot.idle for slot in self._slots) and not self._busy()
-        if self.options.burst and all_idle:
-            if self._store(self._nothing_left):
-                self.exit_reason = "burst: nothing left to run"
-                self._begin_stop(now=False)
-        if (self.options.idle_timeout_s is not None and all_idle
+        idle = not self.slots.busy and not self.slots.maybe_work
+        if self.options.burst and idle and self._store(self._nothing_left):
+            self.exit_reason = "burst: nothing left to run"
+            self._begin_stop(now=False)
+        if (self.options.idle_timeout_s is not None and idle
                 and time.monotonic() - self._last_activity >= self.options.idle_timeout_s):
             self.exit_reason = f"idle for {self.options.idle_timeout_s:g}s"
             self._begin_stop(now=False)
@@ -212,28 +232,12 @@ class Supervisor:
         (jobs scheduled for later do not keep a burst worker alive)."""
         backend = self.queue.backend
         if backend.oldest_due(time.time()) is not None:
+            self.slots.maybe_work = True
             return False
         if not self.options.queues:
             return backend.counts().get(JobState.FAILED, 0) == 0
         return not any(backend.list_jobs([JobState.FAILED], name, 1)
                        for name in self.options.queues)
-
-    def _drain(self) -> None:
-        """Wait for the slots to finish (graceful) or to give their jobs back (now)."""
-        self.work.bump()
-        while any(slot.is_alive() for slot in self._slots):
-            for slot in self._slots:
-                slot.join(0.1)
-            self._drain_pipe()
-            if self._signals >= 2 and not self.stop_now:
-                self._begin_stop(now=True)
-            if not self.stop_now and self._heartbeat_due():
-                self._heartbeat()
-
-    _last_beat = 0.0
-
-    def _heartbeat_due(self) -> bool:
-        return time.monotonic() - self._last_beat >= self.settings.heartbeat_interval
 
     # -- periodic work ------------------------------------------------------------------
     def _store(self, action: Any) -> Any:
@@ -243,24 +247,17 @@ class Supervisor:
             log.warning("store error: %s", exc)
             return None
 
-    def _busy(self) -> int:
-        return sum(1 for slot in self._slots if slot.job is not None)
-
     def _heartbeat(self) -> None:
         self._last_beat = time.monotonic()
         request = self._store(lambda: self.queue.backend.heartbeat(
-            self.worker_id, busy=self._busy(), jobs_done=self.jobs_done, now=time.time()))
+            self.worker_id, busy=self.slots.busy, jobs_done=self.jobs_done, now=time.time()))
         refreshed = self._store(self.queue.settings)
         if refreshed is not None:
             self.settings = refreshed
         if request == "gone":
             log.warning("this worker's registration was removed (considered dead); "
                         "registering again")
-            now = time.time()
-            self._store(lambda: self.queue.backend.register_worker(WorkerInfo(
-                id=self.worker_id, host=self.host, pid=os.getpid(),
-                slots=self.options.slots, queues=self.options.queues or [],
-                started_at=now, heartbeat_at=now)))
+            self._store(lambda: self.queue.backend.register_worker(self._info(time.time())))
         elif request == "now":
             self.exit_reason = "worker stop --now"
             self._begin_stop(now=True)
@@ -272,7 +269,7 @@ class Supervisor:
         report = self._store(lambda: rescue(self.queue.backend, self.settings, time.time(),
                                             host=self.host, exclude=self.worker_id))
         if report and report.requeued:
-            self.work.bump()
+            self.slots.maybe_work = True
 
     def _promote(self) -> None:
         self._store(lambda: self.queue.backend.promote_due(time.time()))
@@ -283,13 +280,10 @@ class Supervisor:
                                                                   time.time()))
 
     def _kill_cancelled(self) -> None:
-        for slot in self._slots:
-            job = slot.job
-            if job is None:
-                continue
+        for job in self.slots.jobs():
             current = self._store(lambda: self.queue.backend.get(job.id))
             if current is not None and current.state is JobState.CANCELLED:
-                if slot.kill(job.id):
+                if self.slots.kill(job.id):
                     log.info("job %s was cancelled: killing it", job.id)
 
     # -- stopping -----------------------------------------------------------------------
@@ -298,23 +292,23 @@ class Supervisor:
             self.stop_now = True
             self._stop_now_at = time.monotonic()
             log.warning("stopping now: killing running jobs and putting them back")
-            for slot in self._slots:
-                slot.kill()
+            self.slots.kill()
         elif not self.stopping:
-            busy = self._busy()
+            busy = self.slots.busy
             log.info("stopping: %s", f"waiting for {busy} running job(s) to finish"
                      if busy else "no job running")
         self.stopping = True
-        self.work.bump()
 
     def _on_signal(self) -> None:
         if self._signals >= 2:
             self.exit_reason = self.exit_reason or "second signal"
             self._begin_stop(now=True)
             return
+        if self.stopping:
+            return
         # A signal from `worker stop --now` on this host comes with a store flag.
         request = self._store(lambda: self.queue.backend.heartbeat(
-            self.worker_id, busy=self._busy(), jobs_done=self.jobs_done, now=time.time()))
+            self.worker_id, busy=self.slots.busy, jobs_done=self.jobs_done, now=time.time()))
         self.exit_reason = self.exit_reason or "signal"
         self._begin_stop(now=request == "now")
 

@@ -1,19 +1,20 @@
-"""One worker slot: claim -> run -> finish, one claim and one finish statement per job.
+"""The job slots of a supervisor: claim -> spawn -> finish, one claim and one finish
+statement per job.
 
-A slot is a thread of the supervisor with its own store connection.  Between jobs it
-claims again at once; when nothing is due it sleeps on the supervisor's `Signal`
-until a wake-up (or the fallback poll) says there may be work.
+All slots are served by the supervisor's single thread: each running job is a child
+process watched through a pidfd in the supervisor's one `poll()`.  There is no thread
+per slot: four threads fighting over the GIL and the store lock ran tiny jobs 35%
+slower than one thread multiplexing four children (see docs/DECISIONS.md).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
-from typing import TYPE_CHECKING, Any, Optional
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from queuectl.backends import open_backend
 from queuectl.errors import StoreError
 from queuectl.models import Job, Outcome
 from queuectl.retry import decide, effective_timeout
@@ -25,85 +26,61 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-STORE_RETRY_S = 0.5  # pause after a store error before trying again
+STORE_RETRY_S = 0.5  # first pause after a store error before trying again
+STORE_RETRY_MAX_S = 10.0
 
 
-class WorkSignal:
-    """A generation counter with a condition: a slot that found nothing waits until
-    the generation moves, so a wake-up between its claim and its wait is never lost."""
+@dataclass
+class Running:
+    """A job running in a slot."""
 
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self.generation = 0
-
-    def bump(self) -> None:
-        with self._cond:
-            self.generation += 1
-            self._cond.notify_all()
-
-    def wait(self, seen: int, timeout: float) -> None:
-        with self._cond:
-            if self.generation == seen:
-                self._cond.wait(timeout)
+    job: Job
+    run: Run
+    slot: int
+    label: str  # host:pid/slot, recorded as the job's worker
+    path: str  # the live output capture
 
 
-class Slot(threading.Thread):
-    """A worker slot of a supervisor."""
+class Slots:
+    """`count` concurrent job slots, driven by the supervisor's loop."""
 
-    def __init__(self, supervisor: "Supervisor", index: int) -> None:
-        super().__init__(name=f"slot-{index}", daemon=True)
-        self.sup = supervisor
-        self.index = index
-        self.label = f"{supervisor.host}:{os.getpid()}/{index}"
-        self.idle = False
-        self.job: Optional[Job] = None
-        self.run_handle: Optional[Run] = None
-        self._lock = threading.Lock()
-        self._backend: Any = None
-        self._next: Optional[Job] = None  # claimed in the same transaction as a finish
+    def __init__(self, sup: "Supervisor", count: int) -> None:
+        self.sup = sup
+        self.count = count
+        self.running: dict[int, Running] = {}  # slot index -> running job
+        self.maybe_work = True  # False after a claim found nothing, until a wake-up
 
-    # -- loop ---------------------------------------------------------------------------
-    def run(self) -> None:
-        shared = self.sup.queue.backend
-        own = not getattr(shared, "shareable_across_threads", False)
-        try:
-            self._backend = open_backend(self.sup.url, durable=False) if own else shared
-        except StoreError as exc:
-            log.error("slot %s cannot open the store: %s", self.label, exc)
-            self.idle = True
-            return
-        try:
-            self._loop()
-        finally:
-            if own:
-                self._backend.close()
+    @property
+    def busy(self) -> int:
+        return len(self.running)
 
-    def _loop(self) -> None:
+    def label(self, slot: int) -> str:
+        return f"{self.sup.host}:{os.getpid()}/{slot}"
+
+    def jobs(self) -> list[Job]:
+        return [item.job for item in self.running.values()]
+
+    # -- claiming -----------------------------------------------------------------------
+    def fill(self) -> None:
+        """Claim jobs into free slots while there may be work."""
         sup = self.sup
-        while not sup.stopping:
-            seen = sup.work.generation
-            job, self._next = self._next, None
+        for slot in range(1, self.count + 1):
+            if not self.maybe_work or sup.stopping:
+                return
+            if slot in self.running:
+                continue
             try:
-                if job is None:
-                    job = self._backend.claim(sup.worker_id, self.label,
+                job = sup.queue.backend.claim(sup.worker_id, self.label(slot),
                                               sup.options.queues, time.time())
             except StoreError as exc:
-                log.warning("slot %s: claim failed: %s", self.label, exc)
-                time.sleep(STORE_RETRY_S)
-                continue
+                log.warning("claim failed: %s", exc)
+                return  # the loop's next poll tick tries again
             if job is None:
-                self.idle = True
-                sup.on_slot_idle()
-                sup.work.wait(seen, sup.settings.poll_interval)
-                continue
-            self.idle = False
-            self._execute(job)
-        if self._next is not None:  # claimed together with the last finish, not run
-            self._give_back(self._next, None, "worker stopping; job not started")
-            self._next = None
+                self.maybe_work = False
+                return
+            self.start(job, slot)
 
-    # -- one job ------------------------------------------------------------------------
-    def _execute(self, job: Job) -> None:
+    def start(self, job: Job, slot: int) -> None:
         sup = self.sup
         settings = sup.settings
         path = sup.queue.job_log_path(job.id)
@@ -113,100 +90,135 @@ class Slot(threading.Thread):
         run = Run(job.command, output_path=path, cwd=job.cwd, env=env,
                   timeout_s=effective_timeout(job, settings),
                   output_limit=settings.output_limit)
-        with self._lock:
-            self.job, self.run_handle = job, run
+        run.start()
+        self.running[slot] = Running(job, run, slot, self.label(slot), path)
         sup.on_job_started()
-        try:
-            run.start()
-            if sup.stop_now:
-                run.kill()
-            outcome = run.wait()
-        finally:
-            with self._lock:
-                self.job, self.run_handle = None, None
+        if sup.stop_now:
+            run.kill()
+
+    # -- the loop's view ----------------------------------------------------------------
+    def fds(self) -> dict[int, int]:
+        """pidfd -> slot of every running job that has one."""
+        return {item.run.fileno(): slot for slot, item in self.running.items()
+                if item.run.fileno() >= 0}
+
+    def next_wakeup(self) -> Optional[float]:
+        times = [t for t in (item.run.next_wakeup() for item in self.running.values())
+                 if t is not None]
+        return min(times) if times else None
+
+    def service(self, ready_slots: set[int]) -> None:
+        """Check runs whose pidfd fired or whose timer is due; finish the ended ones."""
+        now = time.time()
+        for slot, item in list(self.running.items()):
+            wake = item.run.next_wakeup()
+            if slot not in ready_slots and (wake is None or wake > now):
+                continue
+            outcome = item.run.check()
+            if outcome is not None:
+                del self.running[slot]
+                self._ended(item, outcome)
+
+    def kill(self, job_id: Optional[str] = None) -> int:
+        """Kill running jobs (all, or the one with `job_id`); returns how many."""
+        killed = 0
+        for item in self.running.values():
+            if job_id is None or item.job.id == job_id:
+                item.run.kill()
+                killed += 1
+        return killed
+
+    # -- one job ended ------------------------------------------------------------------
+    def _ended(self, item: Running, outcome: Outcome) -> None:
+        sup = self.sup
+        job = item.job
         if outcome.cancelled and sup.stop_now:
-            self._give_back(job, outcome)
+            self.give_back(job, item.label, outcome)
         elif outcome.cancelled and self._cancelled_by_user(job):
-            log.info("job %s cancelled while running (%s)", job.id, self.label)
+            log.info("job %s cancelled while running (%s)", job.id, item.label)
         else:
-            self._finish(job, outcome)
-        _remove(path)
+            self._finish(item, outcome)
+        _remove(item.path)
         sup.on_job_done()
 
-    def kill(self, job_id: Optional[str] = None) -> bool:
-        """Kill the running job (any, or only if it is `job_id`)."""
-        with self._lock:
-            if self.run_handle is None or (job_id and self.job and self.job.id != job_id):
-                return False
-            self.run_handle.kill()
-            return True
-
     def _cancelled_by_user(self, job: Job) -> bool:
-        current = self._retrying(lambda: self._backend.get(job.id))
+        current = self._retrying(lambda: self.sup.queue.backend.get(job.id))
         return current is None or current.state is JobState.CANCELLED
 
-    def _finish(self, job: Job, outcome: Outcome) -> None:
+    def _finish(self, item: Running, outcome: Outcome) -> None:
+        sup = self.sup
+        job = item.job
         now = time.time()
-        decision = decide(job, outcome, self.sup.settings, now)
+        decision = decide(job, outcome, sup.settings, now)
         entry = {
             "attempt": job.attempts, "started_at": outcome.started_at,
-            "finished_at": outcome.finished_at, "worker": self.label,
+            "finished_at": outcome.finished_at, "worker": item.label,
             "exit_code": outcome.exit_code, "signal": outcome.signal,
             "timed_out": outcome.timed_out, "error": decision.error,
             "result": decision.state.value,
         }
         fields = dict(now=now, exit_code=outcome.exit_code, error=decision.error,
                       output=outcome.output_tail or None, history_entry=entry)
-        both = getattr(self._backend, "finish_and_claim", None)
-        if both is not None and not self.sup.stopping:
-            sup = self.sup
+        backend = sup.queue.backend
+        both = getattr(backend, "finish_and_claim", None)
+        next_job = None
+        if both is not None and not sup.stopping:
+            # The slot's next job is claimed in the finish's own transaction.
             result = self._retrying(lambda: both(
                 job, decision.state, decision.run_at, worker_id=sup.worker_id,
-                worker=self.label, queues=sup.options.queues, **fields))
-            done, self._next = result if result else (False, None)
+                worker=item.label, queues=sup.options.queues, **fields))
+            done, next_job = result if result else (False, None)
+            if next_job is None:
+                self.maybe_work = False
         else:
-            done = self._retrying(lambda: self._backend.finish(
-                job, decision.state, decision.run_at, **fields))
+            done = self._retrying(lambda: backend.finish(job, decision.state,
+                                                         decision.run_at, **fields))
         if not done:
             log.warning("job %s was taken from this worker while it ran; result dropped",
                         job.id)
-            return
-        if decision.state is JobState.COMPLETED:
+        elif decision.state is JobState.COMPLETED:
             # DEBUG, not INFO: a line per tiny job cost a tenth of the hot loop.
             log.debug("job %s completed in %.3fs (%s)", job.id, outcome.duration,
-                      self.label)
+                      item.label)
         elif decision.state is JobState.FAILED:
             log.warning("job %s failed (attempt %d): %s; retry in %.1fs", job.id,
                         job.attempts, decision.error, (decision.run_at or now) - now)
-            self.sup.note_due(decision.run_at)
+            sup.note_due(decision.run_at)
         else:
             log.error("job %s is dead after %d attempts: %s", job.id, job.attempts,
                       decision.error)
+        if next_job is not None:
+            if sup.stopping:  # a stop arrived while the finish was being recorded
+                self.give_back(next_job, self.label(item.slot), None,
+                               "worker stopping; job not started")
+            else:
+                self.start(next_job, item.slot)
 
-    def _give_back(self, job: Job, outcome: Optional[Outcome],
-                   reason: str = "worker stopped --now; attempt not counted") -> None:
-        entry = {"attempt": job.attempts, "event": "requeued", "worker": self.label,
+    def give_back(self, job: Job, label: str, outcome: Optional[Outcome],
+                  reason: str = "worker stopped --now; attempt not counted") -> None:
+        entry = {"attempt": job.attempts, "event": "requeued", "worker": label,
                  "started_at": outcome.started_at if outcome else None,
                  "finished_at": outcome.finished_at if outcome else None, "error": reason}
-        if self._retrying(lambda: self._backend.requeue(
+        if self._retrying(lambda: self.sup.queue.backend.requeue(
                 job, now=time.time(), count_attempt=False, rescued=False,
                 history_entry=entry)):
             log.info("job %s put back to pending (%s)", job.id, reason)
 
-    def _retrying(self, action: Any) -> Any:
+    def _retrying(self, action: Callable[[], Any]) -> Any:
         """Run a store call until it succeeds: a result must not be lost to a store
-        that is locked or restarting for a while.  Gives up only on stop --now."""
+        that is locked or restarting for a while.  Gives up only after stop --now."""
         delay = STORE_RETRY_S
         while True:
             try:
                 return action()
             except StoreError as exc:
+                self.sup.check_signals()
                 if self.sup.stop_now and self.sup.exit_deadline_passed():
                     log.error("giving up recording a result: %s", exc)
                     return None
                 log.warning("store error, retrying in %.1fs: %s", delay, exc)
                 time.sleep(delay)
-                delay = min(delay * 2, 10.0)
+                delay = min(delay * 2, STORE_RETRY_MAX_S)
 
 
 def _remove(path: str) -> None:
