@@ -28,7 +28,7 @@ class Scale:
 
     @classmethod
     def quick(cls) -> "Scale":
-        return cls(b1_jobs=1000, b2_samples=50, b3_runs=8, b4_jobs=100_000,
+        return cls(b1_jobs=2000, b2_samples=50, b3_runs=8, b4_jobs=100_000,
                    b5_jobs=100_000, b6_seconds=3.0, b7_jobs=2000)
 
 
