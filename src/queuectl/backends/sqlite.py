@@ -67,6 +67,10 @@ def _store_error(exc: sqlite3.Error, path: str) -> StoreError:
     return StoreError(f"store error ({text}): {path}")
 
 
+class _Conflict(Exception):
+    """An id collision inside an enqueue transaction (reported after the rollback)."""
+
+
 class SqliteBackend:
     """Backend over one SQLite file.  One instance = one connection = one thread."""
 
@@ -193,6 +197,13 @@ class SqliteBackend:
     # -- jobs -----------------------------------------------------------------------
     def enqueue(self, jobs: Sequence[NewJob], now: float) -> list[Job]:
         rows = [_insert_params(job, now) for job in jobs]
+        try:
+            return self._enqueue_rows(jobs, rows, now)
+        except _Conflict as conflict:
+            raise self._duplicate(rows, conflict.__cause__) from None
+
+    def _enqueue_rows(self, jobs: Sequence[NewJob], rows: list[dict[str, Any]],
+                      now: float) -> list[Job]:
         stored: list[Job] = []
         inserted = rows
         with self._errors(), self._transaction() as db:
@@ -215,7 +226,7 @@ class SqliteBackend:
                     db.executemany(self._q["insert_job"], rows)
                     stored = [_new_job_model(job, row, now) for job, row in zip(jobs, rows)]
             except sqlite3.IntegrityError as exc:
-                raise self._duplicate(rows, exc) from exc
+                raise _Conflict() from exc  # named after the rollback, below
             added: dict[str, int] = {}
             for row in inserted:
                 added[row["state"]] = added.get(row["state"], 0) + 1

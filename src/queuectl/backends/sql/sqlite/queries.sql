@@ -114,18 +114,18 @@ ORDER BY seq DESC LIMIT :limit OFFSET :offset
 SELECT state, n FROM state_counts
 
 -- name: oldest_due
-SELECT MIN(run_at) FROM jobs
+SELECT MIN(run_at) FROM jobs INDEXED BY jobs_due
 WHERE state IN ('pending', 'scheduled', 'failed') AND run_at <= :now
 
 -- name: finished_since
 SELECT COUNT(*) FROM jobs WHERE finished_at >= :since
 
 -- name: next_run_at
-SELECT MIN(run_at) FROM jobs
+SELECT MIN(run_at) FROM jobs INDEXED BY jobs_due
 WHERE state IN ('pending', 'scheduled', 'failed') AND run_at > :after
 
 -- name: next_run_at_in_queues
-SELECT MIN(run_at) FROM jobs
+SELECT MIN(run_at) FROM jobs INDEXED BY jobs_due
 WHERE state IN ('pending', 'scheduled', 'failed') AND run_at > :after
   AND queue IN (SELECT value FROM json_each(:queues))
 

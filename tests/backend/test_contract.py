@@ -1,0 +1,252 @@
+"""The backend contract: every store passes the same tests (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import pytest
+
+from queuectl.backends import open_backend
+from queuectl.errors import DuplicateJob
+from queuectl.models import Job, NewJob, WorkerInfo
+from queuectl.states import JobState, Transition
+
+NOW = 1_700_000_000.0
+
+
+@pytest.fixture
+def backend(store_url: str) -> Iterator[Any]:
+    store = open_backend(store_url, durable=True)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def add(backend: Any, *jobs: NewJob, now: float = NOW) -> list[Job]:
+    return backend.enqueue(list(jobs), now)
+
+
+def new(job_id: str, **fields: Any) -> NewJob:
+    return NewJob(command=fields.pop("command", "true"), id=job_id, **fields)
+
+
+def claim(backend: Any, now: float = NOW + 1, worker_id: str = "w1",
+          queues: list[str] | None = None) -> Job | None:
+    return backend.claim(worker_id, f"host:1/{worker_id}", queues, now)
+
+
+def finish(backend: Any, job: Job, state: JobState = JobState.COMPLETED,
+           run_at: float | None = None, now: float = NOW + 2) -> bool:
+    return backend.finish(job, state, run_at, now=now, exit_code=0, error=None,
+                          output="out", history_entry={"attempt": job.attempts,
+                                                       "result": state.value})
+
+
+# -- enqueue ---------------------------------------------------------------------------
+def test_enqueue_and_get(backend: Any) -> None:
+    stored = add(backend, new("a", priority=7, queue="mail", max_retries=2, timeout=5,
+                              env={"K": "v"}, cwd="/tmp"))
+    assert stored[0].id == "a" and stored[0].state is JobState.PENDING
+    job = backend.get("a")
+    assert (job.command, job.priority, job.queue, job.max_retries, job.timeout) == \
+        ("true", 7, "mail", 2, 5)
+    assert job.env == {"K": "v"} and job.cwd == "/tmp" and job.attempts == 0
+    assert job.created_at == NOW and job.run_at == NOW and job.history == []
+    assert backend.get("missing") is None
+
+
+def test_future_run_at_is_scheduled(backend: Any) -> None:
+    add(backend, new("later", run_at=NOW + 60))
+    assert backend.get("later").state is JobState.SCHEDULED
+
+
+def test_batch_is_all_or_nothing(backend: Any) -> None:
+    add(backend, new("taken"))
+    with pytest.raises(DuplicateJob, match="'taken' already exists"):
+        add(backend, new("x1"), new("taken"), new("x2"))
+    with pytest.raises(DuplicateJob, match="twice in the batch"):
+        add(backend, new("y"), new("y"))
+    assert backend.get("x1") is None and backend.get("y") is None
+    assert backend.counts()[JobState.PENDING] == 1
+
+
+def test_unique_key_returns_the_live_job(backend: Any) -> None:
+    first = add(backend, new("u1", unique_key="nightly"))[0]
+    again = add(backend, new("u2", unique_key="nightly"))[0]
+    assert again.id == first.id == "u1" and backend.get("u2") is None
+    assert backend.counts()[JobState.PENDING] == 1
+
+
+# -- claim -----------------------------------------------------------------------------
+def test_claim_order_priority_then_run_at_then_fifo(backend: Any) -> None:
+    add(backend, new("low", priority=1), new("fifo1"), new("fifo2"),
+        new("early", run_at=NOW - 10), new("high", priority=9))
+    order = []
+    while (job := claim(backend)) is not None:
+        order.append(job.id)
+    assert order == ["high", "early", "fifo1", "fifo2", "low"]
+
+
+def test_claim_marks_processing_and_is_exclusive(backend: Any) -> None:
+    add(backend, new("only"))
+    job = claim(backend, worker_id="w1")
+    assert job is not None and job.state is JobState.PROCESSING
+    assert job.attempts == 1 and job.worker_id == "w1" and job.started_at == NOW + 1
+    assert claim(backend, worker_id="w2") is None
+
+
+def test_claim_skips_future_jobs_and_other_queues(backend: Any) -> None:
+    add(backend, new("future", run_at=NOW + 100), new("mail", queue="mail"))
+    assert claim(backend, queues=["default"]) is None
+    assert claim(backend, queues=["mail", "sms"]).id == "mail"  # type: ignore[union-attr]
+    assert claim(backend) is None
+    assert claim(backend, now=NOW + 101).id == "future"  # type: ignore[union-attr]
+
+
+# -- finish, requeue, transitions --------------------------------------------------------
+def test_finish_is_guarded(backend: Any) -> None:
+    add(backend, new("a"))
+    job = claim(backend)
+    assert finish(backend, job)  # type: ignore[arg-type]
+    stored = backend.get("a")
+    assert stored.state is JobState.COMPLETED and stored.output == "out"
+    assert stored.finished_at == NOW + 2 and len(stored.history) == 1
+    assert not finish(backend, job)  # type: ignore[arg-type]  # not processing any more
+
+
+def test_finish_by_a_worker_that_lost_the_job_is_ignored(backend: Any) -> None:
+    add(backend, new("a"))
+    job = claim(backend, worker_id="w1")
+    assert backend.requeue(job, now=NOW + 2, count_attempt=True, rescued=True,
+                           history_entry={"event": "worker lost"})
+    again = claim(backend, worker_id="w2", now=NOW + 3)
+    assert again.attempts == 2  # type: ignore[union-attr]
+    assert not finish(backend, job)  # type: ignore[arg-type]  # w1's result is dropped
+    assert finish(backend, again)  # type: ignore[arg-type]
+    assert backend.get("a").rescues == 1
+
+
+def test_failed_job_waits_for_its_retry(backend: Any) -> None:
+    add(backend, new("f"))
+    job = claim(backend)
+    assert finish(backend, job, JobState.FAILED, run_at=NOW + 50)  # type: ignore[arg-type]
+    assert backend.get("f").state is JobState.FAILED
+    assert claim(backend, now=NOW + 10) is None
+    assert backend.next_run_at(None, NOW + 10) == NOW + 50
+    assert claim(backend, now=NOW + 51).id == "f"  # type: ignore[union-attr]
+
+
+def test_requeue_without_counting_the_attempt(backend: Any) -> None:
+    add(backend, new("a"))
+    job = claim(backend)
+    assert backend.requeue(job, now=NOW + 2, count_attempt=False, rescued=False,
+                           history_entry={"event": "requeued"})
+    stored = backend.get("a")
+    assert stored.state is JobState.PENDING and stored.attempts == 0
+    assert stored.history[-1]["event"] == "requeued"
+
+
+def test_transitions_follow_the_table(backend: Any) -> None:
+    add(backend, new("a"), new("b"))
+    cancelled = backend.transition("a", Transition.CANCEL, NOW + 1)
+    assert cancelled.state is JobState.CANCELLED
+    assert backend.transition("a", Transition.CANCEL, NOW + 2) is None  # already
+    assert backend.transition("a", Transition.DLQ_RETRY, NOW + 2) is None  # not dead
+    assert backend.transition("a", Transition.RETRY, NOW + 2).state is JobState.PENDING
+    job = claim(backend, now=NOW + 3)
+    finish(backend, job, JobState.DEAD)  # type: ignore[arg-type]
+    revived = backend.transition(job.id, Transition.DLQ_RETRY, NOW + 4,  # type: ignore
+                                 reset_attempts=True)
+    assert revived.state is JobState.PENDING and revived.attempts == 0
+    assert len(revived.history) >= 1  # the history is kept
+    assert backend.transition("nope", Transition.CANCEL, NOW) is None
+
+
+def test_finish_and_claim_in_one_step(backend: Any) -> None:
+    if not hasattr(backend, "finish_and_claim"):
+        pytest.skip("this store finishes and claims separately")
+    add(backend, new("a"), new("b"))
+    job = claim(backend)
+    done, following = backend.finish_and_claim(
+        job, JobState.COMPLETED, None, now=NOW + 2, exit_code=0, error=None, output=None,
+        history_entry={}, worker_id="w1", worker="host:1/1", queues=None)
+    assert done and following.id == "b" and following.state is JobState.PROCESSING
+    assert backend.get("a").state is JobState.COMPLETED
+
+
+# -- reading -----------------------------------------------------------------------------
+def test_counts_list_and_prefix(backend: Any) -> None:
+    add(backend, new("08232c92-a"), new("08232c92-b"), new("ffff-1", queue="q2"),
+        new("sched", run_at=NOW + 99))
+    counts = backend.counts()
+    assert counts[JobState.PENDING] == 3 and counts[JobState.SCHEDULED] == 1
+    assert set(counts) == set(JobState)
+    listed = backend.list_jobs(None, None, 10)
+    assert [j.id for j in listed] == ["sched", "ffff-1", "08232c92-b", "08232c92-a"]
+    assert [j.id for j in backend.list_jobs([JobState.SCHEDULED], None, 10)] == ["sched"]
+    assert [j.id for j in backend.list_jobs(None, "q2", 10)] == ["ffff-1"]
+    assert len(backend.list_jobs(None, None, 2)) == 2
+    assert [j.id for j in backend.list_jobs(None, None, 2, 2)] == ["08232c92-b",
+                                                                   "08232c92-a"]
+    assert sorted(backend.find_prefix("0823", 5)) == ["08232c92-a", "08232c92-b"]
+    assert backend.find_prefix("ffff", 5) == ["ffff-1"]
+    assert backend.find_prefix("zzzz", 5) == []
+
+
+def test_due_times_and_promotion(backend: Any) -> None:
+    add(backend, new("now"), new("soon", run_at=NOW + 5), new("later", run_at=NOW + 50))
+    assert backend.oldest_due(NOW + 1) == NOW
+    assert backend.next_run_at(None, NOW + 1) == NOW + 5
+    assert backend.promote_due(NOW + 6) == 1
+    assert backend.get("soon").state is JobState.PENDING
+    assert backend.get("later").state is JobState.SCHEDULED
+
+
+def test_purge_and_clear(backend: Any) -> None:
+    add(backend, new("old"), new("new"), new("live"))
+    for job_id, when in (("old", NOW + 10), ("new", NOW + 1000)):
+        job = backend.claim("w", "h:1/1", None, when)
+        assert job.id in ("old", "new", "live")  # type: ignore[union-attr]
+        finish(backend, job, now=when)  # type: ignore[arg-type]
+    finished = {j.id for j in backend.list_jobs([JobState.COMPLETED], None, 10)}
+    assert len(finished) == 2
+    assert backend.purge([JobState.COMPLETED], NOW + 500) == 1
+    assert backend.counts()[JobState.COMPLETED] == 1
+    assert backend.finished_since(NOW + 500) == 1
+    assert backend.clear() == 2
+    assert sum(backend.counts().values()) == 0
+
+
+# -- workers and config ------------------------------------------------------------------
+def test_worker_registry_and_stop_requests(backend: Any) -> None:
+    info = WorkerInfo(id="w1", host="h", pid=123, slots=4, queues=["a"], started_at=NOW,
+                      heartbeat_at=NOW)
+    backend.register_worker(info)
+    assert backend.heartbeat("w1", busy=2, jobs_done=7, now=NOW + 5) is None
+    [listed] = backend.list_workers()
+    assert (listed.busy, listed.jobs_done, listed.heartbeat_at, listed.queues) == \
+        (2, 7, NOW + 5, ["a"])
+    assert backend.request_stop("graceful") == 1
+    assert backend.heartbeat("w1", busy=0, jobs_done=7, now=NOW + 6) == "graceful"
+    backend.unregister_worker("w1")
+    assert backend.list_workers() == []
+    assert backend.heartbeat("w1", busy=0, jobs_done=7, now=NOW + 7) == "gone"
+
+
+def test_jobs_of_a_worker_are_found_for_rescue(backend: Any) -> None:
+    add(backend, new("a"), new("b"))
+    claim(backend, worker_id="dead")
+    claim(backend, worker_id="alive")
+    assert [j.id for j in backend.processing_jobs(["dead"])] == ["a"]
+    orphans = {j.id for j in backend.orphaned_jobs()}  # no registration for either
+    assert orphans == {"a", "b"}
+
+
+def test_config_store(backend: Any) -> None:
+    assert backend.config_items() == {}
+    backend.config_set("max-retries", "5", NOW)
+    backend.config_set("max-retries", "6", NOW)
+    assert backend.config_items() == {"max-retries": "6"}
+    assert backend.config_unset("max-retries") is True
+    assert backend.config_unset("max-retries") is False
