@@ -141,8 +141,7 @@ class Supervisor:
     def _loop(self, listener: wakeup.Listener) -> None:
         slots = self.slots
         backend = self.queue.backend
-        store_fd = getattr(backend, "wakeup_fd", lambda: None)()
-        base_fds = [listener.fileno(), self._pipe_r] + ([store_fd] if store_fd else [])
+        listen_to_store = getattr(backend, "wakeup_fd", None)
         mono = time.monotonic()
         next_beat = mono + self.settings.heartbeat_interval
         next_rescue = mono + RESCUE_INTERVAL_S
@@ -163,9 +162,12 @@ class Supervisor:
             if self.options.idle_timeout_s is not None and not slots.busy:
                 deadline = min(deadline, self._last_activity + self.options.idle_timeout_s
                                - mono)
+            # the LISTEN connection is re-made after a server restart: ask every time
+            store_fd = listen_to_store() if listen_to_store else None
             poller = select.poll()
-            for fd in base_fds:
-                poller.register(fd, select.POLLIN)
+            for fd in (listener.fileno(), self._pipe_r, store_fd):
+                if fd is not None:
+                    poller.register(fd, select.POLLIN)
             job_fds = slots.fds()
             for fd in job_fds:
                 poller.register(fd, select.POLLIN)
@@ -177,7 +179,7 @@ class Supervisor:
             woken = listener.fileno() in ready
             if woken:
                 listener.drain()
-            if store_fd and store_fd in ready:
+            if store_fd is not None and store_fd in ready:
                 self._store(backend.drain_wakeups)
                 woken = True
             if woken:
@@ -270,6 +272,20 @@ class Supervisor:
                                             host=self.host, exclude=self.worker_id))
         if report and report.requeued:
             self.slots.maybe_work = True
+        self._reclaim_lost()
+
+    def _reclaim_lost(self) -> None:
+        """Jobs the store says this worker runs but no slot does: a claim whose answer
+        was lost with a broken connection, or a finish lost to a server crash.  They
+        go back to pending (the history says why) instead of waiting forever."""
+        held = self._store(lambda: self.queue.backend.processing_jobs([self.worker_id]))
+        running = {job.id for job in self.slots.jobs()}
+        for job in held or []:
+            if job.id not in running:
+                log.warning("job %s was held by this worker without running; requeued",
+                            job.id)
+                self.slots.give_back(job, job.worker or self.host, None,
+                                     "claim or result lost with the store connection")
 
     def _promote(self) -> None:
         self._store(lambda: self.queue.backend.promote_due(time.time()))

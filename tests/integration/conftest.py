@@ -48,8 +48,21 @@ class Workers:
 
 
 @pytest.fixture
-def workers(sqlite_url: str, tmp_path: Any) -> Iterator[Workers]:
-    pool = Workers(sqlite_url, str(tmp_path))
+def db(store_url: str) -> str:
+    """Every integration test runs against both stores (SQLite and PostgreSQL)."""
+    return store_url
+
+
+@pytest.fixture
+def cli(db: str) -> Callable[..., subprocess.CompletedProcess[str]]:
+    def call(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        return run_cli(*args, db=db, **kwargs)
+    return call
+
+
+@pytest.fixture
+def workers(db: str, tmp_path: Any) -> Iterator[Workers]:
+    pool = Workers(db, str(tmp_path))
     try:
         yield pool
     finally:
@@ -57,10 +70,10 @@ def workers(sqlite_url: str, tmp_path: Any) -> Iterator[Workers]:
 
 
 @pytest.fixture
-def q(sqlite_url: str) -> Callable[..., Any]:
+def q(db: str) -> Callable[..., Any]:
     """Run a CLI command with --json and return the parsed JSON (asserts exit 0)."""
     def call(*args: str, ok: bool = True) -> Any:
-        result = run_cli("--json", *args, db=sqlite_url)
+        result = run_cli("--json", *args, db=db)
         if ok:
             assert result.returncode == 0, result.stderr
         assert "Traceback" not in result.stderr

@@ -36,7 +36,7 @@ def open_backend(url: str, *, durable: bool = True) -> "Backend":
     if is_postgres(url):
         from queuectl.backends.postgres import PostgresBackend
 
-        return PostgresBackend(url)
+        return PostgresBackend(url, durable=durable)
     from queuectl.backends.sqlite import SqliteBackend
 
     return SqliteBackend(sqlite_path(url), durable=durable)

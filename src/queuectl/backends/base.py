@@ -177,3 +177,28 @@ def row_to_worker(row: Sequence[Any]) -> WorkerInfo:
 def prefix_upper_bound(prefix: str) -> str:
     """The smallest string greater than every string that starts with `prefix`."""
     return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
+def insert_params(job: NewJob, now: float) -> dict[str, Any]:
+    """Parameters of the `insert_job` block for a new job (both stores)."""
+    run_at = now if job.run_at is None else job.run_at
+    return {
+        "id": job.id, "command": job.command,
+        "state": (JobState.SCHEDULED if run_at > now else JobState.PENDING).value,
+        "queue": job.queue, "priority": job.priority, "run_at": run_at,
+        "max_retries": job.max_retries, "backoff_base": job.backoff_base,
+        "timeout": job.timeout, "cwd": job.cwd,
+        "env": json.dumps(job.env) if job.env else None,
+        "depends_on": json.dumps(job.depends_on) if job.depends_on else None,
+        "unique_key": job.unique_key, "now": now,
+    }
+
+
+def new_job_model(job: NewJob, row: dict[str, Any], now: float) -> Job:
+    """The stored job an enqueue just inserted, without reading it back."""
+    return Job(id=row["id"], command=job.command, state=JobState(row["state"]),
+               queue=job.queue, priority=job.priority, run_at=row["run_at"],
+               max_retries=job.max_retries, backoff_base=job.backoff_base,
+               timeout=job.timeout, cwd=job.cwd, env=job.env,
+               depends_on=list(job.depends_on), unique_key=job.unique_key,
+               created_at=now, updated_at=now)

@@ -16,7 +16,8 @@ from contextlib import contextmanager
 from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
 
 from queuectl.backends.base import (
-    JOB_COLUMNS, WORKER_COLUMNS, prefix_upper_bound, row_to_job, row_to_worker,
+    JOB_COLUMNS, WORKER_COLUMNS, insert_params, new_job_model, prefix_upper_bound, row_to_job,
+    row_to_worker,
 )
 from queuectl.backends.sqlfile import load_migrations, load_queries
 from queuectl.errors import DuplicateJob, StoreError
@@ -196,7 +197,7 @@ class SqliteBackend:
 
     # -- jobs -----------------------------------------------------------------------
     def enqueue(self, jobs: Sequence[NewJob], now: float) -> list[Job]:
-        rows = [_insert_params(job, now) for job in jobs]
+        rows = [insert_params(job, now) for job in jobs]
         try:
             return self._enqueue_rows(jobs, rows, now)
         except _Conflict as conflict:
@@ -221,10 +222,10 @@ class SqliteBackend:
                             continue
                         db.execute(self._q["insert_job"], row)
                         inserted.append(row)
-                        stored.append(_new_job_model(job, row, now))
+                        stored.append(new_job_model(job, row, now))
                 else:
                     db.executemany(self._q["insert_job"], rows)
-                    stored = [_new_job_model(job, row, now) for job, row in zip(jobs, rows)]
+                    stored = [new_job_model(job, row, now) for job, row in zip(jobs, rows)]
             except sqlite3.IntegrityError as exc:
                 raise _Conflict() from exc  # named after the rollback, below
             added: dict[str, int] = {}
@@ -391,29 +392,6 @@ class SqliteBackend:
 
     def config_unset(self, key: str) -> bool:
         return self._run("config_unset", {"key": key}) > 0
-
-
-def _insert_params(job: NewJob, now: float) -> dict[str, Any]:
-    run_at = now if job.run_at is None else job.run_at
-    return {
-        "id": job.id, "command": job.command,
-        "state": (JobState.SCHEDULED if run_at > now else JobState.PENDING).value,
-        "queue": job.queue, "priority": job.priority, "run_at": run_at,
-        "max_retries": job.max_retries, "backoff_base": job.backoff_base,
-        "timeout": job.timeout, "cwd": job.cwd,
-        "env": json.dumps(job.env) if job.env else None,
-        "depends_on": json.dumps(job.depends_on) if job.depends_on else None,
-        "unique_key": job.unique_key, "now": now,
-    }
-
-
-def _new_job_model(job: NewJob, row: dict[str, Any], now: float) -> Job:
-    return Job(id=row["id"], command=job.command, state=JobState(row["state"]),
-               queue=job.queue, priority=job.priority, run_at=row["run_at"],
-               max_retries=job.max_retries, backoff_base=job.backoff_base,
-               timeout=job.timeout, cwd=job.cwd, env=job.env,
-               depends_on=list(job.depends_on), unique_key=job.unique_key,
-               created_at=now, updated_at=now)
 
 
 def _split_statements(sql: str) -> list[str]:

@@ -442,8 +442,9 @@ CANCEL_HELP = """Cancel a waiting job, or kill a running one.
 """
 cancel = _transition_command("cancel", "cancel", help_text=CANCEL_HELP)
 dequeue = _transition_command("dequeue", "cancel", hidden=True, help_text=CANCEL_HELP)
-retry = _transition_command("retry", "retry", help_text="""Run a failed, dead or cancelled job again now.
+RETRY_HELP = """Run a failed, dead or cancelled job again now.
 
 \b
   queuectl retry job1
-""")
+"""
+retry = _transition_command("retry", "retry", help_text=RETRY_HELP)

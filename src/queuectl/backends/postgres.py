@@ -1,0 +1,397 @@
+"""The PostgreSQL store (psycopg 3): many hosts share one queue.
+
+Claims use `FOR UPDATE SKIP LOCKED` in one statement; every later change is a guarded
+update.  Whatever makes work runnable sends `NOTIFY queuectl_jobs` in its own
+transaction; supervisors LISTEN on a second connection whose socket sits in their
+poll set, so pickup takes milliseconds on every host.
+
+A lost connection (server restart, network) becomes a StoreError for that call and
+the next call reconnects, so callers retry as they do for a locked SQLite file.
+Writes are never retried blindly here: a commit whose answer was lost must not be
+applied twice.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from contextlib import contextmanager
+from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
+
+from queuectl.backends.base import (
+    JOB_COLUMNS, WORKER_COLUMNS, insert_params, new_job_model, prefix_upper_bound, row_to_job,
+    row_to_worker,
+)
+from queuectl.backends.sqlfile import load_migrations, load_queries
+from queuectl.errors import DuplicateJob, StoreError
+from queuectl.models import Job, NewJob, WorkerInfo
+from queuectl.states import JobState, Transition
+
+try:
+    import psycopg
+    from psycopg import errors as pg_errors
+except ImportError:  # pragma: no cover - reported as a clear StoreError below
+    psycopg = None  # type: ignore[assignment]
+
+CONNECT_TIMEOUT_S = 5
+CHANNEL = "queuectl_jobs"
+_QUERIES: Optional[dict[str, str]] = None
+
+
+def _queries() -> dict[str, str]:
+    global _QUERIES
+    if _QUERIES is None:
+        _QUERIES = {name: sql.replace("{job_columns}", JOB_COLUMNS)
+                    .replace("{worker_columns}", WORKER_COLUMNS)
+                    for name, sql in load_queries("postgres").items()}
+    return _QUERIES
+
+
+def _where(url: str) -> str:
+    """host:port/db of a URL, without credentials."""
+    rest = url.split("://", 1)[-1]
+    return rest.rsplit("@", 1)[-1].split("?", 1)[0]
+
+
+class PostgresBackend:
+    """Backend over one PostgreSQL database.  One instance = one connection."""
+
+    notifies_through_store = True
+    shareable_across_threads = False
+
+    def __init__(self, url: str, *, durable: bool = True) -> None:
+        if psycopg is None:
+            raise StoreError("PostgreSQL support needs psycopg: "
+                             "pip install 'queuectl[postgres]'")
+        self.url = url
+        self._where = _where(url)
+        self._durable = durable
+        self._q = _queries()
+        self._conn: Any = None
+        self._listen: Any = None
+        self._connect()
+        self._migrate()
+
+    # -- connections --------------------------------------------------------------------
+    def _connect(self) -> Any:
+        if self._conn is None or self._conn.closed:
+            try:
+                self._conn = psycopg.connect(self.url, autocommit=True,
+                                             connect_timeout=CONNECT_TIMEOUT_S)
+            except psycopg.Error as exc:
+                self._conn = None
+                raise self._error(exc) from exc
+            if not self._durable:
+                # Like SQLite's synchronous=NORMAL for worker transitions: a transition
+                # lost to a server crash only means the job runs again.
+                self._conn.execute("SET synchronous_commit = off")
+        return self._conn
+
+    def _error(self, exc: Exception) -> StoreError:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if isinstance(exc, psycopg.OperationalError):
+            return StoreError(f"cannot reach PostgreSQL at {self._where}: {first}")
+        return StoreError(f"PostgreSQL error at {self._where}: {first}")
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except StoreError:
+            raise
+        except psycopg.Error as exc:
+            if self._conn is not None and (self._conn.closed or self._conn.broken):
+                self._conn = None  # reconnect on the next call
+            raise self._error(exc) from exc
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Any]:
+        conn = self._connect()
+        with conn.transaction():
+            yield conn
+
+    def _one(self, name: str, params: Mapping[str, Any] | None = None,
+             *, retry: bool = False) -> Any:
+        return self._call(name, params, lambda cur: cur.fetchone(), retry)
+
+    def _all(self, name: str, params: Mapping[str, Any] | None = None,
+             *, retry: bool = True) -> list[Any]:
+        return self._call(name, params, lambda cur: cur.fetchall(), retry)
+
+    def _run(self, name: str, params: Mapping[str, Any] | None = None) -> int:
+        return self._call(name, params, lambda cur: cur.rowcount, False)
+
+    def _call(self, name: str, params: Mapping[str, Any] | None, take: Any,
+              retry: bool) -> Any:
+        """One statement.  Reads (`retry=True`) get one more try on a fresh connection
+        after a broken one; writes surface the error to the caller."""
+        for attempt in (1, 2):
+            try:
+                with self._errors():
+                    return take(self._connect().execute(self._q[name], params or {}))
+            except StoreError:
+                if not retry or attempt == 2 or self._conn is not None:
+                    raise
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        for conn in (self._conn, self._listen):
+            if conn is not None:
+                try:
+                    conn.close()
+                except psycopg.Error:
+                    pass
+        self._conn = self._listen = None
+
+    def _migrate(self) -> None:
+        migrations = load_migrations("postgres")
+        latest = migrations[-1][0]
+        with self._errors(), self._transaction() as conn:
+            conn.execute(self._q["migrate_lock"])  # concurrent first users wait here
+            conn.execute(self._q["schema_version_create"])
+            current = conn.execute(self._q["schema_version_get"]).fetchone()[0]
+            if current > latest:
+                raise StoreError(f"store {self._where} has schema version {current}, "
+                                 f"newer than this queuectl understands ({latest})")
+            for version, name, sql in migrations:
+                if version > current:
+                    conn.execute(sql)
+                    conn.execute(self._q["schema_version_add"],
+                                 {"version": version, "name": name, "now": time.time()})
+
+    def schema_version(self) -> int:
+        return self._one("schema_version_get", retry=True)[0]
+
+    def execute_raw(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """For tests and benchmarks only."""
+        with self._errors():
+            cur = self._connect().execute(sql, params)
+            return cur.fetchall() if cur.description else []
+
+    def query_text(self, name: str) -> str:
+        return self._q[name]
+
+    # -- wake-ups -----------------------------------------------------------------------
+    def wakeup_fd(self) -> Optional[int]:
+        """A socket that becomes readable on NOTIFY (LISTEN on its own connection)."""
+        try:
+            if self._listen is None or self._listen.closed:
+                self._listen = psycopg.connect(self.url, autocommit=True,
+                                               connect_timeout=CONNECT_TIMEOUT_S)
+                self._listen.execute(f"LISTEN {CHANNEL}")
+            return self._listen.pgconn.socket
+        except psycopg.Error:
+            self._listen = None
+            return None
+
+    def drain_wakeups(self) -> int:
+        """Consume pending notifications; how many there were."""
+        if self._listen is None:
+            return 0
+        pgconn = self._listen.pgconn
+        count = 0
+        try:
+            pgconn.consume_input()
+            while pgconn.notifies() is not None:
+                count += 1
+        except psycopg.Error:
+            count = 1  # the connection broke: treat it as a wake-up and listen anew
+            try:
+                self._listen.close()
+            except psycopg.Error:
+                pass
+            self._listen = None
+        return count
+
+    # -- jobs ---------------------------------------------------------------------------
+    def enqueue(self, jobs: Sequence[NewJob], now: float) -> list[Job]:
+        rows = [insert_params(job, now) for job in jobs]
+        seen: set[str] = set()
+        for row in rows:
+            if row["id"] in seen:
+                raise DuplicateJob(f"job id {row['id']!r} appears twice in the batch")
+            seen.add(row["id"])
+        stored: list[Job] = []
+        try:
+            with self._errors(), self._transaction() as conn:
+                with conn.cursor() as cur:
+                    if any(job.unique_key for job in jobs):
+                        for job, row in zip(jobs, rows):
+                            found = job.unique_key and cur.execute(
+                                self._q["live_job_by_unique_key"],
+                                {"unique_key": job.unique_key}).fetchone()
+                            if found:
+                                existing = cur.execute(self._q["get_job"],
+                                                       {"id": found[0]}).fetchone()
+                                stored.append(row_to_job(existing))
+                                continue
+                            cur.execute(self._q["insert_job"], row)
+                            stored.append(new_job_model(job, row, now))
+                    else:
+                        cur.executemany(self._q["insert_job"], rows)
+                        stored = [new_job_model(job, row, now)
+                                  for job, row in zip(jobs, rows)]
+                    cur.execute(self._q["notify"])
+        except StoreError as exc:
+            if isinstance(exc.__cause__, pg_errors.UniqueViolation):
+                raise self._duplicate(rows) from None
+            raise
+        return stored
+
+    def _duplicate(self, rows: list[dict[str, Any]]) -> Exception:
+        ids = [row["id"] for row in rows]
+        found = self.execute_raw("SELECT id FROM jobs WHERE id = ANY(%s) LIMIT 1", (ids,))
+        if found:
+            return DuplicateJob(f"job {found[0][0]!r} already exists")
+        return StoreError("a job with the same unique key was enqueued at the same time")
+
+    def claim(self, worker_id: str, worker: str, queues: Sequence[str] | None,
+              now: float) -> Optional[Job]:
+        params: dict[str, Any] = {"now": now, "worker": worker, "worker_id": worker_id}
+        name = "claim"
+        if queues:
+            name, params["queues"] = "claim_in_queues", list(queues)
+        row = self._one(name, params)
+        return row_to_job(row) if row else None
+
+    def finish(self, job: Job, state: JobState, run_at: Optional[float], *, now: float,
+               exit_code: Optional[int], error: Optional[str], output: Optional[str],
+               history_entry: Mapping[str, Any]) -> bool:
+        return self._run("finish", {
+            "id": job.id, "worker_id": job.worker_id, "state": state.value,
+            "run_at": run_at, "now": now, "exit_code": exit_code, "error": error,
+            "output": _text(output), "entry": json.dumps(history_entry)}) == 1
+
+    def requeue(self, job: Job, *, now: float, count_attempt: bool, rescued: bool,
+                history_entry: Mapping[str, Any],
+                to_state: JobState = JobState.PENDING) -> bool:
+        params = {"id": job.id, "worker_id": job.worker_id, "state": to_state.value,
+                  "now": now, "uncount": 0 if count_attempt else 1,
+                  "rescued": 1 if rescued else 0, "error": history_entry.get("error"),
+                  "entry": json.dumps(history_entry)}
+        with self._errors(), self._transaction() as conn:
+            done = conn.execute(self._q["requeue"], params).rowcount == 1
+            if done:
+                conn.execute(self._q["notify"])
+        return done
+
+    def transition(self, job_id: str, transition: Transition, now: float, *,
+                   reset_attempts: bool = False, note: Optional[str] = None) -> Optional[Job]:
+        entry: dict[str, Any] = {"event": transition.name.lower().replace("_", " "),
+                                 "at": now}
+        if note:
+            entry["note"] = note
+        params = {"id": job_id, "state": transition.target.value, "now": now,
+                  "reset": reset_attempts, "note": note,
+                  "sources": [s.value for s in transition.sources],
+                  "entry": json.dumps(entry)}
+        with self._errors(), self._transaction() as conn:
+            row = conn.execute(self._q["transition"], params).fetchone()
+            if row:
+                conn.execute(self._q["notify"])  # new work, or a running job to kill
+        return row_to_job(row) if row else None
+
+    def get(self, job_id: str) -> Optional[Job]:
+        row = self._one("get_job", {"id": job_id}, retry=True)
+        return row_to_job(row) if row else None
+
+    def find_prefix(self, prefix: str, limit: int) -> list[str]:
+        rows = self._all("find_prefix", {"low": prefix, "high": prefix_upper_bound(prefix),
+                                         "limit": limit})
+        return [r[0] for r in rows]
+
+    def list_jobs(self, states: Sequence[JobState] | None, queue: Optional[str],
+                  limit: int, offset: int = 0) -> list[Job]:
+        params: dict[str, Any] = {"limit": limit, "offset": offset, "queue": queue}
+        name = "list_jobs"
+        if states:
+            params["states"] = [s.value for s in states]
+            name = "list_jobs_in_states_and_queue" if queue else "list_jobs_in_states"
+        elif queue:
+            name = "list_jobs_in_queue"
+        return [row_to_job(r) for r in self._all(name, params)]
+
+    def counts(self) -> dict[JobState, int]:
+        found = {JobState(state): n for state, n in self._all("counts")}
+        return {state: found.get(state, 0) for state in JobState}
+
+    def oldest_due(self, now: float) -> Optional[float]:
+        return self._one("oldest_due", {"now": now}, retry=True)[0]
+
+    def finished_since(self, since: float) -> int:
+        return self._one("finished_since", {"since": since}, retry=True)[0]
+
+    def next_run_at(self, queues: Sequence[str] | None, after: float) -> Optional[float]:
+        if queues:
+            return self._one("next_run_at_in_queues", {"queues": list(queues),
+                                                       "after": after}, retry=True)[0]
+        return self._one("next_run_at", {"after": after}, retry=True)[0]
+
+    def promote_due(self, now: float) -> int:
+        with self._errors(), self._transaction() as conn:
+            promoted = conn.execute(self._q["promote_due"], {"now": now}).rowcount
+            if promoted:
+                conn.execute(self._q["notify"])
+        return promoted
+
+    def processing_jobs(self, worker_ids: Iterable[str]) -> list[Job]:
+        ids = list(worker_ids)
+        if not ids:
+            return []
+        return [row_to_job(r) for r in self._all("processing_jobs", {"worker_ids": ids})]
+
+    def orphaned_jobs(self) -> list[Job]:
+        return [row_to_job(r) for r in self._all("orphaned_jobs")]
+
+    def purge(self, states: Sequence[JobState], finished_before: Optional[float]) -> int:
+        return self._run("purge", {"states": [s.value for s in states],
+                                   "before": finished_before})
+
+    def clear(self) -> int:
+        return self._run("clear")
+
+    def finished_jobs(self, since: float, limit: int) -> list[Job]:
+        return [row_to_job(r) for r in self._all("finished_jobs",
+                                                 {"since": since, "limit": limit})]
+
+    # -- workers --------------------------------------------------------------------------
+    def register_worker(self, info: WorkerInfo) -> None:
+        self._run("register_worker", {
+            "id": info.id, "host": info.host, "pid": info.pid, "slots": info.slots,
+            "queues": json.dumps(info.queues), "started_at": info.started_at,
+            "heartbeat_at": info.heartbeat_at})
+
+    def heartbeat(self, worker_id: str, *, busy: int, jobs_done: int,
+                  now: float) -> Optional[str]:
+        row = self._one("heartbeat", {"id": worker_id, "busy": busy,
+                                      "jobs_done": jobs_done, "now": now})
+        if row is None:
+            return "gone"
+        return row[0] or None
+
+    def unregister_worker(self, worker_id: str) -> None:
+        self._run("unregister_worker", {"id": worker_id})
+
+    def list_workers(self) -> list[WorkerInfo]:
+        return [row_to_worker(r) for r in self._all("list_workers")]
+
+    def request_stop(self, mode: str, worker_ids: Sequence[str] | None = None) -> int:
+        if worker_ids is None:
+            return self._run("request_stop_all", {"mode": mode})
+        return sum(self._run("request_stop_one", {"mode": mode, "id": wid})
+                   for wid in worker_ids)
+
+    # -- config ---------------------------------------------------------------------------
+    def config_items(self) -> dict[str, str]:
+        return dict(self._all("config_items"))
+
+    def config_set(self, key: str, value: str, now: float) -> None:
+        self._run("config_set", {"key": key, "value": value, "now": now})
+
+    def config_unset(self, key: str) -> bool:
+        return self._run("config_unset", {"key": key}) > 0
+
+
+def _text(value: Optional[str]) -> Optional[str]:
+    """PostgreSQL text cannot hold NUL bytes; job output sometimes does."""
+    return None if value is None else value.replace("\x00", "\ufffd")

@@ -1,0 +1,195 @@
+-- Named queries of the PostgreSQL store: the same block names as sql/sqlite/queries.sql.
+-- Parameters are psycopg's %(name)s; values are never formatted into the text.
+
+-- name: schema_version_create
+CREATE TABLE IF NOT EXISTS schema_version (
+    version    INTEGER PRIMARY KEY,
+    name       TEXT NOT NULL,
+    applied_at DOUBLE PRECISION NOT NULL
+)
+
+-- name: schema_version_get
+SELECT COALESCE(MAX(version), 0) FROM schema_version
+
+-- name: schema_version_add
+INSERT INTO schema_version (version, name, applied_at) VALUES (%(version)s, %(name)s, %(now)s)
+
+-- name: migrate_lock
+SELECT pg_advisory_xact_lock(7243921001)
+
+-- name: notify
+SELECT pg_notify('queuectl_jobs', '')
+
+-- name: insert_job
+INSERT INTO jobs (id, command, state, queue, priority, run_at, max_retries, backoff_base,
+                  timeout, cwd, env, depends_on, unique_key, created_at, updated_at)
+VALUES (%(id)s, %(command)s, %(state)s, %(queue)s, %(priority)s, %(run_at)s,
+        %(max_retries)s, %(backoff_base)s, %(timeout)s, %(cwd)s, %(env)s::jsonb,
+        %(depends_on)s::jsonb, %(unique_key)s, %(now)s, %(now)s)
+
+-- name: live_job_by_unique_key
+SELECT id FROM jobs
+WHERE unique_key = %(unique_key)s AND state IN ('scheduled', 'pending', 'processing', 'failed')
+
+-- name: claim
+-- One statement: SKIP LOCKED lets concurrent claimers pass each other's candidate row.
+UPDATE jobs
+SET state = 'processing', attempts = attempts + 1, started_at = %(now)s,
+    updated_at = %(now)s, finished_at = NULL, output = NULL, worker = %(worker)s,
+    worker_id = %(worker_id)s
+WHERE seq = (
+    SELECT seq FROM jobs
+    WHERE state IN ('pending', 'scheduled', 'failed') AND run_at <= %(now)s
+    ORDER BY priority DESC, run_at, seq
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED)
+RETURNING {job_columns}
+
+-- name: claim_in_queues
+UPDATE jobs
+SET state = 'processing', attempts = attempts + 1, started_at = %(now)s,
+    updated_at = %(now)s, finished_at = NULL, output = NULL, worker = %(worker)s,
+    worker_id = %(worker_id)s
+WHERE seq = (
+    SELECT seq FROM jobs
+    WHERE state IN ('pending', 'scheduled', 'failed') AND run_at <= %(now)s
+      AND queue = ANY(%(queues)s)
+    ORDER BY priority DESC, run_at, seq
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED)
+RETURNING {job_columns}
+
+-- name: finish
+-- Guarded: only the worker that holds the job may finish it.
+UPDATE jobs
+SET state = %(state)s, run_at = COALESCE(%(run_at)s, run_at), updated_at = %(now)s,
+    finished_at = %(now)s, exit_code = %(exit_code)s, error = %(error)s,
+    output = %(output)s, history = history || jsonb_build_array(%(entry)s::jsonb)
+WHERE id = %(id)s AND state = 'processing' AND worker_id = %(worker_id)s
+
+-- name: requeue
+UPDATE jobs
+SET state = %(state)s, updated_at = %(now)s, run_at = %(now)s,
+    attempts = GREATEST(0, attempts - %(uncount)s), rescues = rescues + %(rescued)s,
+    finished_at = CASE WHEN %(state)s = 'dead' THEN %(now)s ELSE NULL END,
+    error = COALESCE(%(error)s, error),
+    history = history || jsonb_build_array(%(entry)s::jsonb)
+WHERE id = %(id)s AND state = 'processing' AND worker_id = %(worker_id)s
+
+-- name: transition
+UPDATE jobs
+SET state = %(state)s, updated_at = %(now)s,
+    run_at = CASE WHEN %(state)s = 'pending' THEN %(now)s ELSE run_at END,
+    attempts = CASE WHEN %(reset)s THEN 0 ELSE attempts END,
+    finished_at = CASE WHEN %(state)s = 'cancelled' THEN %(now)s ELSE finished_at END,
+    error = CASE WHEN %(state)s = 'cancelled' THEN COALESCE(%(note)s, error) ELSE error END,
+    history = history || jsonb_build_array(%(entry)s::jsonb)
+WHERE id = %(id)s AND state = ANY(%(sources)s)
+RETURNING {job_columns}
+
+-- name: get_job
+SELECT {job_columns} FROM jobs WHERE id = %(id)s
+
+-- name: find_prefix
+SELECT id FROM jobs WHERE id >= %(low)s AND id < %(high)s ORDER BY id LIMIT %(limit)s
+
+-- name: list_jobs
+SELECT {job_columns} FROM jobs ORDER BY seq DESC LIMIT %(limit)s OFFSET %(offset)s
+
+-- name: list_jobs_in_states
+SELECT {job_columns} FROM jobs
+WHERE state = ANY(%(states)s)
+ORDER BY seq DESC LIMIT %(limit)s OFFSET %(offset)s
+
+-- name: list_jobs_in_queue
+SELECT {job_columns} FROM jobs
+WHERE queue = %(queue)s
+ORDER BY seq DESC LIMIT %(limit)s OFFSET %(offset)s
+
+-- name: list_jobs_in_states_and_queue
+SELECT {job_columns} FROM jobs
+WHERE state = ANY(%(states)s) AND queue = %(queue)s
+ORDER BY seq DESC LIMIT %(limit)s OFFSET %(offset)s
+
+-- name: counts
+-- No counts table here: one hot counts row would serialize every transition of every
+-- worker host; the state index answers this.
+SELECT state, COUNT(*) FROM jobs GROUP BY state
+
+-- name: oldest_due
+SELECT MIN(run_at) FROM jobs
+WHERE state IN ('pending', 'scheduled', 'failed') AND run_at <= %(now)s
+
+-- name: finished_since
+SELECT COUNT(*) FROM jobs WHERE finished_at >= %(since)s
+
+-- name: next_run_at
+SELECT MIN(run_at) FROM jobs
+WHERE state IN ('pending', 'scheduled', 'failed') AND run_at > %(after)s
+
+-- name: next_run_at_in_queues
+SELECT MIN(run_at) FROM jobs
+WHERE state IN ('pending', 'scheduled', 'failed') AND run_at > %(after)s
+  AND queue = ANY(%(queues)s)
+
+-- name: promote_due
+UPDATE jobs SET state = 'pending', updated_at = %(now)s
+WHERE state IN ('scheduled', 'failed') AND run_at <= %(now)s
+
+-- name: processing_jobs
+SELECT {job_columns} FROM jobs
+WHERE state = 'processing' AND worker_id = ANY(%(worker_ids)s)
+
+-- name: orphaned_jobs
+SELECT {job_columns} FROM jobs
+WHERE state = 'processing'
+  AND (worker_id IS NULL OR worker_id NOT IN (SELECT id FROM workers))
+
+-- name: purge
+DELETE FROM jobs
+WHERE state = ANY(%(states)s)
+  AND (%(before)s::double precision IS NULL
+       OR COALESCE(finished_at, updated_at) < %(before)s::double precision)
+
+-- name: clear
+DELETE FROM jobs
+
+-- name: finished_jobs
+SELECT {job_columns} FROM jobs
+WHERE finished_at >= %(since)s
+ORDER BY finished_at DESC LIMIT %(limit)s
+
+-- name: register_worker
+INSERT INTO workers (id, host, pid, slots, queues, started_at, heartbeat_at, busy,
+                     jobs_done, stop_requested)
+VALUES (%(id)s, %(host)s, %(pid)s, %(slots)s, %(queues)s::jsonb, %(started_at)s,
+        %(heartbeat_at)s, 0, 0, NULL)
+ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at
+
+-- name: heartbeat
+UPDATE workers SET heartbeat_at = %(now)s, busy = %(busy)s, jobs_done = %(jobs_done)s
+WHERE id = %(id)s
+RETURNING COALESCE(stop_requested, '')
+
+-- name: unregister_worker
+DELETE FROM workers WHERE id = %(id)s
+
+-- name: list_workers
+SELECT {worker_columns} FROM workers ORDER BY started_at
+
+-- name: request_stop_all
+UPDATE workers SET stop_requested = %(mode)s
+WHERE stop_requested IS NULL OR stop_requested <> 'now'
+
+-- name: request_stop_one
+UPDATE workers SET stop_requested = %(mode)s WHERE id = %(id)s
+
+-- name: config_items
+SELECT key, value FROM config
+
+-- name: config_set
+INSERT INTO config (key, value, updated_at) VALUES (%(key)s, %(value)s, %(now)s)
+ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at
+
+-- name: config_unset
+DELETE FROM config WHERE key = %(key)s
