@@ -20,7 +20,7 @@ import traceback
 from benchmarks.cases import CASES, Context, Scale
 from benchmarks.harness import Row
 
-DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
+from benchmarks.postgres import DEFAULT_PG
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -262,6 +262,21 @@ class PostgresBackend:
             "run_at": run_at, "now": now, "exit_code": exit_code, "error": error,
             "output": _text(output), "entry": json.dumps(history_entry)}) == 1
 
+    def finish_and_claim(self, job: Job, state: JobState, run_at: Optional[float], *,
+                         now: float, exit_code: Optional[int], error: Optional[str],
+                         output: Optional[str], history_entry: Mapping[str, Any],
+                         worker_id: str, worker: str, queues: Sequence[str] | None
+                         ) -> tuple[bool, Optional[Job]]:
+        """`finish`, then `claim` the next job, in one statement and one round trip."""
+        row = self._one("finish_and_claim", {
+            "id": job.id, "old_worker_id": job.worker_id, "state": state.value,
+            "run_at": run_at, "now": now, "exit_code": exit_code, "error": error,
+            "output": _text(output), "entry": json.dumps(history_entry),
+            "worker": worker, "worker_id": worker_id,
+            "queues": list(queues) if queues else None})
+        done = bool(row[0])
+        return done, (row_to_job(row[1:]) if row[1] is not None else None)
+
     def requeue(self, job: Job, *, now: float, count_attempt: bool, rescued: bool,
                 history_entry: Mapping[str, Any],
                 to_state: JobState = JobState.PENDING) -> bool:

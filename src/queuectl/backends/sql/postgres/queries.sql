@@ -193,3 +193,31 @@ ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.up
 
 -- name: config_unset
 DELETE FROM config WHERE key = %(key)s
+
+-- name: finish_and_claim
+-- A busy slot's step in one round trip: record the result, take the next due job.
+-- Both updates see the same snapshot; the finished job is 'processing', so the claim
+-- cannot pick it.
+WITH finished AS (
+    UPDATE jobs
+    SET state = %(state)s, run_at = COALESCE(%(run_at)s, run_at), updated_at = %(now)s,
+        finished_at = %(now)s, exit_code = %(exit_code)s, error = %(error)s,
+        output = %(output)s, history = history || jsonb_build_array(%(entry)s::jsonb)
+    WHERE id = %(id)s AND state = 'processing' AND worker_id = %(old_worker_id)s
+    RETURNING 1
+), claimed AS (
+    UPDATE jobs
+    SET state = 'processing', attempts = attempts + 1, started_at = %(now)s,
+        updated_at = %(now)s, finished_at = NULL, output = NULL, worker = %(worker)s,
+        worker_id = %(worker_id)s
+    WHERE seq = (
+        SELECT seq FROM jobs
+        WHERE state IN ('pending', 'scheduled', 'failed') AND run_at <= %(now)s
+          AND (%(queues)s::text[] IS NULL OR queue = ANY(%(queues)s::text[]))
+        ORDER BY priority DESC, run_at, seq
+        LIMIT 1
+        FOR UPDATE SKIP LOCKED)
+    RETURNING {job_columns}
+)
+SELECT (SELECT COUNT(*) FROM finished), claimed.* FROM (SELECT 1) AS one
+LEFT JOIN claimed ON true
