@@ -142,6 +142,10 @@ class Supervisor:
         slots = self.slots
         backend = self.queue.backend
         listen_to_store = getattr(backend, "wakeup_fd", None)
+        store_fd: Optional[int] = None
+        poller = slots.poller  # job pidfds are registered as jobs start and end
+        poller.register(listener.fileno(), select.POLLIN)
+        poller.register(self._pipe_r, select.POLLIN)
         mono = time.monotonic()
         next_beat = mono + self.settings.heartbeat_interval
         next_rescue = mono + RESCUE_INTERVAL_S
@@ -163,16 +167,18 @@ class Supervisor:
                 deadline = min(deadline, self._last_activity + self.options.idle_timeout_s
                                - mono)
             # the LISTEN connection is re-made after a server restart: ask every time
-            store_fd = listen_to_store() if listen_to_store else None
-            poller = select.poll()
-            for fd in (listener.fileno(), self._pipe_r, store_fd):
+            fd = listen_to_store() if listen_to_store else None
+            if fd != store_fd:
+                if store_fd is not None and store_fd not in slots.by_fd:
+                    try:
+                        poller.unregister(store_fd)  # the old, closed connection
+                    except KeyError:
+                        pass
                 if fd is not None:
                     poller.register(fd, select.POLLIN)
-            job_fds = slots.fds()
-            for fd in job_fds:
-                poller.register(fd, select.POLLIN)
+                store_fd = fd
             events = poller.poll(max(0, int(deadline * 1000) + 1))
-            ready = {fd for fd, _ in events}
+            ready = [fd for fd, _ in events]
             # -- react -----------------------------------------------------------------
             if self._pipe_r in ready or self._stop_requested:
                 self.check_signals()
@@ -184,7 +190,7 @@ class Supervisor:
                 woken = True
             if woken:
                 slots.maybe_work = True
-            slots.service({job_fds[fd] for fd in ready if fd in job_fds})
+            slots.service(ready)
             mono = time.monotonic()
             if woken and slots.busy and mono - last_cancel_check >= CANCEL_CHECK_S:
                 last_cancel_check = mono

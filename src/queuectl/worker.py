@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional
 
 from queuectl.errors import StoreError
 from queuectl.models import Job, Outcome
@@ -49,6 +50,9 @@ class Slots:
         self.count = count
         self.running: dict[int, Running] = {}  # slot index -> running job
         self.maybe_work = True  # False after a claim found nothing, until a wake-up
+        # The supervisor's poll set: job pidfds come and go with their jobs.
+        self.poller = select.poll()
+        self.by_fd: dict[int, int] = {}  # pidfd -> slot
 
     @property
     def busy(self) -> int:
@@ -92,31 +96,43 @@ class Slots:
                   output_limit=settings.output_limit)
         run.start()
         self.running[slot] = Running(job, run, slot, self.label(slot), path)
+        fd = run.fileno()
+        if fd >= 0:
+            self.by_fd[fd] = slot
+            self.poller.register(fd, select.POLLIN)
         sup.on_job_started()
         if sup.stop_now:
             run.kill()
 
     # -- the loop's view ----------------------------------------------------------------
-    def fds(self) -> dict[int, int]:
-        """pidfd -> slot of every running job that has one."""
-        return {item.run.fileno(): slot for slot, item in self.running.items()
-                if item.run.fileno() >= 0}
-
     def next_wakeup(self) -> Optional[float]:
-        times = [t for t in (item.run.next_wakeup() for item in self.running.values())
-                 if t is not None]
-        return min(times) if times else None
-
-    def service(self, ready_slots: set[int]) -> None:
-        """Check runs whose pidfd fired or whose timer is due; finish the ended ones."""
-        now = time.time()
-        for slot, item in list(self.running.items()):
+        """When a run needs attention without its pidfd firing (a timeout, a KILL due
+        after the grace, or a child without a pidfd)."""
+        soonest = None
+        for item in self.running.values():
             wake = item.run.next_wakeup()
-            if slot not in ready_slots and (wake is None or wake > now):
-                continue
+            if wake is not None and (soonest is None or wake < soonest):
+                soonest = wake
+        return soonest
+
+    def service(self, ready_fds: Iterable[int]) -> None:
+        """Check runs whose pidfd fired or whose timer is due; finish the ended ones."""
+        due = {self.by_fd[fd] for fd in ready_fds if fd in self.by_fd}
+        now = time.time()
+        for slot, item in self.running.items():
+            if slot not in due:
+                wake = item.run.next_wakeup()
+                if wake is not None and wake <= now:
+                    due.add(slot)
+        for slot in sorted(due):
+            item = self.running[slot]
+            fd = item.run.fileno()
             outcome = item.run.check()
             if outcome is not None:
                 del self.running[slot]
+                if fd >= 0:
+                    self.poller.unregister(fd)
+                    del self.by_fd[fd]
                 self._ended(item, outcome)
 
     def kill(self, job_id: Optional[str] = None) -> int:
