@@ -4,6 +4,7 @@ the backend.  It returns data (models and small report dataclasses), never print
 from __future__ import annotations
 
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from queuectl.maintenance import RescueReport
 
 Clock = Callable[[], float]
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,200}$")  # usable as a file name as it is
 
 
 @dataclass
@@ -78,6 +80,7 @@ class Queue:
         self._clock = clock
         self._durable = durable
         self._backend: Optional[Backend] = None
+        self._logs_dir: Optional[str] = None
 
     # -- plumbing -------------------------------------------------------------------
     @property
@@ -113,11 +116,13 @@ class Queue:
 
     def job_log_path(self, job_id: str) -> str:
         """Where a running job's output is captured on the host that runs it."""
-        import hashlib
+        if self._logs_dir is None:
+            self._logs_dir = os.path.join(self.runtime_dir(), "logs")
+        if not _SAFE_NAME.match(job_id):
+            import hashlib
 
-        safe = job_id if job_id.replace("-", "").replace("_", "").replace(".", "").isalnum() \
-            else hashlib.sha1(job_id.encode()).hexdigest()
-        return os.path.join(self.runtime_dir(), "logs", safe + ".log")
+            job_id = hashlib.sha1(job_id.encode()).hexdigest()
+        return f"{self._logs_dir}/{job_id}.log"
 
     def wake_workers(self) -> None:
         if not self.backend.notifies_through_store:

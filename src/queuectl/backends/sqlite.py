@@ -160,24 +160,38 @@ class SqliteBackend:
             with self._lock:
                 yield
         except sqlite3.Error as exc:
-            if self._db.in_transaction:
-                try:
-                    self._db.execute("ROLLBACK")
-                except sqlite3.Error:
-                    pass
-            raise _store_error(exc, self.path) from exc
+            raise self._failed(exc) from exc
 
+    def _failed(self, exc: sqlite3.Error) -> StoreError:
+        if self._db.in_transaction:
+            try:
+                self._db.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+        return _store_error(exc, self.path)
+
+    # The one-statement helpers skip the context manager: they run several times per
+    # job in a worker's hot loop.
     def _one(self, name: str, params: Mapping[str, Any] | None = None) -> Any:
-        with self._errors():
-            return self._db.execute(self._q[name], params or {}).fetchone()
+        with self._lock:
+            try:
+                return self._db.execute(self._q[name], params or {}).fetchone()
+            except sqlite3.Error as exc:
+                raise self._failed(exc) from exc
 
     def _all(self, name: str, params: Mapping[str, Any] | None = None) -> list[Any]:
-        with self._errors():
-            return self._db.execute(self._q[name], params or {}).fetchall()
+        with self._lock:
+            try:
+                return self._db.execute(self._q[name], params or {}).fetchall()
+            except sqlite3.Error as exc:
+                raise self._failed(exc) from exc
 
     def _run(self, name: str, params: Mapping[str, Any] | None = None) -> int:
-        with self._errors():
-            return self._db.execute(self._q[name], params or {}).rowcount
+        with self._lock:
+            try:
+                return self._db.execute(self._q[name], params or {}).rowcount
+            except sqlite3.Error as exc:
+                raise self._failed(exc) from exc
 
     def close(self) -> None:
         try:
