@@ -54,6 +54,7 @@ class Run:
         self._outcome: Optional[Outcome] = None
         self._lock = threading.Lock()
         self._kill_r = self._kill_w = -1  # created by wait() for cross-thread kills
+        self._out_fd = -1  # kept open (read-write) to read the tail back at the end
 
     # -- control ------------------------------------------------------------------------
     def start(self) -> None:
@@ -62,7 +63,7 @@ class Run:
         self._started_at = time.time()
         out_fd = -1
         try:
-            out_fd = _open_output(self.output_path)
+            out_fd = self._out_fd = _open_output(self.output_path)
             env = dict(_base_env())
             for key, value in self.env.items():
                 env[os.fsencode(key)] = os.fsencode(value)
@@ -74,8 +75,8 @@ class Run:
         except OSError as exc:
             self._spawn_error = _describe(exc, self.cwd)
         finally:
-            if out_fd >= 0:
-                os.close(out_fd)
+            if out_fd >= 0 and self._proc is None:
+                self._close_output()
         if self._killed and self._proc is not None:  # kill() came before start()
             self._terminate()
 
@@ -142,6 +143,7 @@ class Run:
                                 cancelled=self._killed and not self._timed_out,
                                 output_tail=self.output_tail(),
                                 started_at=self._started_at, finished_at=time.time())
+        self._close_output()
         return self._outcome
 
     def _terminate(self) -> None:
@@ -182,20 +184,33 @@ class Run:
         if self.output_limit == 0:
             return ""
         try:
-            with open(self.output_path, "rb") as handle:
-                handle.seek(0, os.SEEK_END)
-                size = handle.tell()
-                handle.seek(max(0, size - self.output_limit))
-                data = handle.read(self.output_limit)
+            if self._out_fd >= 0:
+                size = os.fstat(self._out_fd).st_size
+                data = os.pread(self._out_fd, self.output_limit,
+                                max(0, size - self.output_limit)) if size else b""
+            else:
+                with open(self.output_path, "rb") as handle:
+                    handle.seek(0, os.SEEK_END)
+                    size = handle.tell()
+                    handle.seek(max(0, size - self.output_limit))
+                    data = handle.read(self.output_limit)
         except OSError:
             return ""
         return data.decode("utf-8", "replace")
+
+    def _close_output(self) -> None:
+        if self._out_fd >= 0:
+            try:
+                os.close(self._out_fd)
+            except OSError:
+                pass
+            self._out_fd = -1
 
 
 def _open_output(path: str) -> int:
     """A fresh capture file (an earlier attempt's is truncated); the folder is made on
     first use only, so a tiny job costs one open."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_CLOEXEC
+    flags = os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_CLOEXEC
     try:
         return os.open(path, flags, 0o600)
     except FileNotFoundError:

@@ -110,6 +110,7 @@ class Supervisor:
     # -- lifecycle ----------------------------------------------------------------------
     def run(self) -> int:
         """Run until stopped; returns the process exit code."""
+        _raise_fd_limit(4 * self.options.slots + 64)  # a pidfd and a capture per job
         listener = wakeup.Listener(self.url, self.worker_id)
         previous = self._install_signals()
         now = time.time()
@@ -371,3 +372,15 @@ class Supervisor:
             if not data:
                 return
             self._signals += sum(1 for byte in data if byte in stop_signals)
+
+
+def _raise_fd_limit(wanted: int) -> None:
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError) as exc:
+            log.warning("cannot raise the open-file limit to %d: %s", target, exc)
