@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Optional, Sequence
 
 from queuectl.errors import WorkerError
+from queuectl.maintenance import pid_alive
 from queuectl.queue import Queue
 
 START_TIMEOUT_S = 15.0
@@ -93,18 +94,12 @@ def wait_until_gone(queue: Queue, pids: Sequence[int], timeout_s: Optional[float
 
 def _alive(pid: int) -> bool:
     try:
-        finished, _ = os.waitpid(pid, os.WNOHANG)
+        finished, _ = os.waitpid(pid, os.WNOHANG)  # reap it if it is our own child
         if finished:
             return False
     except ChildProcessError:
         pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return pid_alive(pid)
 
 
 def _tail(path: str, lines: int = 5) -> str:

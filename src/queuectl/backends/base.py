@@ -202,3 +202,142 @@ def new_job_model(job: NewJob, row: dict[str, Any], now: float) -> Job:
                timeout=job.timeout, cwd=job.cwd, env=job.env,
                depends_on=list(job.depends_on), unique_key=job.unique_key,
                created_at=now, updated_at=now)
+
+def insert_jobs(cursor: Any, queries: Mapping[str, str], jobs: Sequence[NewJob],
+                rows: list[dict[str, Any]], now: float
+                ) -> tuple[list[Job], list[dict[str, Any]]]:
+    """Insert a batch inside the caller's transaction: (the jobs as enqueued, the rows
+    actually inserted).  A job whose unique key matches a live job is that job."""
+    if not any(job.unique_key for job in jobs):
+        cursor.executemany(queries["insert_job"], rows)
+        return [new_job_model(job, row, now) for job, row in zip(jobs, rows)], rows
+    stored: list[Job] = []
+    inserted: list[dict[str, Any]] = []
+    for job, row in zip(jobs, rows):
+        existing = job.unique_key and cursor.execute(
+            queries["live_job_by_unique_key"], {"unique_key": job.unique_key}).fetchone()
+        if existing:
+            found = cursor.execute(queries["get_job"], {"id": existing[0]}).fetchone()
+            stored.append(row_to_job(found))
+            continue
+        cursor.execute(queries["insert_job"], row)
+        inserted.append(row)
+        stored.append(new_job_model(job, row, now))
+    return stored, inserted
+
+
+class SqlVerbs:
+    """The verbs that are the same on every SQL store: each is one named statement
+    through the store's `_one` / `_all` / `_run` (list parameters via `_array`)."""
+
+    def _one(self, name: str, params: Mapping[str, Any] | None = None) -> Any:
+        raise NotImplementedError
+
+    def _all(self, name: str, params: Mapping[str, Any] | None = None) -> list[Any]:
+        raise NotImplementedError
+
+    def _run(self, name: str, params: Mapping[str, Any] | None = None) -> int:
+        raise NotImplementedError
+
+    # -- reading jobs -------------------------------------------------------------------
+    def _array(self, values: Sequence[str]) -> Any:
+        """A list parameter as the store's statements take it."""
+        raise NotImplementedError
+
+    def _read_one(self, name: str, params: Mapping[str, Any] | None = None) -> Any:
+        """A single-row read (a store may retry it on a fresh connection)."""
+        return self._one(name, params)
+
+    def get(self, job_id: str) -> Optional[Job]:
+        row = self._read_one("get_job", {"id": job_id})
+        return row_to_job(row) if row else None
+
+    def find_prefix(self, prefix: str, limit: int) -> list[str]:
+        rows = self._all("find_prefix", {"low": prefix, "high": prefix_upper_bound(prefix),
+                                         "limit": limit})
+        return [r[0] for r in rows]
+
+    def list_jobs(self, states: Sequence[JobState] | None, queue: Optional[str],
+                  limit: int, offset: int = 0) -> list[Job]:
+        params: dict[str, Any] = {"limit": limit, "offset": offset, "queue": queue}
+        name = "list_jobs"
+        if states:
+            params["states"] = self._array([s.value for s in states])
+            name = "list_jobs_in_states_and_queue" if queue else "list_jobs_in_states"
+        elif queue:
+            name = "list_jobs_in_queue"
+        return [row_to_job(r) for r in self._all(name, params)]
+
+    def counts(self) -> dict[JobState, int]:
+        found = {JobState(state): n for state, n in self._all("counts")}
+        return {state: found.get(state, 0) for state in JobState}
+
+    def oldest_due(self, now: float) -> Optional[float]:
+        return self._read_one("oldest_due", {"now": now})[0]
+
+    def finished_since(self, since: float) -> int:
+        return self._read_one("finished_since", {"since": since})[0]
+
+    def next_run_at(self, queues: Sequence[str] | None, after: float) -> Optional[float]:
+        if queues:
+            return self._read_one("next_run_at_in_queues",
+                                  {"queues": self._array(list(queues)), "after": after})[0]
+        return self._read_one("next_run_at", {"after": after})[0]
+
+    def processing_jobs(self, worker_ids: Iterable[str]) -> list[Job]:
+        ids = list(worker_ids)
+        if not ids:
+            return []
+        return [row_to_job(r) for r in self._all("processing_jobs",
+                                                 {"worker_ids": self._array(ids)})]
+
+    def orphaned_jobs(self) -> list[Job]:
+        return [row_to_job(r) for r in self._all("orphaned_jobs")]
+
+    def purge(self, states: Sequence[JobState], finished_before: Optional[float]) -> int:
+        return self._run("purge", {"states": self._array([s.value for s in states]),
+                                   "before": finished_before})
+
+    def clear(self) -> int:
+        return self._run("clear")
+
+    def finished_jobs(self, since: float, limit: int) -> list[Job]:
+        return [row_to_job(r) for r in self._all("finished_jobs",
+                                                 {"since": since, "limit": limit})]
+
+    # -- workers --------------------------------------------------------------------
+    def register_worker(self, info: WorkerInfo) -> None:
+        self._run("register_worker", {
+            "id": info.id, "host": info.host, "pid": info.pid, "slots": info.slots,
+            "queues": json.dumps(info.queues), "started_at": info.started_at,
+            "heartbeat_at": info.heartbeat_at})
+
+    def heartbeat(self, worker_id: str, *, busy: int, jobs_done: int,
+                  now: float) -> Optional[str]:
+        row = self._one("heartbeat", {"id": worker_id, "busy": busy,
+                                      "jobs_done": jobs_done, "now": now})
+        if row is None:
+            return "gone"
+        return row[0] or None
+
+    def unregister_worker(self, worker_id: str) -> None:
+        self._run("unregister_worker", {"id": worker_id})
+
+    def list_workers(self) -> list[WorkerInfo]:
+        return [row_to_worker(r) for r in self._all("list_workers")]
+
+    def request_stop(self, mode: str, worker_ids: Sequence[str] | None = None) -> int:
+        if worker_ids is None:
+            return self._run("request_stop_all", {"mode": mode})
+        return sum(self._run("request_stop_one", {"mode": mode, "id": wid})
+                   for wid in worker_ids)
+
+    # -- config ---------------------------------------------------------------------
+    def config_items(self) -> dict[str, str]:
+        return dict(self._all("config_items"))
+
+    def config_set(self, key: str, value: str, now: float) -> None:
+        self._run("config_set", {"key": key, "value": value, "now": now})
+
+    def config_unset(self, key: str) -> bool:
+        return self._run("config_unset", {"key": key}) > 0

@@ -16,15 +16,14 @@ from __future__ import annotations
 import json
 import time
 from contextlib import contextmanager
-from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
+from typing import Any, Iterator, Mapping, Optional, Sequence
 
 from queuectl.backends.base import (
-    JOB_COLUMNS, WORKER_COLUMNS, insert_params, new_job_model, prefix_upper_bound, row_to_job,
-    row_to_worker,
+    JOB_COLUMNS, SqlVerbs, WORKER_COLUMNS, insert_jobs, insert_params, row_to_job,
 )
 from queuectl.backends.sqlfile import load_migrations, load_queries
 from queuectl.errors import DuplicateJob, StoreError
-from queuectl.models import Job, NewJob, WorkerInfo
+from queuectl.models import Job, NewJob
 from queuectl.states import JobState, Transition
 
 try:
@@ -53,7 +52,7 @@ def _where(url: str) -> str:
     return rest.rsplit("@", 1)[-1].split("?", 1)[0]
 
 
-class PostgresBackend:
+class PostgresBackend(SqlVerbs):
     """Backend over one PostgreSQL database.  One instance = one connection."""
 
     notifies_through_store = True
@@ -134,6 +133,12 @@ class PostgresBackend:
                     raise
         raise AssertionError("unreachable")
 
+    def _array(self, values: Sequence[str]) -> list[str]:
+        return list(values)  # a text[] for = ANY(...)
+
+    def _read_one(self, name: str, params: Mapping[str, Any] | None = None) -> Any:
+        return self._one(name, params, retry=True)
+
     def close(self) -> None:
         for conn in (self._conn, self._listen):
             if conn is not None:
@@ -211,26 +216,10 @@ class PostgresBackend:
             if row["id"] in seen:
                 raise DuplicateJob(f"job id {row['id']!r} appears twice in the batch")
             seen.add(row["id"])
-        stored: list[Job] = []
         try:
             with self._errors(), self._transaction() as conn:
                 with conn.cursor() as cur:
-                    if any(job.unique_key for job in jobs):
-                        for job, row in zip(jobs, rows):
-                            found = job.unique_key and cur.execute(
-                                self._q["live_job_by_unique_key"],
-                                {"unique_key": job.unique_key}).fetchone()
-                            if found:
-                                existing = cur.execute(self._q["get_job"],
-                                                       {"id": found[0]}).fetchone()
-                                stored.append(row_to_job(existing))
-                                continue
-                            cur.execute(self._q["insert_job"], row)
-                            stored.append(new_job_model(job, row, now))
-                    else:
-                        cur.executemany(self._q["insert_job"], rows)
-                        stored = [new_job_model(job, row, now)
-                                  for job, row in zip(jobs, rows)]
+                    stored, _ = insert_jobs(cur, self._q, jobs, rows, now)
                     cur.execute(self._q["notify"])
         except StoreError as exc:
             if isinstance(exc.__cause__, pg_errors.UniqueViolation):
@@ -306,42 +295,6 @@ class PostgresBackend:
                 conn.execute(self._q["notify"])  # new work, or a running job to kill
         return row_to_job(row) if row else None
 
-    def get(self, job_id: str) -> Optional[Job]:
-        row = self._one("get_job", {"id": job_id}, retry=True)
-        return row_to_job(row) if row else None
-
-    def find_prefix(self, prefix: str, limit: int) -> list[str]:
-        rows = self._all("find_prefix", {"low": prefix, "high": prefix_upper_bound(prefix),
-                                         "limit": limit})
-        return [r[0] for r in rows]
-
-    def list_jobs(self, states: Sequence[JobState] | None, queue: Optional[str],
-                  limit: int, offset: int = 0) -> list[Job]:
-        params: dict[str, Any] = {"limit": limit, "offset": offset, "queue": queue}
-        name = "list_jobs"
-        if states:
-            params["states"] = [s.value for s in states]
-            name = "list_jobs_in_states_and_queue" if queue else "list_jobs_in_states"
-        elif queue:
-            name = "list_jobs_in_queue"
-        return [row_to_job(r) for r in self._all(name, params)]
-
-    def counts(self) -> dict[JobState, int]:
-        found = {JobState(state): n for state, n in self._all("counts")}
-        return {state: found.get(state, 0) for state in JobState}
-
-    def oldest_due(self, now: float) -> Optional[float]:
-        return self._one("oldest_due", {"now": now}, retry=True)[0]
-
-    def finished_since(self, since: float) -> int:
-        return self._one("finished_since", {"since": since}, retry=True)[0]
-
-    def next_run_at(self, queues: Sequence[str] | None, after: float) -> Optional[float]:
-        if queues:
-            return self._one("next_run_at_in_queues", {"queues": list(queues),
-                                                       "after": after}, retry=True)[0]
-        return self._one("next_run_at", {"after": after}, retry=True)[0]
-
     def promote_due(self, now: float) -> int:
         with self._errors(), self._transaction() as conn:
             promoted = conn.execute(self._q["promote_due"], {"now": now}).rowcount
@@ -349,62 +302,7 @@ class PostgresBackend:
                 conn.execute(self._q["notify"])
         return promoted
 
-    def processing_jobs(self, worker_ids: Iterable[str]) -> list[Job]:
-        ids = list(worker_ids)
-        if not ids:
-            return []
-        return [row_to_job(r) for r in self._all("processing_jobs", {"worker_ids": ids})]
 
-    def orphaned_jobs(self) -> list[Job]:
-        return [row_to_job(r) for r in self._all("orphaned_jobs")]
-
-    def purge(self, states: Sequence[JobState], finished_before: Optional[float]) -> int:
-        return self._run("purge", {"states": [s.value for s in states],
-                                   "before": finished_before})
-
-    def clear(self) -> int:
-        return self._run("clear")
-
-    def finished_jobs(self, since: float, limit: int) -> list[Job]:
-        return [row_to_job(r) for r in self._all("finished_jobs",
-                                                 {"since": since, "limit": limit})]
-
-    # -- workers --------------------------------------------------------------------------
-    def register_worker(self, info: WorkerInfo) -> None:
-        self._run("register_worker", {
-            "id": info.id, "host": info.host, "pid": info.pid, "slots": info.slots,
-            "queues": json.dumps(info.queues), "started_at": info.started_at,
-            "heartbeat_at": info.heartbeat_at})
-
-    def heartbeat(self, worker_id: str, *, busy: int, jobs_done: int,
-                  now: float) -> Optional[str]:
-        row = self._one("heartbeat", {"id": worker_id, "busy": busy,
-                                      "jobs_done": jobs_done, "now": now})
-        if row is None:
-            return "gone"
-        return row[0] or None
-
-    def unregister_worker(self, worker_id: str) -> None:
-        self._run("unregister_worker", {"id": worker_id})
-
-    def list_workers(self) -> list[WorkerInfo]:
-        return [row_to_worker(r) for r in self._all("list_workers")]
-
-    def request_stop(self, mode: str, worker_ids: Sequence[str] | None = None) -> int:
-        if worker_ids is None:
-            return self._run("request_stop_all", {"mode": mode})
-        return sum(self._run("request_stop_one", {"mode": mode, "id": wid})
-                   for wid in worker_ids)
-
-    # -- config ---------------------------------------------------------------------------
-    def config_items(self) -> dict[str, str]:
-        return dict(self._all("config_items"))
-
-    def config_set(self, key: str, value: str, now: float) -> None:
-        self._run("config_set", {"key": key, "value": value, "now": now})
-
-    def config_unset(self, key: str) -> bool:
-        return self._run("config_unset", {"key": key}) > 0
 
 
 def _text(value: Optional[str]) -> Optional[str]:

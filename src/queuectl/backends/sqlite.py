@@ -13,15 +13,14 @@ import os
 import sqlite3
 import threading
 from contextlib import contextmanager
-from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
+from typing import Any, Iterator, Mapping, Optional, Sequence
 
 from queuectl.backends.base import (
-    JOB_COLUMNS, WORKER_COLUMNS, insert_params, new_job_model, prefix_upper_bound, row_to_job,
-    row_to_worker,
+    JOB_COLUMNS, SqlVerbs, WORKER_COLUMNS, insert_jobs, insert_params, row_to_job,
 )
 from queuectl.backends.sqlfile import load_migrations, load_queries
 from queuectl.errors import DuplicateJob, StoreError
-from queuectl.models import Job, NewJob, WorkerInfo
+from queuectl.models import Job, NewJob
 from queuectl.states import JobState, Transition
 
 BUSY_TIMEOUT_MS = 10_000
@@ -72,7 +71,7 @@ class _Conflict(Exception):
     """An id collision inside an enqueue transaction (reported after the rollback)."""
 
 
-class SqliteBackend:
+class SqliteBackend(SqlVerbs):
     """Backend over one SQLite file.  One instance = one connection = one thread."""
 
     notifies_through_store = False
@@ -193,6 +192,9 @@ class SqliteBackend:
             except sqlite3.Error as exc:
                 raise self._failed(exc) from exc
 
+    def _array(self, values: Sequence[str]) -> str:
+        return json.dumps(list(values))  # read back with json_each()
+
     def close(self) -> None:
         try:
             self._db.close()
@@ -219,27 +221,9 @@ class SqliteBackend:
 
     def _enqueue_rows(self, jobs: Sequence[NewJob], rows: list[dict[str, Any]],
                       now: float) -> list[Job]:
-        stored: list[Job] = []
-        inserted = rows
         with self._errors(), self._transaction() as db:
             try:
-                if any(job.unique_key for job in jobs):
-                    inserted = []
-                    for job, row in zip(jobs, rows):
-                        existing = job.unique_key and db.execute(
-                            self._q["live_job_by_unique_key"],
-                            {"unique_key": job.unique_key}).fetchone()
-                        if existing:
-                            found = db.execute(self._q["get_job"],
-                                               {"id": existing[0]}).fetchone()
-                            stored.append(row_to_job(found))
-                            continue
-                        db.execute(self._q["insert_job"], row)
-                        inserted.append(row)
-                        stored.append(new_job_model(job, row, now))
-                else:
-                    db.executemany(self._q["insert_job"], rows)
-                    stored = [new_job_model(job, row, now) for job, row in zip(jobs, rows)]
+                stored, inserted = insert_jobs(db, self._q, jobs, rows, now)
             except sqlite3.IntegrityError as exc:
                 raise _Conflict() from exc  # named after the rollback, below
             added: dict[str, int] = {}
@@ -310,102 +294,10 @@ class SqliteBackend:
             "entry": json.dumps(entry)})
         return row_to_job(row) if row else None
 
-    def get(self, job_id: str) -> Optional[Job]:
-        row = self._one("get_job", {"id": job_id})
-        return row_to_job(row) if row else None
-
-    def find_prefix(self, prefix: str, limit: int) -> list[str]:
-        rows = self._all("find_prefix", {"low": prefix, "high": prefix_upper_bound(prefix),
-                                         "limit": limit})
-        return [r[0] for r in rows]
-
-    def list_jobs(self, states: Sequence[JobState] | None, queue: Optional[str],
-                  limit: int, offset: int = 0) -> list[Job]:
-        params: dict[str, Any] = {"limit": limit, "offset": offset, "queue": queue}
-        name = "list_jobs"
-        if states:
-            params["states"] = json.dumps([s.value for s in states])
-            name = "list_jobs_in_states_and_queue" if queue else "list_jobs_in_states"
-        elif queue:
-            name = "list_jobs_in_queue"
-        return [row_to_job(r) for r in self._all(name, params)]
-
-    def counts(self) -> dict[JobState, int]:
-        found = {JobState(state): n for state, n in self._all("counts")}
-        return {state: found.get(state, 0) for state in JobState}
-
-    def oldest_due(self, now: float) -> Optional[float]:
-        return self._one("oldest_due", {"now": now})[0]
-
-    def finished_since(self, since: float) -> int:
-        return self._one("finished_since", {"since": since})[0]
-
-    def next_run_at(self, queues: Sequence[str] | None, after: float) -> Optional[float]:
-        if queues:
-            return self._one("next_run_at_in_queues", {"queues": json.dumps(list(queues)),
-                                                       "after": after})[0]
-        return self._one("next_run_at", {"after": after})[0]
-
     def promote_due(self, now: float) -> int:
         return self._run("promote_due", {"now": now})
 
-    def processing_jobs(self, worker_ids: Iterable[str]) -> list[Job]:
-        ids = list(worker_ids)
-        if not ids:
-            return []
-        return [row_to_job(r) for r in self._all("processing_jobs",
-                                                 {"worker_ids": json.dumps(ids)})]
 
-    def orphaned_jobs(self) -> list[Job]:
-        return [row_to_job(r) for r in self._all("orphaned_jobs")]
-
-    def purge(self, states: Sequence[JobState], finished_before: Optional[float]) -> int:
-        return self._run("purge", {"states": json.dumps([s.value for s in states]),
-                                   "before": finished_before})
-
-    def clear(self) -> int:
-        return self._run("clear")
-
-    def finished_jobs(self, since: float, limit: int) -> list[Job]:
-        return [row_to_job(r) for r in self._all("finished_jobs",
-                                                 {"since": since, "limit": limit})]
-
-    # -- workers --------------------------------------------------------------------
-    def register_worker(self, info: WorkerInfo) -> None:
-        self._run("register_worker", {
-            "id": info.id, "host": info.host, "pid": info.pid, "slots": info.slots,
-            "queues": json.dumps(info.queues), "started_at": info.started_at,
-            "heartbeat_at": info.heartbeat_at})
-
-    def heartbeat(self, worker_id: str, *, busy: int, jobs_done: int,
-                  now: float) -> Optional[str]:
-        row = self._one("heartbeat", {"id": worker_id, "busy": busy,
-                                      "jobs_done": jobs_done, "now": now})
-        if row is None:
-            return "gone"
-        return row[0] or None
-
-    def unregister_worker(self, worker_id: str) -> None:
-        self._run("unregister_worker", {"id": worker_id})
-
-    def list_workers(self) -> list[WorkerInfo]:
-        return [row_to_worker(r) for r in self._all("list_workers")]
-
-    def request_stop(self, mode: str, worker_ids: Sequence[str] | None = None) -> int:
-        if worker_ids is None:
-            return self._run("request_stop_all", {"mode": mode})
-        return sum(self._run("request_stop_one", {"mode": mode, "id": wid})
-                   for wid in worker_ids)
-
-    # -- config ---------------------------------------------------------------------
-    def config_items(self) -> dict[str, str]:
-        return dict(self._all("config_items"))
-
-    def config_set(self, key: str, value: str, now: float) -> None:
-        self._run("config_set", {"key": key, "value": value, "now": now})
-
-    def config_unset(self, key: str) -> bool:
-        return self._run("config_unset", {"key": key}) > 0
 
 
 def _split_statements(sql: str) -> list[str]:
