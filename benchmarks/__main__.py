@@ -1,4 +1,4 @@
-"""queuectl's performance suite (PERFORMANCE.md).
+"""queuectl's performance suite (B1-B8, documented in the README).
 
     python -m benchmarks                 # the full run (a few minutes)
     python -m benchmarks --quick         # a smaller run, under a minute

@@ -7,7 +7,7 @@ core code raises, never exits.
 
 from __future__ import annotations
 
-# Exit codes (documented in the README and SPEC section 3).
+# Exit codes (documented in the README).
 EXIT_OK = 0
 EXIT_FAILED = 1  # the operation failed: job not found, a waited-on job failed
 EXIT_USAGE = 2  # usage error or bad input

@@ -15,7 +15,7 @@ from queuectl.times import parse_duration, parse_when
 
 FIELDS = ("id", "command", "priority", "delay", "run_at", "timeout", "max_retries",
           "backoff_base", "queue", "cwd", "env", "depends_on", "after", "unique_key")
-# Fields of a stored job that S1's job JSON shows; accepted when they hold the
+# Fields of a stored job that `show --json` prints; accepted when they hold the
 # values a new job starts with, so a job object copied from the docs enqueues.
 _INITIAL_ONLY = {"state": ("pending",), "attempts": (0,)}
 _IGNORED = ("created_at", "updated_at")

@@ -1,5 +1,5 @@
 """Worker commands: worker start/stop/status, the `start`/`stop`/`workers` aliases and
-S3's `scheduler` names for a detached supervisor."""
+the `scheduler` names for a detached supervisor."""
 
 from __future__ import annotations
 
@@ -198,10 +198,10 @@ def workers(include_dead: bool) -> None:
     _status(include_dead)
 
 
-# -- S3's scheduler names ------------------------------------------------------------
+# -- scheduler: another name for a detached supervisor ------------------------------------------------------------
 @click.group()
 def scheduler() -> None:
-    """A background worker supervisor and its log (S3's names).
+    """A background worker supervisor and its log.
 
     \b
       queuectl scheduler start --workers 2 --auto
@@ -216,7 +216,7 @@ def scheduler() -> None:
               help="Jobs run at once (default: config worker-count).")
 @click.option("--queue", "-q", "queues", multiple=True, metavar="NAME")
 @click.option("--auto", is_flag=True,
-              help="Run due jobs automatically (always the case; accepted for S3).")
+              help="Run due jobs automatically (always the case; accepted for compatibility).")
 @json_option
 def scheduler_start(count: Optional[int], queues: tuple[str, ...], auto: bool) -> None:
     """Start a detached supervisor that promotes scheduled jobs and runs due ones."""
