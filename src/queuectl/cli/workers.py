@@ -198,7 +198,7 @@ def workers(include_dead: bool) -> None:
     _status(include_dead)
 
 
-# -- scheduler: another name for a detached supervisor ------------------------------------------------------------
+# -- scheduler: another name for a detached supervisor -------------------------------
 @click.group()
 def scheduler() -> None:
     """A background worker supervisor and its log.

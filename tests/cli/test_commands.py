@@ -1,4 +1,4 @@
-"""Every seed syntax of SPEC section 3, run through the real CLI (`python -m queuectl`
+"""Every documented command syntax, run through the real CLI (`python -m queuectl`
 as a subprocess), checked by what a user can observe: exit codes, the stored job
 (via `--json show` / `--json list`), one-line errors, and an unchanged store after
 bad input."""
@@ -76,7 +76,7 @@ def assert_iso_z(job: dict[str, Any]) -> None:
 
 
 # -- enqueue / add ---------------------------------------------------------------------
-def test_enqueue_job_option_s0(cli: Cli) -> None:
+def test_enqueue_job_option(cli: Cli) -> None:
     job_id = enqueue(cli, "--job", "echo 'Processing started'", "--max-retries", "2")
     job = show(cli, job_id)
     assert job["command"] == "echo 'Processing started'"
@@ -86,7 +86,7 @@ def test_enqueue_job_option_s0(cli: Cli) -> None:
     assert re.fullmatch(r"[0-9a-f-]{36}", job_id)
 
 
-def test_enqueue_job_s0_options(cli: Cli) -> None:
+def test_enqueue_job_options(cli: Cli) -> None:
     high = enqueue(cli, "--job", "echo 'High priority'", "--priority", "10")
     delayed = enqueue(cli, "--job", "echo 'Delayed'", "--delay", "60")
     slow = enqueue(cli, "--job", "long_running_task", "--timeout", "300",
@@ -97,14 +97,14 @@ def test_enqueue_job_s0_options(cli: Cli) -> None:
     assert slow_job["timeout"] == 300 and slow_job["max_retries"] == 3
 
 
-def test_enqueue_positional_command_s1(cli: Cli) -> None:
+def test_enqueue_positional_command(cli: Cli) -> None:
     job_id = enqueue(cli, "echo 'Hello World'")
     assert show(cli, job_id)["command"] == "echo 'Hello World'"
     retried = enqueue(cli, "sleep 5", "--max-retries", "3")
     assert show(cli, retried)["max_retries"] == 3
 
 
-def test_enqueue_json_object_s2(cli: Cli) -> None:
+def test_enqueue_json_object(cli: Cli) -> None:
     assert enqueue(cli, '{"id":"job1","command":"sleep 2"}') == "job1"
     assert enqueue(cli, '{"id":"job2","command":"timeout 30","timeout":5,"max_retries":3,'
                         '"backoff_base":2}') == "job2"
@@ -116,7 +116,7 @@ def test_enqueue_json_object_s2(cli: Cli) -> None:
     assert stored["job3"]["priority"] == 8
 
 
-def test_enqueue_json_with_run_at_s3(cli: Cli) -> None:
+def test_enqueue_json_with_run_at(cli: Cli) -> None:
     assert enqueue(cli, '{"id":"ping","command":"ping google.com","priority":10,'
                         '"run_at":"+5m"}') == "ping"
     job = show(cli, "ping")
@@ -125,7 +125,7 @@ def test_enqueue_json_with_run_at_s3(cli: Cli) -> None:
     assert_iso_z(job)
 
 
-def test_enqueue_command_and_id_options_s2(cli: Cli) -> None:
+def test_enqueue_command_and_id_options(cli: Cli) -> None:
     assert enqueue(cli, "--id", "job1", "--command", "echo Hello World") == "job1"
     assert enqueue(cli, "--id", "job2", "--command", "timeout 30", "--timeout", "5",
                    "--max-retries", "3", "--backoff-base", "2") == "job2"
@@ -134,7 +134,7 @@ def test_enqueue_command_and_id_options_s2(cli: Cli) -> None:
     assert (job2["timeout"], job2["max_retries"], job2["backoff_base"]) == (5, 3, 2)
 
 
-def test_add_with_id_s3(cli: Cli) -> None:
+def test_add_with_id(cli: Cli) -> None:
     out = ok(cli("add", "echo Hello World", "--id", "my-first-job"))
     assert out.strip() == "my-first-job"
     assert show(cli, "my-first-job")["command"] == "echo Hello World"
@@ -214,7 +214,7 @@ def test_enqueue_bad_input(cli: Cli, args: list[str], needle: str) -> None:
 
 
 # -- schedule --------------------------------------------------------------------------
-def test_schedule_relative_s3(cli: Cli) -> None:
+def test_schedule_relative(cli: Cli) -> None:
     job_id = ok(cli("schedule", "backup", "+1h")).strip()
     job = show(cli, job_id)
     assert job["state"] == "scheduled" and job["command"] == "backup"
@@ -222,7 +222,7 @@ def test_schedule_relative_s3(cli: Cli) -> None:
     assert [j["id"] for j in scheduled] == [job_id]
 
 
-def test_schedule_local_datetime_s3(cli: Cli) -> None:
+def test_schedule_local_datetime(cli: Cli) -> None:
     job_id = ok(cli("schedule", "daily backup", "2025-11-10 02:00:00")).strip()
     assert show(cli, job_id)["command"] == "daily backup"
 
@@ -267,7 +267,7 @@ def test_list_bad_state(cli: Cli) -> None:
 
 
 # -- show / cancel / retry --------------------------------------------------------------
-def test_show_s2(cli: Cli) -> None:
+def test_show(cli: Cli) -> None:
     enqueue(cli, "--id", "job1", "--command", "echo Hello World")
     text = ok(cli("show", "job1"))
     assert "job1" in text and "echo Hello World" in text and "pending" in text
@@ -292,7 +292,7 @@ def test_prefix_and_ambiguous_prefix(cli: Cli) -> None:
 
 
 @pytest.mark.parametrize("verb", ["cancel", "dequeue"])
-def test_cancel_and_dequeue_s2(cli: Cli, verb: str) -> None:
+def test_cancel_and_dequeue(cli: Cli, verb: str) -> None:
     enqueue(cli, "--id", "job3", "--command", "echo Priority Task", "--priority", "8")
     out = ok(cli(verb, "job3"))
     assert "cancelled" in out
@@ -319,7 +319,7 @@ def test_retry_pending_is_an_error(cli: Cli) -> None:
 
 
 # -- worker runs, wait, logs, dlq ---------------------------------------------------------
-def test_dlq_list_and_retry_by_id_s2(cli: Cli) -> None:
+def test_dlq_list_and_retry_by_id(cli: Cli) -> None:
     make_dead(cli, "job2")
     assert "job2" in ok(cli("dlq", "list"))
     dead = as_json(cli("dlq", "list", "--json"))
@@ -332,18 +332,18 @@ def test_dlq_list_and_retry_by_id_s2(cli: Cli) -> None:
     assert as_json(cli("--json", "dlq", "list")) == []
 
 
-def test_dlq_retry_uuid_prefix_s1(cli: Cli) -> None:
+def test_dlq_retry_uuid_prefix(cli: Cli) -> None:
     job_id = enqueue(cli, "exit 1", "--max-retries", "0")
     run_burst(cli)
     assert show(cli, job_id)["state"] == "dead"
-    ok(cli("dlq", "retry", job_id[:8]))  # S1: dlq retry 08232c92
+    ok(cli("dlq", "retry", job_id[:8]))  # documented form: dlq retry 08232c92
     assert show(cli, job_id)["state"] == "pending"
     run_burst(cli)
     ok(cli("dlq", "retry", job_id))  # the full UUID
     assert show(cli, job_id)["state"] == "pending"
 
 
-def test_dlq_retry_job_id_option_s0(cli: Cli) -> None:
+def test_dlq_retry_job_id_option(cli: Cli) -> None:
     make_dead(cli, "d1")
     ok(cli("dlq", "retry", "--job-id", "d1"))
     assert show(cli, "d1")["state"] == "pending"
@@ -394,7 +394,7 @@ def test_wait_completed_dead_timeout(cli: Cli) -> None:
     fails(cli("wait", "ghost"), 1, "ghost")
 
 
-def test_s1_start_stop_status(cli: Cli) -> None:
+def test_start_stop_status(cli: Cli) -> None:
     enqueue(cli, "echo 'Hello World'")
     enqueue(cli, "invalid_command", "--max-retries", "0")
     ok(cli("start", "--count", "2", "--timeout", "1", timeout=60))
@@ -429,14 +429,14 @@ def test_config_show_forms(cli: Cli, args: list[str]) -> None:
 
 def test_config_get_set_forms(cli: Cli) -> None:
     assert ok(cli("config", "get", "max-retries")).strip() == "3"
-    ok(cli("config", "set", "max-retries", "5"))                        # S2
+    ok(cli("config", "set", "max-retries", "5"))
     assert ok(cli("config", "get", "max_retries")).strip() == "5"
-    ok(cli("config", "set", "backoff-base", "3"))                       # S2/S3
+    ok(cli("config", "set", "backoff-base", "3"))
     assert ok(cli("config", "get", "backoff_base")).strip() == "3"
-    ok(cli("config", "set", "--key", "max_retries", "--value", "6"))    # S0
+    ok(cli("config", "set", "--key", "max_retries", "--value", "6"))
     assert ok(cli("config", "get", "max-retries")).strip() == "6"
-    ok(cli("config", "--key", "max_retries", "--value", "7"))           # S1
-    ok(cli("config", "--key", "backoff_base", "--value", "4"))          # S1
+    ok(cli("config", "--key", "max_retries", "--value", "7"))
+    ok(cli("config", "--key", "backoff_base", "--value", "4"))
     assert ok(cli("config", "--key", "max-retries")).strip() == "7"
     data = as_json(cli("config", "--json"))
     assert data["max-retries"] == {"value": 7, "source": "stored"}
@@ -491,7 +491,7 @@ def test_config_usage_errors(cli: Cli) -> None:
 
 
 # -- clear / purge / cleanup / status / time ----------------------------------------------
-def test_clear_yes_s2(cli: Cli) -> None:
+def test_clear_yes(cli: Cli) -> None:
     enqueue(cli, "echo a", "--id", "a")
     enqueue(cli, "echo b", "--id", "b")
     before = jobs(cli)
