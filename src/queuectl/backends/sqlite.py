@@ -12,6 +12,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from contextlib import contextmanager
 from typing import Any, Iterator, Mapping, Optional, Sequence
 
@@ -97,12 +98,28 @@ class SqliteBackend(SqlVerbs):
         except sqlite3.Error as exc:
             raise _store_error(exc, path) from exc
         try:
-            self._setup(durable)
+            self._setup_when_free(durable)
         except sqlite3.Error as exc:
             self._db.close()
             raise _store_error(exc, path) from exc
 
     # -- connection ---------------------------------------------------------------------
+    def _setup_when_free(self, durable: bool) -> None:
+        """Set up, waiting out a concurrent first opening: switching a brand-new file
+        to WAL can fail with "locked" at once, without SQLite's busy handler."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        while True:
+            try:
+                return self._setup(durable)
+            except sqlite3.OperationalError as exc:
+                text = str(exc).lower()
+                if ("locked" not in text and "busy" not in text) \
+                        or time.monotonic() > deadline:
+                    raise
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                time.sleep(0.01)
+
     def _setup(self, durable: bool) -> None:
         db = self._db
         db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
@@ -131,8 +148,6 @@ class SqliteBackend(SqlVerbs):
         if current > latest:
             raise StoreError(f"store {self.path} has schema version {current}, newer than "
                              f"this queuectl understands ({latest}); upgrade queuectl")
-        import time
-
         with self._transaction():
             self._db.execute(self._q["schema_version_create"])
             current = self._db.execute(self._q["schema_version_get"]).fetchone()[0]
