@@ -9,16 +9,20 @@ slower than one thread multiplexing four children (see docs/DECISIONS.md).
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import select
+import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional
 
+from queuectl.backends import open_backend
 from queuectl.errors import StoreError
 from queuectl.models import Job, Outcome
-from queuectl.retry import decide, effective_timeout
+from queuectl.retry import Decision, decide, effective_timeout
 from queuectl.runner import Run
 from queuectl.states import JobState
 
@@ -29,6 +33,7 @@ log = logging.getLogger(__name__)
 
 STORE_RETRY_S = 0.5  # first pause after a store error before trying again
 STORE_RETRY_MAX_S = 10.0
+RECORDER_THREADS = 4  # at most this many results in flight at once (PostgreSQL)
 
 
 @dataclass
@@ -53,16 +58,39 @@ class Slots:
         # The supervisor's poll set: job pidfds come and go with their jobs.
         self.poller = select.poll()
         self.by_fd: dict[int, int] = {}  # pidfd -> slot
+        # On a store with a connection per thread (PostgreSQL), results are recorded
+        # by a few threads so that the loop does not wait for each round trip.
+        self.recording: dict[int, Running] = {}  # slot -> job whose result is in flight
+        self._done: collections.deque[tuple[Running, Decision, float, Any]] = \
+            collections.deque()
+        self._pool: Optional[ThreadPoolExecutor] = None
+        self._local = threading.local()
+        self._thread_backends: list[Any] = []
+        if not getattr(sup.queue.backend, "shareable_across_threads", True):
+            self._pool = ThreadPoolExecutor(max_workers=min(count, RECORDER_THREADS),
+                                            thread_name_prefix="recorder")
 
     @property
     def busy(self) -> int:
-        return len(self.running)
+        return len(self.running) + len(self.recording)
 
     def label(self, slot: int) -> str:
         return f"{self.sup.host}:{os.getpid()}/{slot}"
 
     def jobs(self) -> list[Job]:
-        return [item.job for item in self.running.values()]
+        return [item.job for item in (*self.running.values(), *self.recording.values())]
+
+    @property
+    def in_flight(self) -> bool:
+        """A result (and maybe the slot's next claim) is being recorded right now."""
+        return bool(self.recording)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self.collect()
+            for backend in self._thread_backends:
+                backend.close()
 
     # -- claiming -----------------------------------------------------------------------
     def fill(self) -> None:
@@ -71,7 +99,7 @@ class Slots:
         for slot in range(1, self.count + 1):
             if not self.maybe_work or sup.stopping:
                 return
-            if slot in self.running:
+            if slot in self.running or slot in self.recording:
                 continue
             try:
                 job = sup.queue.backend.claim(sup.worker_id, self.label(slot),
@@ -154,6 +182,7 @@ class Slots:
             log.info("job %s cancelled while running (%s)", job.id, item.label)
         else:
             self._finish(item, outcome)
+            return  # _recorded() completes it, now or when its thread is done
         _remove(item.path)
         sup.on_job_done()
 
@@ -175,27 +204,75 @@ class Slots:
         }
         fields = dict(now=now, exit_code=outcome.exit_code, error=decision.error,
                       output=outcome.output_tail or None, history_entry=entry)
-        backend = sup.queue.backend
-        both = getattr(backend, "finish_and_claim", None)
-        next_job = None
-        if both is not None and not sup.stopping:
-            # The slot's next job is claimed in the finish's own transaction.
-            result = self._retrying(lambda: both(
-                job, decision.state, decision.run_at, worker_id=sup.worker_id,
-                worker=item.label, queues=sup.options.queues, **fields))
-            done, next_job = result if result else (False, None)
-            if next_job is None:
-                self.maybe_work = False
-        else:
-            done = self._retrying(lambda: backend.finish(job, decision.state,
-                                                         decision.run_at, **fields))
+        claim_next = not sup.stopping
+
+        def record(backend: Any) -> tuple[bool, Optional[Job]]:
+            both = getattr(backend, "finish_and_claim", None)
+            if both is not None and claim_next:
+                # The slot's next job is claimed in the finish's own transaction.
+                return both(job, decision.state, decision.run_at, worker_id=sup.worker_id,
+                            worker=item.label, queues=sup.options.queues, **fields)
+            return backend.finish(job, decision.state, decision.run_at, **fields), None
+
+        if self._pool is not None:
+            self.recording[item.slot] = item
+            future = self._pool.submit(self._record_in_thread, record)
+            future.add_done_callback(
+                lambda done: self._handed_back(item, decision, now, done))
+            return
+        result = self._retrying(lambda: record(sup.queue.backend))
+        self._recorded(item, decision, now, result)
+
+    def _record_in_thread(self, record: Callable[[Any], Any]) -> Any:
+        backend = getattr(self._local, "backend", None)
+        delay = STORE_RETRY_S
+        while True:
+            try:
+                if backend is None:
+                    backend = self._local.backend = open_backend(self.sup.url,
+                                                                 durable=False)
+                    self._thread_backends.append(backend)
+                return record(backend)
+            except StoreError as exc:
+                if self.sup.stop_now and self.sup.exit_deadline_passed():
+                    log.error("giving up recording a result: %s", exc)
+                    return None
+                log.warning("store error, retrying in %.1fs: %s", delay, exc)
+                time.sleep(delay)
+                delay = min(delay * 2, STORE_RETRY_MAX_S)
+
+    def _handed_back(self, item: Running, decision: Decision, now: float,
+                     future: Future) -> None:
+        """In a recorder thread: queue the result for the loop and wake it."""
+        try:
+            result = future.result()
+        except Exception as exc:  # noqa: BLE001 - reported by the loop, never lost
+            log.error("recording job %s failed: %s", item.job.id, exc)
+            result = None
+        self._done.append((item, decision, now, result))
+        self.sup.poke()
+
+    def collect(self) -> None:
+        """In the loop: complete the results the recorder threads have stored."""
+        while self._done:
+            item, decision, now, result = self._done.popleft()
+            self.recording.pop(item.slot, None)
+            self._recorded(item, decision, now, result)
+
+    def _recorded(self, item: Running, decision: Decision, now: float,
+                  result: Optional[tuple[bool, Optional[Job]]]) -> None:
+        sup = self.sup
+        job = item.job
+        done, next_job = result if result else (False, None)
+        if next_job is None and result is not None and not sup.stopping:
+            self.maybe_work = False
         if not done:
             log.warning("job %s was taken from this worker while it ran; result dropped",
                         job.id)
         elif decision.state is JobState.COMPLETED:
             # DEBUG, not INFO: a line per tiny job cost a tenth of the hot loop.
-            log.debug("job %s completed in %.3fs (%s)", job.id, outcome.duration,
-                      item.label)
+            log.debug("job %s completed in %.3fs (%s)", job.id, now - job.started_at
+                      if job.started_at else 0.0, item.label)
         elif decision.state is JobState.FAILED:
             log.warning("job %s failed (attempt %d): %s; retry in %.1fs", job.id,
                         job.attempts, decision.error, (decision.run_at or now) - now)
@@ -203,6 +280,8 @@ class Slots:
         else:
             log.error("job %s is dead after %d attempts: %s", job.id, job.attempts,
                       decision.error)
+        _remove(item.path)
+        sup.on_job_done()
         if next_job is not None:
             if sup.stopping:  # a stop arrived while the finish was being recorded
                 self.give_back(next_job, self.label(item.slot), None,
