@@ -60,6 +60,8 @@ def demo(no_run: bool) -> None:
         return
     click.echo("\nResult:")
     render.job_table([job for job in final if job], q.now())
+    click.echo("\nThe store now:")
+    render.counts_table(q.backend.counts())
     click.echo("")
     prefix = "queuectl" + (f" --db {st.db}" if st.db else "")
     click.echo("Try next:")
