@@ -131,7 +131,7 @@ class Supervisor:
             self.queue.close()
             os.close(self._pipe_r)
             os.close(self._pipe_w)
-        log.info("worker %s stopped (%s); %d job(s) done", self.worker_id,
+        log.info("worker %s stopped (%s) after %d run(s)", self.worker_id,
                  self.exit_reason or "stopped", self.jobs_done)
         return 0
 
