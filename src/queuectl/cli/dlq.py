@@ -41,9 +41,12 @@ def dlq_list(limit: int = 50) -> None:
     if st.json:
         render.emit_json([job.to_dict(with_output=False) for job in jobs])
         return
-    rows = [[job.id, job.attempts, render.ago(q.now() - (job.finished_at or job.updated_at))
-             + " ago", job.error or "-", job.command] for job in jobs]
-    render.table(["ID", "ATTEMPTS", "DIED", "ERROR", "COMMAND"], rows,
+    tty = render.is_tty()
+    rows = [[render.short_id(job.id) if tty else job.id, job.attempts,
+             render.ago(q.now() - (job.finished_at or job.updated_at)) + " ago",
+             render.shorten(job.command, 30) if tty else job.command, job.error or "-"]
+            for job in jobs]
+    render.table(["ID", "ATTEMPTS", "DIED", "COMMAND", "ERROR"], rows,
                  empty="The dead-letter queue is empty.")
 
 

@@ -45,13 +45,21 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]],
         from rich.table import Table
         from rich.text import Text
 
+        console = Console(highlight=False)
         tbl = Table(box=None, header_style="bold", pad_edge=False)
-        for header in headers:
-            tbl.add_column(header, overflow="fold")
+        last = len(headers) - 1
+        # Every column but the last (free text) keeps its full width; the last gets
+        # what is left of the terminal and is cut with an ellipsis.
+        widths = [max(len(headers[i]), *(len(row[i]) for row in rows)) for i in range(last)]
+        room = console.width - sum(widths) - 2 * last
+        for index, header in enumerate(headers):
+            tbl.add_column(header, no_wrap=True,
+                           overflow="ellipsis" if index == last else "fold",
+                           max_width=max(room, 10) if index == last else None)
         for index, row in enumerate(rows):
             style = styles[index] if styles else None
             tbl.add_row(*[Text(cell, style=style or "") for cell in row])
-        Console(highlight=False).print(tbl)
+        console.print(tbl)
         return
     widths = [len(h) for h in headers]
     for row in rows:
@@ -65,7 +73,8 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]],
                              for i, c in enumerate(row)).rstrip())
 
 
-def _short(text: str, width: int) -> str:
+def shorten(text: str, width: int) -> str:
+    """One line of at most `width` characters."""
     text = " ".join(text.split())
     return text if len(text) <= width else text[: width - 1] + "…"
 
@@ -75,11 +84,19 @@ def job_table(jobs: Sequence[Job], now: float, empty: str = "No jobs.") -> None:
     width = 60 if is_tty() else 10_000
     for job in jobs:
         when = _when(job, now)
-        rows.append([job.id, job.state.value, job.priority,
-                     _attempts(job), job.queue, when, _short(job.command, width)])
+        rows.append([short_id(job.id) if is_tty() else job.id, job.state.value, job.priority,
+                     _attempts(job), job.queue, when, shorten(job.command, width)])
         styles.append(STATE_STYLE.get(job.state))
     table(["ID", "STATE", "PRI", "ATTEMPTS", "QUEUE", "WHEN", "COMMAND"], rows, styles,
           empty=empty)
+
+
+def short_id(job_id: str) -> str:
+    """On a terminal a generated id shows its first 8 characters, like a short git
+    hash: any unique prefix of 4+ characters works wherever an id is asked for."""
+    if len(job_id) == 36 and job_id.count("-") == 4:
+        return job_id[:8]
+    return job_id
 
 
 def _attempts(job: Job) -> str:
