@@ -5,8 +5,8 @@ message that names the field."""
 from __future__ import annotations
 
 import json
+import os
 import re
-import uuid
 from typing import Any, Mapping
 
 from queuectl.errors import InvalidInput
@@ -41,7 +41,13 @@ def looks_like_json_object(text: str) -> bool:
 
 
 def new_job_id() -> str:
-    return str(uuid.uuid4())
+    """A random (version 4) UUID, formatted directly: `uuid.uuid4()` was a tenth of the
+    cost of validating a job in a batch enqueue."""
+    h = os.urandom(16).hex()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
+
+
+_VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
 
 
 def build(fields: Mapping[str, Any], now: float) -> NewJob:

@@ -116,7 +116,7 @@ def _read_batch(path: str, defaults: dict[str, Any], now: float) -> list[NewJob]
             continue
         try:
             fields = _spec_fields([stripped])
-            job = build(_merge(defaults, fields, "the line") if fields else defaults, now)
+            job = build(_merge(defaults, fields, "the line") if defaults else fields, now)
         except InvalidInput as exc:
             raise InvalidInput(f"{path} line {number}: {exc}") from None
         if job.id in seen:
