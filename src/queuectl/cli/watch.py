@@ -1,0 +1,121 @@
+"""Watching jobs: `logs` (and `logs -f`) and `wait`."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any, Optional
+
+import click
+
+from queuectl.cli import render
+from queuectl.cli.context import json_option, state
+from queuectl.errors import InvalidInput, NotFound
+from queuectl.models import Job
+from queuectl.states import FINISHED, JobState
+
+
+@click.command()
+@click.argument("job_ref", metavar="ID")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing until the job ends.")
+@json_option
+def logs(job_ref: str, follow: bool) -> None:
+    """Print a job's captured output (stdout and stderr).
+
+    \b
+      queuectl logs job1
+      queuectl logs -f job1       # follow a running job live
+    """
+    st = state()
+    q = st.queue()
+    if st.json:
+        job, text, live = q.output(job_ref)
+        render.emit_json({"id": job.id, "state": job.state.value, "live": live,
+                          "output": text})
+        return
+    if not follow:
+        _, text, _ = q.output(job_ref)
+        _write(text)
+        return
+    _follow(q, q.resolve(job_ref))
+
+
+def _write(text: str) -> None:
+    if text:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+
+def _follow(q: Any, job_id: str) -> None:
+    """Stream the live capture while the job runs here; print the stored tail when it
+    ran elsewhere.  The open handle stays readable after the worker removes the file."""
+    handle = None
+    printed = False
+    try:
+        while True:
+            job = q.backend.get(job_id)
+            if job is None:
+                raise NotFound(f"job {job_id} was deleted")
+            if handle is None and job.state is JobState.PROCESSING:
+                try:
+                    handle = open(q.job_log_path(job_id), "rb")
+                except OSError:
+                    handle = None
+            if handle is not None:
+                chunk = handle.read()
+                if chunk:
+                    printed = True
+                    _write(chunk.decode("utf-8", "replace"))
+            if job.state in FINISHED:
+                if handle is not None:
+                    _write(handle.read().decode("utf-8", "replace"))
+                elif not printed:
+                    _write(job.output or "")
+                return
+            if handle is not None and job.state is not JobState.PROCESSING:
+                handle.close()  # a retry will write a new file
+                handle = None
+            time.sleep(0.1)
+    finally:
+        if handle is not None:
+            handle.close()
+
+
+@click.command()
+@click.argument("job_refs", nargs=-1, required=True, metavar="ID...")
+@click.option("--timeout", "-t", type=float, metavar="SECONDS",
+              help="Give up after this long (exit 1).")
+@click.option("--quiet", is_flag=True, help="Print nothing; only the exit code tells.")
+@json_option
+def wait(job_refs: tuple[str, ...], timeout: Optional[float], quiet: bool) -> None:
+    """Block until the jobs finish; exit 0 only if all completed.
+
+    \b
+      id=$(queuectl enqueue "make test") && queuectl wait "$id" && echo passed
+      queuectl wait job1 job2 --timeout 60
+    """
+    st = state()
+    if timeout is not None and timeout < 0:
+        raise InvalidInput("--timeout must be 0 or more")
+    q = st.queue()
+
+    def changed(job: Job) -> None:
+        if not quiet and not st.json and job.state in FINISHED:
+            click.echo(f"{job.id}: {job.state.value}"
+                       + (f" ({job.error})" if job.error and job.state is not
+                          JobState.COMPLETED else ""))
+
+    latest = q.wait(list(job_refs), timeout, on_change=changed)
+    ok = all(job.state is JobState.COMPLETED for job in latest.values())
+    unfinished = [job for job in latest.values() if job.state not in FINISHED]
+    if st.json:
+        render.emit_json({"all_completed": ok, "timed_out": bool(unfinished),
+                          "jobs": [job.to_dict(with_output=False)
+                                   for job in latest.values()]})
+    elif unfinished and not quiet:
+        click.echo(f"timed out; still {', '.join(f'{j.id} {j.state.value}' for j in unfinished)}",
+                   err=True)
+    if not ok:
+        raise click.exceptions.Exit(1)
+
+
