@@ -19,7 +19,6 @@ import traceback
 
 from benchmarks.cases import CASES, Context, Scale
 from benchmarks.harness import Row
-
 from benchmarks.postgres import DEFAULT_PG
 
 

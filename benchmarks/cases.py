@@ -11,8 +11,19 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 from benchmarks.harness import (
-    PYTHON, Row, Workspace, median, percentile, proc_cpu_seconds, proc_rss_mb,
-    queuectl_argv, store_counts, timed, wait_registered, wait_until, xargs_rate,
+    PYTHON,
+    Row,
+    Workspace,
+    median,
+    percentile,
+    proc_cpu_seconds,
+    proc_rss_mb,
+    queuectl_argv,
+    store_counts,
+    timed,
+    wait_registered,
+    wait_until,
+    xargs_rate,
 )
 
 
@@ -107,7 +118,7 @@ def b2_pickup(ctx: Context, db: Optional[str] = None, store: str = "sqlite") -> 
                     os.close(reader)
                 if index >= 5:  # the first few warm the worker's caches
                     latencies.append(elapsed * 1000)
-                wait_until(lambda: queue.backend.counts()[_completed()] >= index + 1, 10,
+                wait_until(lambda n=index + 1: queue.backend.counts()[_completed()] >= n, 10,
                            "the job to complete", 0.001)
     p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
     name = "B2" if store == "sqlite" else "B8"

@@ -10,7 +10,7 @@ import re
 from typing import Any, Mapping
 
 from queuectl.errors import InvalidInput
-from queuectl.models import DEFAULT_QUEUE, DEFAULT_PRIORITY, MAX_PRIORITY, MIN_PRIORITY, NewJob
+from queuectl.models import DEFAULT_PRIORITY, DEFAULT_QUEUE, MAX_PRIORITY, MIN_PRIORITY, NewJob
 from queuectl.times import parse_duration, parse_when
 
 FIELDS = ("id", "command", "priority", "delay", "run_at", "timeout", "max_retries",

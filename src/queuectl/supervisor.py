@@ -308,7 +308,7 @@ class Supervisor:
 
     def _kill_cancelled(self) -> None:
         for job in self.slots.jobs():
-            current = self._store(lambda: self.queue.backend.get(job.id))
+            current = self._store(lambda job_id=job.id: self.queue.backend.get(job_id))
             if current is not None and current.state is JobState.CANCELLED:
                 if self.slots.kill(job.id):
                     log.info("job %s was cancelled: killing it", job.id)

@@ -205,7 +205,7 @@ def test_due_times_and_promotion(backend: Any) -> None:
 
 def test_purge_and_clear(backend: Any) -> None:
     add(backend, new("old"), new("new"), new("live"))
-    for job_id, when in (("old", NOW + 10), ("new", NOW + 1000)):
+    for _, when in (("old", NOW + 10), ("new", NOW + 1000)):
         job = backend.claim("w", "h:1/1", None, when)
         assert job.id in ("old", "new", "live")  # type: ignore[union-attr]
         finish(backend, job, now=when)  # type: ignore[arg-type]

@@ -51,7 +51,7 @@ def test_sigkilled_supervisors_lose_no_job(workers: Any, q: Any, tmp_path: Path)
     while time.monotonic() < deadline:
         proc = workers.start("--count", "4")
         # let it get going, then kill it mid-work
-        wait_for(lambda: len(_runs(out)) > 0 or proc.poll() is not None, timeout=30,
+        wait_for(lambda proc=proc: len(_runs(out)) > 0 or proc.poll() is not None, timeout=30,
                  message="progress")
         time.sleep(0.3)  # chaos: kill at an arbitrary point while jobs run
         os.killpg(proc.pid, signal.SIGKILL)

@@ -9,10 +9,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from queuectl.config import Settings
+from queuectl.errors import InvalidInput
 from queuectl.models import Job, Outcome
 from queuectl.retry import backoff_delay, decide, rescue_exhausted
 from queuectl.states import FINISHED, JobState, Transition, parse_state
-from queuectl.errors import InvalidInput
 
 NOW = 1_700_000_000.0
 FAILED_RUN = Outcome(exit_code=3, output_tail="boom\n", started_at=NOW - 1, finished_at=NOW)

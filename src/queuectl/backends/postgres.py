@@ -19,7 +19,12 @@ from contextlib import contextmanager
 from typing import Any, Iterator, Mapping, Optional, Sequence
 
 from queuectl.backends.base import (
-    JOB_COLUMNS, SqlVerbs, WORKER_COLUMNS, insert_jobs, insert_params, row_to_job,
+    JOB_COLUMNS,
+    WORKER_COLUMNS,
+    SqlVerbs,
+    insert_jobs,
+    insert_params,
+    row_to_job,
 )
 from queuectl.backends.sqlfile import load_migrations, load_queries
 from queuectl.errors import DuplicateJob, StoreError
