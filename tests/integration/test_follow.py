@@ -1,0 +1,45 @@
+"""`logs -f` streams a running job's output live and ends with the job; `wait` blocks
+until a running job ends."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from typing import Any
+
+from tests.conftest import wait_for
+
+
+def test_logs_follow_streams_until_the_job_ends(cli: Any, q: Any, workers: Any,
+                                                db: str) -> None:
+    command = "echo first; sleep 1.5; echo second"
+    assert cli("enqueue", "--id", "talky", "--command", command).returncode == 0
+    workers.start("--count", "1")
+    wait_for(lambda: q("show", "talky")["state"] == "processing", timeout=20,
+             message="running")
+    follower = subprocess.Popen([sys.executable, "-m", "queuectl", "--db", db, "logs", "-f",
+                                 "talky"], stdout=subprocess.PIPE, text=True)
+    try:
+        first_line = follower.stdout.readline()  # type: ignore[union-attr]
+        seen_at = time.monotonic()
+        assert first_line.strip() == "first"
+        # it arrived while the job still ran: the second line is 1.5 s away
+        assert q("show", "talky")["state"] == "processing"
+        rest, _ = follower.communicate(timeout=30)
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+    assert follower.returncode == 0
+    assert rest.strip().splitlines() == ["second"]
+    assert time.monotonic() - seen_at > 0.5
+    assert q("show", "talky")["state"] == "completed"
+
+
+def test_wait_blocks_until_a_running_job_ends(cli: Any, q: Any, workers: Any) -> None:
+    assert cli("enqueue", "--id", "w1", "--command", "sleep 1").returncode == 0
+    workers.start("--count", "1")
+    result = cli("wait", "w1", "--timeout", "30")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "w1: completed"
+    assert q("show", "w1")["state"] == "completed"
