@@ -16,11 +16,21 @@ from queuectl.states import JobState, Transition
 
 
 class Backend(Protocol):
-    """A job store.  Implementations: SQLite (embedded) and PostgreSQL (multi-host)."""
+    """A job store.  Implementations: SQLite (embedded) and PostgreSQL (multi-host).
+
+    Optional capabilities, looked up with getattr by the worker:
+    `finish_and_claim(job, state, run_at, *, ..., worker_id, worker, queues)` records a
+    result and claims the slot's next job in one transaction, returning
+    (finished, next job or None); `wakeup_fd()` / `drain_wakeups()` expose a socket that
+    becomes readable when work may have arrived (PostgreSQL LISTEN).
+    """
 
     url: str
     #: True when wake-ups travel through the store itself (PostgreSQL LISTEN/NOTIFY).
     notifies_through_store: bool
+    #: True when one connection may serve every thread of a process (SQLite, where
+    #: writers take turns anyway); False gives each recorder thread its own.
+    shareable_across_threads: bool
 
     def close(self) -> None:
         """Release connections."""
