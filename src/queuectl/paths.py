@@ -42,9 +42,5 @@ def wake_dir(url: str) -> str:
     """Folder of the wake-up sockets of a store's local workers.
 
     Kept short (Unix socket paths are limited to ~100 bytes) and private per user."""
-    base = os.environ.get("XDG_RUNTIME_DIR")
-    if not base:
-        import tempfile
-
-        base = tempfile.gettempdir()
+    base = os.environ.get("XDG_RUNTIME_DIR") or os.environ.get("TMPDIR") or "/tmp"
     return os.path.join(base, f"{APP}-{os.getuid()}", store_key(url))

@@ -9,11 +9,9 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence
 
-from queuectl import config as configmod
 from queuectl import wakeup
 from queuectl.backends import is_postgres, open_backend, sqlite_path
 from queuectl.backends.base import Backend
-from queuectl.config import Settings
 from queuectl.errors import AmbiguousId, InvalidInput, InvalidTransition, NotFound
 from queuectl.jobspec import new_job_id
 from queuectl.models import MIN_PREFIX_LEN, Job, NewJob, WorkerInfo
@@ -21,6 +19,7 @@ from queuectl.paths import default_store_url, runtime_dir
 from queuectl.states import FINISHED, JobState, Transition
 
 if TYPE_CHECKING:
+    from queuectl.config import Settings
     from queuectl.maintenance import RescueReport
 
 Clock = Callable[[], float]
@@ -103,8 +102,10 @@ class Queue:
     def now(self) -> float:
         return self._clock()
 
-    def settings(self) -> Settings:
+    def settings(self) -> "Settings":
         """Current settings (stored config is re-read on every call)."""
+        from queuectl.config import Settings  # not needed to enqueue
+
         return Settings(self.backend.config_items(), self._env, self._flags)
 
     @property
@@ -298,18 +299,24 @@ class Queue:
         return self.settings().items()
 
     def config_get(self, key: str) -> tuple[str, Any, str]:
+        from queuectl import config as configmod
+
         name = configmod.canonical_key(key)
         settings = self.settings()
         return name, settings[name], settings.source(name)
 
     def config_set(self, key: str, value: Any) -> tuple[str, Any]:
         """Validate, then store; nothing is written when the value is bad."""
+        from queuectl import config as configmod
+
         name = configmod.canonical_key(key)
         typed = configmod.validate(name, value)
         self.backend.config_set(name, configmod.to_text(typed), self.now())
         return name, typed
 
     def config_unset(self, key: str) -> tuple[str, bool]:
+        from queuectl import config as configmod
+
         name = configmod.canonical_key(key)
         return name, self.backend.config_unset(name)
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import click
 
-from queuectl.queue import Queue
+if TYPE_CHECKING:
+    from queuectl.queue import Queue
 
 
 @dataclass
@@ -17,11 +18,13 @@ class CliState:
     json: bool = False
     debug: bool = False
     flags: dict[str, Any] = field(default_factory=dict)  # config overrides from flags
-    _queue: Optional[Queue] = None
+    _queue: Optional["Queue"] = None
 
-    def queue(self) -> Queue:
+    def queue(self) -> "Queue":
         """The store's service API, opened on first use (bad input fails before this)."""
         if self._queue is None:
+            from queuectl.queue import Queue  # not needed for --help / --version
+
             self._queue = Queue(self.db, flags=self.flags)
         return self._queue
 
