@@ -146,20 +146,16 @@ class Settings:
         for name, key in KEYS.items():
             value, source = key.default, "default"
             if stored and name in stored:
-                value, source = self._parse(key, stored[name], value, "stored"), "stored"
+                try:
+                    value, source = key.parse(stored[name]), "stored"
+                except ValueError:
+                    pass  # a bad stored value never stops workers: the default applies
             if key.env in env and env[key.env] != "":
                 value, source = validate(name, env[key.env]), "env"
             if flags and flags.get(name) is not None:
                 value, source = validate(name, flags[name]), "flag"
             self._values[name] = value
             self._sources[name] = source
-
-    @staticmethod
-    def _parse(key: Key, raw: str, fallback: Any, where: str) -> Any:
-        try:
-            return key.parse(raw)
-        except ValueError:
-            return fallback  # a bad stored value never stops workers; `config` shows it
 
     def __getitem__(self, name: str) -> Any:
         return self._values[canonical_key(name)]
