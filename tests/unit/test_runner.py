@@ -3,21 +3,41 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import threading
 import time
+import uuid
+from pathlib import Path
+from typing import Iterator
 
+import pytest
+
+from queuectl.models import Outcome
 from queuectl.runner import Run
 from tests.conftest import wait_for
 
 
-def run(command: str, tmp_path: object, **options: object) -> Run:
-    handle = Run(command, output_path=os.path.join(str(tmp_path), "out.log"),
-                 **options)  # type: ignore[arg-type]
+def make(command: str, tmp_path: Path, **options: object) -> Run:
+    options.setdefault("output_path", str(tmp_path / "out.log"))
+    return Run(command, **options)  # type: ignore[arg-type]
+
+
+def run(command: str, tmp_path: Path, **options: object) -> Run:
+    handle = make(command, tmp_path, **options)
     handle.start()
     return handle
 
 
 def _alive(pid: int) -> bool:
+    """True while the process exists and is not a zombie (os.kill(pid, 0) alone also
+    succeeds for a zombie that nobody reaped yet)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
     try:
         with open(f"/proc/{pid}/stat") as stat:
             return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
@@ -25,71 +45,305 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def test_exit_code_and_both_streams_captured(tmp_path: object) -> None:
+def _pgrep(pattern: str) -> list[int]:
+    found = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True)
+    return [int(pid) for pid in found.stdout.split()]
+
+
+@pytest.fixture
+def token() -> Iterator[str]:
+    """A unique `sleep` argument so pgrep finds only this test's processes; anything
+    left behind is killed after the test (and the test has already failed)."""
+    value = f"1000.{uuid.uuid4().int % 10**9:09d}"
+    yield value
+    for pid in _pgrep(f"sleep {value}"):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _gone(token: str) -> bool:
+    return not _pgrep(f"sleep {token}")
+
+
+# -- exit codes and capture ---------------------------------------------------------
+
+@pytest.mark.parametrize("code", [0, 1, 2, 3, 42, 255])
+def test_exit_codes(code: int, tmp_path: Path) -> None:
+    outcome = run(f"exit {code}", tmp_path).wait()
+    assert outcome.exit_code == code and outcome.signal is None
+    assert outcome.ok is (code == 0)
+    assert not outcome.timed_out and not outcome.cancelled and outcome.spawn_error is None
+    assert outcome.reason() == (None if code == 0 else f"exit code {code}")
+
+
+def test_exit_code_and_both_streams_captured(tmp_path: Path) -> None:
     outcome = run("echo out; echo err >&2; exit 3", tmp_path).wait()
     assert outcome.exit_code == 3 and not outcome.ok
     assert outcome.output_tail == "out\nerr\n"
     assert outcome.reason() == "exit code 3: err"
+    assert (tmp_path / "out.log").read_text() == "out\nerr\n"
 
 
-def test_success_and_environment(tmp_path: object) -> None:
-    outcome = run('printf "%s" "$QUEUECTL_TEST_VALUE"', tmp_path,
-                  env={"QUEUECTL_TEST_VALUE": "héllo"}).wait()
-    assert outcome.ok and outcome.output_tail == "héllo"
+def test_stderr_only_failure_reason_is_its_last_line(tmp_path: Path) -> None:
+    outcome = run("echo 'step 1' >&2; echo 'disk full' >&2; exit 1", tmp_path).wait()
+    assert outcome.reason() == "exit code 1: disk full"
+    assert (tmp_path / "out.log").read_text() == "step 1\ndisk full\n"
 
 
-def test_output_tail_is_bounded(tmp_path: object) -> None:
+def test_killed_by_a_signal(tmp_path: Path) -> None:
+    outcome = run("echo dying; kill -KILL $$", tmp_path).wait()
+    assert outcome.exit_code is None and outcome.signal == 9 and not outcome.ok
+    assert not outcome.timed_out and not outcome.cancelled
+    assert outcome.reason() == "killed by signal 9: dying"
+
+
+def test_times_are_recorded(tmp_path: Path) -> None:
+    before = time.time()
+    outcome = run("true", tmp_path).wait()
+    assert before <= outcome.started_at <= outcome.finished_at <= time.time()
+    assert outcome.duration == outcome.finished_at - outcome.started_at
+
+
+def test_stdin_is_empty(tmp_path: Path) -> None:
+    outcome = run("cat; echo end", tmp_path).wait()  # would hang on a terminal stdin
+    assert outcome.ok and outcome.output_tail == "end\n"
+
+
+def test_output_is_written_to_the_file_while_the_job_runs(tmp_path: Path,
+                                                          token: str) -> None:
+    handle = run(f"echo first; exec sleep {token}", tmp_path, grace_s=0.5)
+    log = tmp_path / "out.log"
+    wait_for(lambda: log.read_text() == "first\n", timeout=5, message="live output")
+    assert handle.check() is None  # still running
+    handle.kill()
+    assert handle.wait().cancelled
+
+
+def test_output_file_is_fresh_for_each_run_and_its_folder_is_made(tmp_path: Path) -> None:
+    path = tmp_path / "logs" / "deep" / "job.log"
+    run("echo one", tmp_path, output_path=str(path)).wait()
+    assert path.read_text() == "one\n"
+    outcome = run("echo two", tmp_path, output_path=str(path)).wait()
+    assert path.read_text() == "two\n" and outcome.output_tail == "two\n"
+
+
+def test_output_tail_is_bounded(tmp_path: Path) -> None:
     outcome = run("seq 1 20000", tmp_path, output_limit=100).wait()
-    assert len(outcome.output_tail.encode()) <= 100
+    assert len(outcome.output_tail.encode()) == 100
     assert outcome.output_tail.endswith("19999\n20000\n")
+    # the file keeps everything; only the tail in the outcome is bounded
+    full = (tmp_path / "out.log").read_text()
+    assert full.startswith("1\n2\n3\n") and full.endswith("\n20000\n")
+    assert full.endswith(outcome.output_tail)
 
 
-def test_command_not_found_is_exit_127_with_the_shell_message(tmp_path: object) -> None:
-    outcome = run("no_such_command_xyz", tmp_path).wait()
-    assert outcome.exit_code == 127
-    assert "no_such_command_xyz: not found" in (outcome.reason() or "")
+def test_output_tail_shorter_than_the_limit_is_whole(tmp_path: Path) -> None:
+    outcome = run("printf abc", tmp_path, output_limit=100).wait()
+    assert outcome.output_tail == "abc"
 
 
-def test_missing_working_directory_is_a_spawn_failure(tmp_path: object) -> None:
-    outcome = run("true", tmp_path, cwd=os.path.join(str(tmp_path), "nope")).wait()
-    assert outcome.spawn_error and "does not exist" in outcome.spawn_error
-    assert outcome.reason().startswith("spawn failed")  # type: ignore[union-attr]
+def test_output_limit_zero_keeps_no_tail(tmp_path: Path) -> None:
+    outcome = run("echo hidden; exit 4", tmp_path, output_limit=0).wait()
+    assert outcome.output_tail == "" and outcome.reason() == "exit code 4"
+    assert (tmp_path / "out.log").read_text() == "hidden\n"
 
 
-def test_cwd(tmp_path: object) -> None:
+def test_tail_cut_inside_a_character_does_not_raise(tmp_path: Path) -> None:
+    outcome = run("printf 'ééé'", tmp_path, output_limit=3).wait()  # 6 bytes
+    assert outcome.output_tail.endswith("é") and len(outcome.output_tail) == 2
+
+
+def test_no_output(tmp_path: Path) -> None:
+    outcome = run("exit 5", tmp_path).wait()
+    assert outcome.output_tail == "" and outcome.reason() == "exit code 5"
+
+
+# -- environment and working directory --------------------------------------------
+
+def test_success_and_environment(tmp_path: Path) -> None:
+    outcome = run('printf "%s" "$QUEUECTL_TEST_VALUE"', tmp_path,
+                  env={"QUEUECTL_TEST_VALUE": "héllo wörld"}).wait()
+    assert outcome.ok and outcome.output_tail == "héllo wörld"
+
+
+def test_job_env_overrides_and_extends_the_inherited_one(tmp_path: Path) -> None:
+    outcome = run('printf "%s|%s|%s" "$HOME" "$A" "${PATH:+path}"', tmp_path,
+                  env={"HOME": "/nowhere", "A": "1"}).wait()
+    assert outcome.output_tail == "/nowhere|1|path"
+
+
+def test_env_does_not_leak_between_runs(tmp_path: Path) -> None:
+    run("true", tmp_path, env={"QUEUECTL_LEAK": "x"}).wait()
+    outcome = run('printf "[%s]" "$QUEUECTL_LEAK"', tmp_path).wait()
+    assert outcome.output_tail == "[]"
+
+
+def test_cwd(tmp_path: Path) -> None:
     outcome = run("pwd", tmp_path, cwd=str(tmp_path)).wait()
     assert outcome.output_tail.strip() == os.path.realpath(str(tmp_path))
 
 
-def test_timeout_kills_the_whole_group(tmp_path: object) -> None:
-    marker = os.path.join(str(tmp_path), "grandchild.pid")
-    started = time.monotonic()
-    outcome = run(f"sleep 1000 & echo $! > {marker}; wait", tmp_path, timeout_s=0.5,
-                  grace_s=0.5).wait()
-    assert outcome.timed_out and outcome.reason() == "timeout"
-    assert time.monotonic() - started < 5
-    grandchild = int(open(marker).read())
-    wait_for(lambda: not _alive(grandchild), timeout=5, message="grandchild killed")
+def test_command_not_found_is_exit_127_with_the_shell_message(tmp_path: Path) -> None:
+    outcome = run("no_such_command_xyz", tmp_path).wait()
+    assert outcome.exit_code == 127 and outcome.spawn_error is None
+    assert "no_such_command_xyz: not found" in (outcome.reason() or "")
+    assert (outcome.reason() or "").startswith("exit code 127: ")
 
 
-def test_term_ignoring_job_is_killed_after_the_grace(tmp_path: object) -> None:
-    started = time.monotonic()
-    outcome = run("trap '' TERM; sleep 1000", tmp_path, timeout_s=0.3, grace_s=0.5).wait()
-    assert outcome.timed_out and outcome.signal == 9
-    assert time.monotonic() - started < 5
-
-
-def test_kill_from_another_thread_cancels(tmp_path: object) -> None:
-    handle = run("sleep 1000", tmp_path, grace_s=0.5)
-    threading.Timer(0.2, handle.kill).start()
+@pytest.mark.parametrize("kind", ["missing", "a file"])
+def test_bad_working_directory_is_a_spawn_failure(kind: str, tmp_path: Path) -> None:
+    cwd = tmp_path / "nope"
+    if kind == "a file":
+        cwd.write_text("")
+    handle = run("echo ran > ran.txt", tmp_path, cwd=str(cwd))
+    assert handle.pid is None
     outcome = handle.wait()
-    assert outcome.cancelled and not outcome.timed_out
+    assert outcome.spawn_error == f"working directory {str(cwd)!r} does not exist"
+    assert outcome.exit_code is None and not outcome.ok
+    assert outcome.reason() == f"spawn failed: working directory {str(cwd)!r} does not exist"
+    assert handle.check() is outcome
+
+
+def test_unwritable_output_path_is_a_spawn_failure(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    outcome = run("echo hi", tmp_path, output_path=str(blocker / "out.log")).wait()
+    assert outcome.spawn_error and not outcome.ok
+    assert (outcome.reason() or "").startswith("spawn failed: ")
+
+
+# -- timeouts and kills ---------------------------------------------------------------
+
+def test_timeout_kills_the_grandchild_too(tmp_path: Path, token: str) -> None:
+    marker = tmp_path / "grandchild.pid"
+    started = time.monotonic()
+    handle = run(f"sleep {token} & echo $! > {marker}; wait", tmp_path, timeout_s=0.3,
+                 grace_s=0.5)
+    wait_for(lambda: marker.exists() and marker.read_text().strip(), timeout=5,
+             message="grandchild started")
+    grandchild = int(marker.read_text())
+    assert _alive(grandchild) and not _gone(token)
+    outcome = handle.wait()
+    assert outcome.timed_out and not outcome.cancelled and not outcome.ok
+    assert outcome.reason() == "timeout" and outcome.signal == signal.SIGTERM
+    assert 0.3 <= outcome.duration < 3
+    assert time.monotonic() - started < 5
+    wait_for(lambda: not _alive(grandchild), timeout=5, message="grandchild killed")
+    wait_for(lambda: _gone(token), timeout=5, message="no sleep left (pgrep)")
     assert not _alive(handle.pid or 0)
 
 
-def test_non_blocking_check(tmp_path: object) -> None:
-    handle = run("sleep 0.2", tmp_path)
-    assert handle.fileno() >= 0
+def test_term_ignoring_job_is_killed_after_the_grace(tmp_path: Path, token: str) -> None:
+    started = time.monotonic()
+    outcome = run(f"trap '' TERM; sleep {token}", tmp_path, timeout_s=0.2,
+                  grace_s=0.3).wait()
+    elapsed = time.monotonic() - started
+    assert outcome.timed_out and outcome.signal == 9 and outcome.reason() == "timeout"
+    assert 0.5 <= elapsed < 5  # timeout + grace, then KILL
+    wait_for(lambda: _gone(token), timeout=5, message="no sleep left (pgrep)")
+
+
+def test_a_job_that_ends_before_its_timeout_is_not_timed_out(tmp_path: Path) -> None:
+    outcome = run("echo quick", tmp_path, timeout_s=30).wait()
+    assert outcome.ok and not outcome.timed_out
+
+
+def test_no_timeout_means_no_wakeup(tmp_path: Path, token: str) -> None:
+    handle = run(f"sleep {token}", tmp_path, timeout_s=0, grace_s=0.3)
+    try:
+        wake = handle.next_wakeup()
+        if handle.fileno() >= 0:  # with a pidfd nothing needs a timed wake-up
+            assert wake is None
+        else:  # without one the child is polled every 50 ms
+            assert wake is not None and wake - time.time() <= 0.1
+    finally:
+        handle.kill()
+        handle.wait()
+
+
+def test_next_wakeup_is_the_deadline(tmp_path: Path, token: str) -> None:
+    handle = run(f"sleep {token}", tmp_path, timeout_s=60, grace_s=0.3)
+    try:
+        wake = handle.next_wakeup()
+        assert wake is not None and 55 < wake - time.time() <= 60
+    finally:
+        handle.kill()
+    assert handle.wait().cancelled
+
+
+def test_kill_from_another_thread_cancels(tmp_path: Path, token: str) -> None:
+    marker = tmp_path / "grandchild.pid"
+    handle = run(f"sleep {token} & echo $! > {marker}; wait", tmp_path, grace_s=0.5)
+
+    def killer() -> None:
+        wait_for(lambda: marker.exists() and marker.read_text().strip(), timeout=5,
+                 message="grandchild started")
+        handle.kill()
+
+    thread = threading.Thread(target=killer)
+    started = time.monotonic()
+    thread.start()
+    outcome = handle.wait()  # blocks with no timeout: only kill() can end it
+    thread.join(5)
+    assert time.monotonic() - started < 5
+    assert outcome.cancelled and not outcome.timed_out and not outcome.ok
+    assert outcome.reason() == "cancelled"
+    grandchild = int(marker.read_text())
+    wait_for(lambda: not _alive(grandchild), timeout=5, message="grandchild killed")
+    wait_for(lambda: _gone(token), timeout=5, message="no sleep left (pgrep)")
+    assert not _alive(handle.pid or 0)
+
+
+def test_kill_is_idempotent_and_a_late_kill_changes_nothing(tmp_path: Path,
+                                                            token: str) -> None:
+    handle = run(f"sleep {token}", tmp_path, grace_s=0.3)
+    handle.kill()
+    handle.kill()
+    assert handle.killed
+    outcome = handle.wait()
+    assert outcome.cancelled
+    handle.kill()
+    assert handle.check() is outcome and handle.wait() is outcome
+
+
+def test_kill_of_a_finished_run_keeps_its_outcome(tmp_path: Path) -> None:
+    handle = run("exit 0", tmp_path)
+    outcome = handle.wait()
+    handle.kill()
+    assert handle.check() is outcome and outcome.ok and not outcome.cancelled
+
+
+def test_kill_before_start_cancels_at_once(tmp_path: Path, token: str) -> None:
+    handle = make(f"sleep {token}", tmp_path, grace_s=0.3)
+    handle.kill()
+    handle.start()
+    started = time.monotonic()
+    outcome = handle.wait()
+    assert outcome.cancelled and time.monotonic() - started < 3
+    wait_for(lambda: _gone(token), timeout=5, message="no sleep left (pgrep)")
+
+
+# -- non-blocking use -------------------------------------------------------------------
+
+def test_non_blocking_check(tmp_path: Path) -> None:
+    handle = run("sleep 0.2; exit 6", tmp_path)
+    assert handle.pid and _alive(handle.pid)
     assert handle.check() is None
     outcome = wait_for(handle.check, timeout=5, interval=0.01, message="exit")
-    assert outcome.ok and handle.check() is outcome
+    assert isinstance(outcome, Outcome) and outcome.exit_code == 6
+    assert handle.check() is outcome
+    assert handle.next_wakeup() is None
+
+
+def test_timeout_is_enforced_by_check_alone(tmp_path: Path, token: str) -> None:
+    handle = run(f"sleep {token}", tmp_path, timeout_s=0.2, grace_s=0.3)
+    outcome = wait_for(handle.check, timeout=5, interval=0.02, message="timeout")
+    assert isinstance(outcome, Outcome) and outcome.timed_out
+    wait_for(lambda: _gone(token), timeout=5, message="no sleep left (pgrep)")
+
+
+def test_check_before_start_reports_not_started(tmp_path: Path) -> None:
+    outcome = make("true", tmp_path).check()
+    assert outcome is not None and outcome.spawn_error == "not started"
