@@ -137,8 +137,19 @@ def _completed():  # type: ignore[no-untyped-def]
     return JobState.COMPLETED
 
 
+def _compile_package() -> None:
+    """Byte-compile queuectl as `pip install` does: an editable install run with
+    PYTHONDONTWRITEBYTECODE=1 would otherwise compile every module on every start."""
+    import compileall
+
+    import queuectl
+
+    compileall.compile_dir(os.path.dirname(queuectl.__file__), quiet=1)
+
+
 def b3_cli_enqueue(ctx: Context) -> list[Row]:
     runs = ctx.scale.b3_runs
+    _compile_package()
     with Workspace("b3") as ws:
         db = ws.path("queue.db")
         ws.run([*queuectl_argv(), "--db", db, "status"])  # create the store first

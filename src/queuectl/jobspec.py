@@ -5,11 +5,12 @@ message that names the field."""
 from __future__ import annotations
 
 import json
-import os
 import re
 from typing import Any, Mapping
 
 from queuectl.errors import InvalidInput
+from queuectl.jobcore import check_command as _command
+from queuectl.jobcore import new_job_id
 from queuectl.models import DEFAULT_PRIORITY, DEFAULT_QUEUE, MAX_PRIORITY, MIN_PRIORITY, NewJob
 from queuectl.times import parse_duration, parse_when
 
@@ -21,7 +22,6 @@ _INITIAL_ONLY = {"state": ("pending",), "attempts": (0,)}
 _IGNORED = ("created_at", "updated_at")
 _ID = re.compile(r"^[^\s\x00-\x1f\x7f]{1,200}$")
 _QUEUE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
-MAX_COMMAND_BYTES = 1 << 20
 
 
 def parse_json_object(text: str) -> dict[str, Any]:
@@ -34,20 +34,6 @@ def parse_json_object(text: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise InvalidInput(f"a job must be a JSON object, not {type(value).__name__}")
     return value
-
-
-def looks_like_json_object(text: str) -> bool:
-    return text.lstrip().startswith("{")
-
-
-def new_job_id() -> str:
-    """A random (version 4) UUID, formatted directly: `uuid.uuid4()` was a tenth of the
-    cost of validating a job in a batch enqueue."""
-    h = os.urandom(16).hex()
-    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
-
-
-_VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
 
 
 def build(fields: Mapping[str, Any], now: float) -> NewJob:
@@ -102,18 +88,6 @@ def build(fields: Mapping[str, Any], now: float) -> NewJob:
     if data.get("unique_key") is not None:
         job.unique_key = _text(data["unique_key"], "unique_key")
     return job
-
-
-def _command(value: Any) -> str:
-    if not isinstance(value, str):
-        raise InvalidInput(f"command must be a string, not {type(value).__name__}")
-    if not value.strip():
-        raise InvalidInput("command is empty")
-    if "\x00" in value:
-        raise InvalidInput("command contains a NUL byte")
-    if len(value.encode("utf-8", "surrogatepass")) > MAX_COMMAND_BYTES:
-        raise InvalidInput("command is longer than 1 MiB")
-    return value
 
 
 def _job_id(value: Any) -> str:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import zlib
 
 APP = "queuectl"
@@ -14,6 +15,11 @@ def data_dir() -> str:
     override = os.environ.get("QUEUECTL_HOME")
     if override:
         return os.path.abspath(os.path.expanduser(override))
+    if sys.platform.startswith("linux"):
+        # The XDG rule platformdirs applies on Linux, without its ~17 ms import.
+        base = os.environ.get("XDG_DATA_HOME", "").strip() or os.path.expanduser(
+            "~/.local/share")
+        return os.path.join(base, APP)
     from platformdirs import user_data_dir
 
     return user_data_dir(APP, appauthor=False)

@@ -10,12 +10,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence
 
 from queuectl import wakeup
-from queuectl.backends import is_postgres, open_backend, sqlite_path
+from queuectl.backends import is_postgres, open_backend, store_url
 from queuectl.backends.base import Backend
 from queuectl.errors import AmbiguousId, InvalidInput, InvalidTransition, NotFound
-from queuectl.jobspec import new_job_id
+from queuectl.jobcore import new_job_id
 from queuectl.models import MIN_PREFIX_LEN, Job, NewJob, WorkerInfo
-from queuectl.paths import default_store_url, runtime_dir
+from queuectl.paths import runtime_dir
 from queuectl.states import FINISHED, JobState, Transition
 
 if TYPE_CHECKING:
@@ -60,11 +60,7 @@ class StopReport:
 
 def resolve_url(url: Optional[str], env: Mapping[str, str] | None = None) -> str:
     """--db flag > QUEUECTL_DB > the default file in the user data dir."""
-    env = os.environ if env is None else env
-    chosen = url or env.get("QUEUECTL_DB") or default_store_url()
-    if is_postgres(chosen):
-        return chosen
-    return sqlite_path(chosen)
+    return store_url(url, env)
 
 
 class Queue:

@@ -8,16 +8,14 @@ PostgreSQL adds LISTEN/NOTIFY behind the same `Listener.wait()` seam.
 
 from __future__ import annotations
 
+# `_socket`, not `socket`: the Python wrapper imports enum and costs an enqueue
+# several milliseconds of start-up; the C socket object has all that is used here.
+import _socket
 import errno
-import logging
 import os
 import select
-import socket
-from typing import Optional
 
 from queuectl.paths import wake_dir
-
-log = logging.getLogger(__name__)
 
 WAKE = b"w"
 
@@ -32,7 +30,7 @@ def notify(url: str) -> int:
     if not names:
         return 0
     sent = 0
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_DGRAM)
     sock.setblocking(False)
     try:
         for name in names:
@@ -68,7 +66,7 @@ class Listener:
         os.makedirs(folder, mode=0o700, exist_ok=True)
         self.path = os.path.join(folder, f"{name}.sock")
         _remove_stale(self.path)
-        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_DGRAM)
         self._sock.bind(self.path)
         self._sock.setblocking(False)
         self._extra: list[int] = []
@@ -80,7 +78,7 @@ class Listener:
         """Also wake when `fd` becomes readable (a self-pipe, a database socket)."""
         self._extra.append(fd)
 
-    def wait(self, timeout: Optional[float]) -> bool:
+    def wait(self, timeout: float | None) -> bool:
         """Block until a wake-up arrives or `timeout` seconds pass; True if woken."""
         fds = [self._sock.fileno(), *self._extra]
         try:

@@ -25,6 +25,22 @@ def test_idle_worker_picks_up_well_before_the_fallback_poll(cli: Any, q: Any,
     assert proc.poll() is None
 
 
+def test_plain_cli_enqueue_wakes_an_idle_worker(cli: Any, q: Any, workers: Any) -> None:
+    """`queuectl enqueue "CMD"` (the quick lane on SQLite) wakes workers as well."""
+    assert cli("config", "set", "poll-interval", "60").returncode == 0
+    workers.start("--count", "1")
+    wait_for(lambda: q("worker", "status")["workers"], timeout=20, message="registration")
+    cli("enqueue", "--id", "warm", "true")
+    wait_for(lambda: q("show", "warm")["state"] == "completed", timeout=10, message="warm")
+    started = time.monotonic()
+    added = cli("enqueue", "true")
+    assert added.returncode == 0, added.stderr
+    job_id = added.stdout.strip()
+    wait_for(lambda: q("show", job_id)["state"] == "completed", timeout=10,
+             interval=0.005, message="pickup")
+    assert time.monotonic() - started < 5
+
+
 def test_scheduled_job_runs_when_due_without_polling(cli: Any, q: Any,
                                                      workers: Any) -> None:
     assert cli("config", "set", "poll-interval", "60").returncode == 0

@@ -8,13 +8,8 @@ from datetime import datetime, timezone
 import pytest
 
 from queuectl.errors import InvalidInput
-from queuectl.jobspec import (
-    FIELDS,
-    build,
-    looks_like_json_object,
-    new_job_id,
-    parse_json_object,
-)
+from queuectl.jobcore import looks_like_json_object, new_job_id
+from queuectl.jobspec import FIELDS, build, parse_json_object
 
 NOW = 1_700_000_000.0
 UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
 
 from queuectl.errors import InvalidInput
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
+    from typing import Mapping
+
     from queuectl.backends.base import Backend
 
 
@@ -27,6 +29,18 @@ def sqlite_path(url: str) -> str:
         raise InvalidInput(f"unsupported store {scheme!r}: use a file path, sqlite:///PATH "
                            "or postgresql://...")
     return os.path.abspath(os.path.expanduser(url))
+
+
+def store_url(flag: str | None, env: Mapping[str, str] | None = None) -> str:
+    """The store to use: --db flag > QUEUECTL_DB > the default file in the user data
+    dir.  A PostgreSQL URL as given; anything else as an absolute SQLite file path."""
+    from queuectl.paths import default_store_url
+
+    env = os.environ if env is None else env
+    chosen = flag or env.get("QUEUECTL_DB") or default_store_url()
+    if is_postgres(chosen):
+        return chosen
+    return sqlite_path(chosen)
 
 
 def open_backend(url: str, *, durable: bool = True) -> "Backend":

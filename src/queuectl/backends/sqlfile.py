@@ -1,25 +1,47 @@
-"""Named SQL blocks, procrastinate-style: `-- name: claim` starts a block."""
+"""Named SQL blocks, procrastinate-style: `-- name: claim` starts a block.
+
+Plain string handling, no `re`: the quick enqueue lane (cli/quick.py) reads these
+files too, and importing `re` costs it several milliseconds."""
 
 from __future__ import annotations
 
 import os
-import re
 
 SQL_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sql")
 
-_NAME = re.compile(r"^--\s*name:\s*([a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
+_FIRST = set("abcdefghijklmnopqrstuvwxyz_")
+_REST = _FIRST | set("0123456789")
+
+
+def _is_name(text: str) -> bool:
+    return bool(text) and text[0] in _FIRST and set(text) <= _REST
+
+
+def _block_name(line: str) -> str | None:
+    """`-- name: claim` -> "claim"; any other line -> None."""
+    if not line.startswith("--"):
+        return None
+    rest = line[2:].strip()
+    if not rest.startswith("name:"):
+        return None
+    name = rest[len("name:"):].strip()
+    return name if _is_name(name) else None
 
 
 def parse_blocks(text: str) -> dict[str, str]:
     blocks: dict[str, str] = {}
-    matches = list(_NAME.finditer(text))
-    for index, match in enumerate(matches):
-        end = matches[index + 1].start() if index + 1 < len(matches) else len(text)
-        body = text[match.end():end].strip()
-        name = match.group(1)
-        if name in blocks:
-            raise ValueError(f"duplicate SQL block {name!r}")
-        blocks[name] = body
+    name: str | None = None
+    body: list[str] = []
+    for line in text.splitlines() + ["-- name: _end"]:
+        found = _block_name(line)
+        if found is None:
+            body.append(line)
+            continue
+        if name is not None:
+            if name in blocks:
+                raise ValueError(f"duplicate SQL block {name!r}")
+            blocks[name] = "\n".join(body).strip()
+        name, body = found, []
     return blocks
 
 
@@ -30,14 +52,29 @@ def load_queries(dialect: str) -> dict[str, str]:
         return parse_blocks(handle.read())
 
 
-def load_migrations(dialect: str) -> list[tuple[int, str, str]]:
-    """(version, name, sql) of `sql/<dialect>/migrations/NNNN_name.sql`, in order."""
+def _migration_files(dialect: str) -> list[tuple[int, str, str]]:
+    """(version, name, path) of `sql/<dialect>/migrations/NNNN_name.sql`, in order."""
     folder = os.path.join(SQL_DIR, dialect, "migrations")
     found = []
-    for name in os.listdir(folder):
-        match = re.match(r"^(\d{4})_([a-z0-9_]+)\.sql$", name)
-        if match:
-            with open(os.path.join(folder, name), encoding="utf-8") as handle:
-                found.append((int(match.group(1)), match.group(2), handle.read()))
+    for file in os.listdir(folder):
+        stem = file[:-len(".sql")]
+        if (file.endswith(".sql") and len(stem) > 5 and stem[:4].isdigit()
+                and stem[4] == "_" and set(stem[5:]) <= _REST):
+            found.append((int(stem[:4]), stem[5:], os.path.join(folder, file)))
     found.sort()
+    return found
+
+
+def latest_version(dialect: str) -> int:
+    """The schema version the newest migration file brings (0 if there is none)."""
+    files = _migration_files(dialect)
+    return files[-1][0] if files else 0
+
+
+def load_migrations(dialect: str) -> list[tuple[int, str, str]]:
+    """(version, name, sql) of `sql/<dialect>/migrations/NNNN_name.sql`, in order."""
+    found = []
+    for version, name, path in _migration_files(dialect):
+        with open(path, encoding="utf-8") as handle:
+            found.append((version, name, handle.read()))
     return found

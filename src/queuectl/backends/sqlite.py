@@ -25,11 +25,10 @@ from queuectl.backends.base import (
     row_to_job,
 )
 from queuectl.backends.sqlfile import load_migrations, load_queries
+from queuectl.backends.sqlite_open import BUSY_TIMEOUT_MS, configure, connect, store_error
 from queuectl.errors import DuplicateJob, StoreError
 from queuectl.models import Job, NewJob
 from queuectl.states import JobState, Transition
-
-BUSY_TIMEOUT_MS = 10_000
 
 # Connections to the same file from threads of one process take turns through this
 # lock instead of through SQLite's busy handler, which sleeps 1, 2, 5, 10... ms when
@@ -57,22 +56,6 @@ def _queries() -> dict[str, str]:
     return _QUERIES
 
 
-def _store_error(exc: sqlite3.Error, path: str) -> StoreError:
-    text = str(exc)
-    lowered = text.lower()
-    if "locked" in lowered or "busy" in lowered:
-        return StoreError(f"store is locked by another process ({text}): {path}")
-    if "readonly" in lowered or "read-only" in lowered:
-        return StoreError(f"store is read-only: {path}")
-    if "not a database" in lowered or "malformed" in lowered or "corrupt" in lowered:
-        return StoreError(f"store is corrupt or not a queuectl database: {path}")
-    if "unable to open" in lowered:
-        return StoreError(f"cannot open store {path}: {text}")
-    if "disk" in lowered and ("full" in lowered or "i/o" in lowered):
-        return StoreError(f"store {path}: {text}")
-    return StoreError(f"store error ({text}): {path}")
-
-
 class _Conflict(Exception):
     """An id collision inside an enqueue transaction (reported after the rollback)."""
 
@@ -98,15 +81,14 @@ class SqliteBackend(SqlVerbs):
             raise StoreError(f"cannot create the store's folder {parent}: "
                              f"{exc.strerror}") from exc
         try:
-            self._db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000,
-                                       isolation_level=None, check_same_thread=False)
+            self._db = connect(path)
         except sqlite3.Error as exc:
-            raise _store_error(exc, path) from exc
+            raise store_error(exc, path) from exc
         try:
             self._setup_when_free(durable)
         except sqlite3.Error as exc:
             self._db.close()
-            raise _store_error(exc, path) from exc
+            raise store_error(exc, path) from exc
 
     # -- connection ---------------------------------------------------------------------
     def _setup_when_free(self, durable: bool) -> None:
@@ -126,17 +108,7 @@ class SqliteBackend(SqlVerbs):
                 time.sleep(0.01)
 
     def _setup(self, durable: bool) -> None:
-        db = self._db
-        db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        mode = db.execute("PRAGMA journal_mode").fetchone()[0]
-        if mode != "wal":
-            try:
-                db.execute("PRAGMA journal_mode = WAL")
-            except sqlite3.OperationalError as exc:
-                if "readonly" not in str(exc).lower():
-                    raise
-        db.execute("PRAGMA synchronous = " + ("FULL" if durable else "NORMAL"))
-        db.execute("PRAGMA foreign_keys = OFF")
+        configure(self._db, durable)
         self._migrate()
 
     def _migrate(self) -> None:
@@ -187,7 +159,7 @@ class SqliteBackend(SqlVerbs):
                 self._db.execute("ROLLBACK")
             except sqlite3.Error:
                 pass
-        return _store_error(exc, self.path)
+        return store_error(exc, self.path)
 
     # The one-statement helpers skip the context manager: they run several times per
     # job in a worker's hot loop.
@@ -262,7 +234,7 @@ class SqliteBackend(SqlVerbs):
         for row in rows:
             if self._db.execute(self._q["get_job"], {"id": row["id"]}).fetchone():
                 return DuplicateJob(f"job {row['id']!r} already exists")
-        return _store_error(exc, self.path)
+        return store_error(exc, self.path)
 
     def claim(self, worker_id: str, worker: str, queues: Sequence[str] | None,
               now: float) -> Optional[Job]:

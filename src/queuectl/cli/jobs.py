@@ -12,7 +12,8 @@ import click
 from queuectl.cli import render
 from queuectl.cli.context import json_option, state
 from queuectl.errors import InvalidInput
-from queuectl.jobspec import build, looks_like_json_object, parse_json_object
+from queuectl.jobcore import looks_like_json_object
+from queuectl.jobspec import build, parse_json_object
 from queuectl.models import NewJob
 from queuectl.states import JobState, parse_state
 

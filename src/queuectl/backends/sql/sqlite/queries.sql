@@ -20,6 +20,12 @@ INSERT INTO jobs (id, command, state, queue, priority, run_at, max_retries, back
 VALUES (:id, :command, :state, :queue, :priority, :run_at, :max_retries, :backoff_base,
         :timeout, :cwd, :env, :depends_on, :unique_key, :now, :now, '[]')
 
+-- name: insert_command
+-- The quick enqueue lane (cli/quick.py): a plain command with every default, the
+-- queue and priority coming from the column defaults ('default', 5).
+INSERT INTO jobs (id, command, state, run_at, created_at, updated_at, history)
+VALUES (:id, :command, 'pending', :now, :now, :now, '[]')
+
 -- name: count_inserted
 -- Enqueue adds its batch to the per-state counts in the same transaction.
 UPDATE state_counts SET n = n + :n WHERE state = :state

@@ -1,0 +1,88 @@
+"""The quick lane: `queuectl [--db STORE] enqueue|add "CMD"` without loading click, the
+job model or the store layer.
+
+The full CLI imports ~50 ms of modules before it does anything, and scripts that
+enqueue jobs one by one pay that every time.  This lane takes only the plain form
+(one command argument, no options) on an existing SQLite store at the current schema.
+For anything else it returns None, having written nothing, and the full CLI handles
+the command (and reports every error) as it always does."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from queuectl.errors import QueuectlError
+from queuectl.jobcore import check_command, looks_like_json_object, new_job_id
+
+COMMANDS = ("enqueue", "add")
+
+
+def _plain_form(args: list[str]) -> tuple[str | None, str] | None:
+    """(--db value, command) of `[--db STORE] enqueue|add CMD`, else None."""
+    db = None
+    rest = args
+    if len(rest) > 1 and rest[0] == "--db":
+        db, rest = rest[1], rest[2:]
+    elif rest and rest[0].startswith("--db="):
+        db, rest = rest[0][len("--db="):], rest[1:]
+    if len(rest) != 2 or rest[0] not in COMMANDS:
+        return None
+    command = rest[1]
+    if command.startswith("-") or looks_like_json_object(command):
+        return None
+    return db, command
+
+
+def quick_enqueue(args: list[str]) -> int | None:
+    """Enqueue a plain command and return the exit code, or None to decline."""
+    form = _plain_form(args)
+    if form is None:
+        return None
+    db, command = form
+    try:
+        check_command(command)
+        from queuectl.backends import is_postgres, store_url
+
+        path = store_url(db)
+    except QueuectlError:
+        return None
+    if is_postgres(path):
+        return None
+    import sqlite3
+
+    from queuectl.backends.sqlite_open import enqueue_command, store_error
+
+    job_id = new_job_id()
+    try:
+        if not enqueue_command(path, job_id, command, time.time()):
+            return None
+    except sqlite3.Error as exc:
+        error = store_error(exc, path)
+        if "locked" not in error.message:
+            return None  # nothing was written; the full path says what is wrong
+        sys.stderr.write(f"queuectl: error: {error.message}\n")  # not wait twice
+        return error.exit_code
+    except OSError:
+        return None
+    from queuectl import wakeup
+
+    wakeup.notify(path)
+    try:
+        sys.stdout.write(job_id + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        quiet_stdout()
+    if sys.stderr.isatty():
+        sys.stderr.write(f"Enqueued job {job_id} (pending)\n")
+    return 0
+
+
+def quiet_stdout() -> None:
+    """After a closed pipe (`queuectl list | head`), silence the final flush."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except OSError:
+        pass

@@ -1,0 +1,144 @@
+"""The quick enqueue lane (`queuectl enqueue "CMD"` without click): it stores exactly
+the job the full CLI would, and declines everything else without writing."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+from queuectl.cli.quick import quick_enqueue
+from tests.conftest import PG_URL, run_cli
+
+Cli = Callable[..., subprocess.CompletedProcess[str]]
+VOLATILE = {"id", "created_at", "updated_at", "run_at"}
+
+
+def _show(cli: Cli, job_id: str) -> dict[str, Any]:
+    result = cli("show", job_id, "--json")
+    assert result.returncode == 0, result.stderr
+    data: dict[str, Any] = json.loads(result.stdout)
+    return data
+
+
+def test_plain_enqueue_stores_the_same_job_as_the_full_cli(cli: Cli) -> None:
+    plain = cli("enqueue", "echo 'hi there'")
+    assert plain.returncode == 0, plain.stderr
+    # an option sends the same job through the full CLI
+    full = cli("enqueue", "--queue", "default", "echo 'hi there'")
+    assert full.returncode == 0, full.stderr
+    first, second = _show(cli, plain.stdout.strip()), _show(cli, full.stdout.strip())
+    assert {k: v for k, v in first.items() if k not in VOLATILE} == \
+        {k: v for k, v in second.items() if k not in VOLATILE}
+    assert first["state"] == "pending" and first["priority"] == 5
+    status = json.loads(cli("status", "--json").stdout)
+    assert status["counts"]["pending"] == 2
+
+
+def _in_fresh_interpreter(db: str, *args: str) -> dict[str, Any]:
+    code = ("import json, sys\n"
+            "from queuectl.cli.quick import quick_enqueue\n"
+            "code = quick_enqueue(sys.argv[1:])\n"
+            "print(json.dumps({'code': code, 'click': 'click' in sys.modules,\n"
+            "                  'models': 'queuectl.models' in sys.modules}))\n")
+    out = subprocess.run([sys.executable, "-c", code, "--db", db, *args],
+                         capture_output=True, text=True, timeout=60, env=dict(os.environ))
+    assert out.returncode == 0, out.stderr
+    data: dict[str, Any] = json.loads(out.stdout.splitlines()[-1])
+    data["ids"] = out.stdout.splitlines()[:-1]
+    return data
+
+
+def test_the_lane_loads_neither_click_nor_the_job_model(sqlite_url: str) -> None:
+    assert run_cli("status", db=sqlite_url).returncode == 0  # create the store
+    seen = _in_fresh_interpreter(sqlite_url, "add", "sleep 1")
+    assert seen["code"] == 0 and not seen["click"] and not seen["models"]
+    with sqlite3.connect(sqlite_url) as conn:
+        rows = conn.execute("SELECT id, command, state FROM jobs").fetchall()
+    assert rows == [(seen["ids"][0], "sleep 1", "pending")]
+
+
+def _jobs_and_bytes(path: str) -> tuple[int, bytes]:
+    with sqlite3.connect(path) as conn:
+        count = conn.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
+    return count, Path(path).read_bytes()
+
+
+@pytest.mark.parametrize("args", [
+    ["enqueue", "--priority", "5", "true"],
+    ["enqueue", '{"command": "true"}'],
+    ["enqueue", "  {not json"],
+    ["enqueue", "-c", "true"],
+    ["enqueue", "true", "extra"],
+    ["--json", "enqueue", "true"],
+    ["enqueue", "--json", "true"],
+    ["enqueue", "   "],
+    ["enqueue", ""],
+    ["list", "true"],
+    ["enqueue"],
+])
+def test_the_lane_declines_anything_but_the_plain_form(sqlite_url: str,
+                                                       args: list[str]) -> None:
+    assert run_cli("status", db=sqlite_url).returncode == 0
+    before = _jobs_and_bytes(sqlite_url)
+    assert quick_enqueue(["--db", sqlite_url, *args]) is None
+    assert _jobs_and_bytes(sqlite_url) == before
+
+
+def test_the_lane_leaves_new_stores_and_postgresql_to_the_full_cli(tmp_path: Path) -> None:
+    new = tmp_path / "new.db"
+    assert quick_enqueue(["--db", str(new), "enqueue", "true"]) is None
+    assert not new.exists()
+    assert quick_enqueue(["--db", PG_URL, "enqueue", "true"]) is None
+    # ... which creates the store and takes the job
+    result = run_cli("enqueue", "true", db=str(new))
+    assert result.returncode == 0 and new.exists()
+
+
+def test_the_lane_declines_a_store_at_another_schema_version(sqlite_url: str) -> None:
+    assert run_cli("status", db=sqlite_url).returncode == 0
+    with sqlite3.connect(sqlite_url) as conn:
+        conn.execute("UPDATE schema_version SET version = version + 1")
+    before = _jobs_and_bytes(sqlite_url)
+    assert quick_enqueue(["--db", sqlite_url, "enqueue", "true"]) is None
+    assert _jobs_and_bytes(sqlite_url) == before
+
+
+def test_the_lane_uses_queuectl_db_and_the_default_store(sqlite_url: str,
+                                                         monkeypatch: pytest.MonkeyPatch
+                                                         ) -> None:
+    assert run_cli("status", db=sqlite_url).returncode == 0
+    monkeypatch.setenv("QUEUECTL_DB", sqlite_url)
+    seen = _in_fresh_interpreter("", "enqueue", "true")  # --db "" defers to the env
+    assert seen["code"] == 0
+    listed = run_cli("list", "--json")
+    assert [job["id"] for job in json.loads(listed.stdout)] == seen["ids"]
+    monkeypatch.delenv("QUEUECTL_DB")
+    assert run_cli("enqueue", "echo default").returncode == 0  # creates the default store
+    seen = _in_fresh_interpreter("", "enqueue", "echo again")
+    assert seen["code"] == 0
+    default = Path(os.environ["XDG_DATA_HOME"]) / "queuectl" / "queue.db"
+    with sqlite3.connect(default) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM jobs").fetchone()[0] == 2
+
+
+def test_a_locked_store_falls_back_and_reports_exit_3(sqlite_url: str) -> None:
+    assert run_cli("status", db=sqlite_url).returncode == 0
+    holder = sqlite3.connect(sqlite_url, isolation_level=None)
+    holder.execute("PRAGMA locking_mode = EXCLUSIVE")
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        result = run_cli("enqueue", "true", db=sqlite_url,
+                         timeout=120)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert result.returncode == 3, result.stderr
+    assert result.stderr.startswith("queuectl: error: ") and "locked" in result.stderr
+    assert "Traceback" not in result.stderr
