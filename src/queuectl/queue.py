@@ -7,7 +7,7 @@ import os
 import re
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Optional, Sequence
 
 from queuectl import wakeup
 from queuectl.backends import is_postgres, open_backend, store_url
@@ -61,6 +61,14 @@ class StopReport:
 def resolve_url(url: Optional[str], env: Mapping[str, str] | None = None) -> str:
     """--db flag > QUEUECTL_DB > the default file in the user data dir."""
     return store_url(url, env)
+
+
+def _check_new(job: NewJob) -> None:
+    if job.id is None:
+        job.id = new_job_id()
+    if job.depends_on:
+        raise InvalidInput("job dependencies (--after / depends_on) are not "
+                           "supported by this version yet")
 
 
 class Queue:
@@ -131,14 +139,22 @@ class Queue:
         if not jobs:
             return []
         for job in jobs:
-            if job.id is None:
-                job.id = new_job_id()
-            if job.depends_on:
-                raise InvalidInput("job dependencies (--after / depends_on) are not "
-                                   "supported by this version yet")
+            _check_new(job)
         stored = self.backend.enqueue(jobs, self.now())
         self.wake_workers()
         return stored
+
+    def enqueue_stream(self, jobs: Iterable[NewJob]) -> list[str]:
+        """Store a large batch atomically, validating and writing it slice by slice;
+        returns the ids.  An error raised by `jobs` midway stores nothing."""
+        def checked() -> Iterator[NewJob]:
+            for job in jobs:
+                _check_new(job)
+                yield job
+
+        ids = self.backend.enqueue_stream(checked(), self.now())
+        self.wake_workers()
+        return ids
 
     def resolve(self, ref: str) -> str:
         """A full id from an id or a unique prefix of at least 4 characters."""

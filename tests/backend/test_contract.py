@@ -78,6 +78,59 @@ def test_unique_key_returns_the_live_job(backend: Any) -> None:
     assert backend.counts()[JobState.PENDING] == 1
 
 
+def test_enqueue_stream_stores_every_slice_in_order(backend: Any) -> None:
+    from queuectl.backends.base import BATCH_ROWS
+
+    total = 2 * BATCH_ROWS + 7
+    jobs = (new(f"s{i:05d}", priority=1 + i % 10, env={"N": str(i)} if i == 3 else None,
+                run_at=NOW + 60 if i == 5 else None) for i in range(total))
+    ids = backend.enqueue_stream(jobs, NOW)
+    assert ids == [f"s{i:05d}" for i in range(total)]
+    counts = backend.counts()
+    assert counts[JobState.PENDING] == total - 1 and counts[JobState.SCHEDULED] == 1
+    job = backend.get("s00003")
+    assert (job.command, job.priority, job.env, job.run_at, job.created_at, job.history) \
+        == ("true", 4, {"N": "3"}, NOW, NOW, [])
+    assert backend.get("s00005").state is JobState.SCHEDULED
+    # FIFO within a priority follows the stream's order across slices
+    order = []
+    while (job := claim(backend)) is not None and job.priority == 10:
+        order.append(job.id)
+    assert order == sorted(order) and len(order) == total // 10
+
+
+def test_enqueue_stream_is_all_or_nothing(backend: Any) -> None:
+    from queuectl.backends.base import BATCH_ROWS
+    from queuectl.errors import InvalidInput
+
+    add(backend, new("taken"))
+
+    def failing() -> Iterator[NewJob]:
+        for i in range(BATCH_ROWS * 2 + 1):
+            yield new(f"f{i}")
+        raise InvalidInput("jobs.jsonl line 4002: bad")
+
+    with pytest.raises(InvalidInput, match="line 4002"):
+        backend.enqueue_stream(failing(), NOW)
+    late_duplicate = [new(f"d{i}") for i in range(BATCH_ROWS + 3)] + [new("taken")]
+    with pytest.raises(DuplicateJob, match="'taken' already exists"):
+        backend.enqueue_stream(iter(late_duplicate), NOW)
+    with pytest.raises(DuplicateJob, match="twice in the batch"):
+        backend.enqueue_stream(iter([new("y"), new("z"), new("y")]), NOW)
+    assert backend.counts()[JobState.PENDING] == 1
+    assert [job.id for job in backend.list_jobs(None, None, 10, 0)] == ["taken"]
+    # the store is still usable afterwards
+    assert backend.enqueue_stream(iter([new("after")]), NOW) == ["after"]
+
+
+def test_enqueue_stream_returns_the_live_job_of_a_unique_key(backend: Any) -> None:
+    add(backend, new("u1", unique_key="nightly"))
+    ids = backend.enqueue_stream(iter([new("a"), new("u2", unique_key="nightly"),
+                                       new("b")]), NOW)
+    assert ids == ["a", "u1", "b"] and backend.get("u2") is None
+    assert backend.counts()[JobState.PENDING] == 3
+
+
 # -- claim -----------------------------------------------------------------------------
 def test_claim_order_priority_then_run_at_then_fifo(backend: Any) -> None:
     add(backend, new("low", priority=1), new("fifo1"), new("fifo2"),

@@ -186,6 +186,26 @@ def test_enqueue_file_bad_line_rejects_all(cli: Cli, tmp_path: Path) -> None:
     assert jobs(cli) == before
 
 
+@pytest.mark.parametrize("last", ['{"command": "echo x", "priority": 11}', '{"id": "keep", '
+                                  '"command": "echo again"}', '{"id": "b7", "command": "y"}'])
+def test_big_file_with_a_bad_last_line_stores_nothing(cli: Cli, tmp_path: Path,
+                                                     last: str) -> None:
+    """Lines are validated while earlier slices are being written: a bad line after
+    thousands of good ones still leaves the store as it was."""
+    enqueue(cli, "echo keep", "--id", "keep")
+    before = jobs(cli)
+    batch = tmp_path / "jobs.jsonl"
+    good = [f'{{"id": "b{i}", "command": "echo {i}"}}' for i in range(5000)]
+    batch.write_text("\n".join([*good, last]) + "\n")
+    result = cli("enqueue", "--file", str(batch))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("queuectl: error: ")
+    assert "line 5001" in result.stderr or "already exists" in result.stderr
+    assert jobs(cli) == before
+    status = json.loads(cli("status", "--json").stdout)
+    assert status["counts"]["pending"] == 1
+
+
 def test_duplicate_id_exit_2_no_overwrite(cli: Cli) -> None:
     enqueue(cli, '{"id":"job1","command":"sleep 2"}')
     before = jobs(cli)

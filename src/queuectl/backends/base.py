@@ -9,7 +9,7 @@ passed in by the caller.
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable, Mapping, Optional, Protocol, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Optional, Protocol, Sequence, TypeVar
 
 from queuectl.models import Job, NewJob, WorkerInfo
 from queuectl.states import JobState, Transition
@@ -41,6 +41,12 @@ class Backend(Protocol):
 
         A job whose id exists raises DuplicateJob and stores nothing.  A job whose
         `unique_key` matches a live job is not stored; the live job is returned."""
+
+    def enqueue_stream(self, jobs: Iterable[NewJob], now: float) -> list[str]:
+        """Store a large batch in one transaction (all or none), consuming `jobs` in
+        slices of BATCH_ROWS; returns the ids in order (for a matching `unique_key`,
+        the live job's).  An exception raised by the iterable (a bad line of a file)
+        stores nothing, and so does a duplicate id (DuplicateJob)."""
 
     def claim(self, worker_id: str, worker: str, queues: Sequence[str] | None,
               now: float) -> Optional[Job]:
@@ -189,19 +195,45 @@ def prefix_upper_bound(prefix: str) -> str:
     return prefix[:-1] + chr(ord(prefix[-1]) + 1)
 
 
+#: Jobs per statement when a large batch streams in (`enqueue_stream`).
+BATCH_ROWS = 2_000
+
+T = TypeVar("T")
+
+
+def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Lists of up to `size` consecutive items."""
+    batch: list[T] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+#: The values of a new row, in the order of `insert_values` (the `now` of the
+#: `insert_job` block fills created_at and updated_at).
+INSERT_FIELDS = ("id", "command", "state", "queue", "priority", "run_at", "max_retries",
+                 "backoff_base", "timeout", "cwd", "env", "depends_on", "unique_key")
+_PENDING, _SCHEDULED = JobState.PENDING.value, JobState.SCHEDULED.value
+
+
+def insert_values(job: NewJob, now: float) -> list[Any]:
+    """A new job's column values in INSERT_FIELDS order (both stores)."""
+    run_at = now if job.run_at is None else job.run_at
+    return [job.id, job.command, _SCHEDULED if run_at > now else _PENDING, job.queue,
+            job.priority, run_at, job.max_retries, job.backoff_base, job.timeout, job.cwd,
+            json.dumps(job.env) if job.env else None,
+            json.dumps(job.depends_on) if job.depends_on else None, job.unique_key]
+
+
 def insert_params(job: NewJob, now: float) -> dict[str, Any]:
     """Parameters of the `insert_job` block for a new job (both stores)."""
-    run_at = now if job.run_at is None else job.run_at
-    return {
-        "id": job.id, "command": job.command,
-        "state": (JobState.SCHEDULED if run_at > now else JobState.PENDING).value,
-        "queue": job.queue, "priority": job.priority, "run_at": run_at,
-        "max_retries": job.max_retries, "backoff_base": job.backoff_base,
-        "timeout": job.timeout, "cwd": job.cwd,
-        "env": json.dumps(job.env) if job.env else None,
-        "depends_on": json.dumps(job.depends_on) if job.depends_on else None,
-        "unique_key": job.unique_key, "now": now,
-    }
+    params = dict(zip(INSERT_FIELDS, insert_values(job, now)))
+    params["now"] = now
+    return params
 
 
 def new_job_model(job: NewJob, row: dict[str, Any], now: float) -> Job:

@@ -16,12 +16,14 @@ from __future__ import annotations
 import json
 import time
 from contextlib import contextmanager
-from typing import Any, Iterator, Mapping, Optional, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
 
 from queuectl.backends.base import (
+    BATCH_ROWS,
     JOB_COLUMNS,
     WORKER_COLUMNS,
     SqlVerbs,
+    batched,
     insert_jobs,
     insert_params,
     row_to_job,
@@ -228,12 +230,33 @@ class PostgresBackend(SqlVerbs):
                     cur.execute(self._q["notify"])
         except StoreError as exc:
             if isinstance(exc.__cause__, pg_errors.UniqueViolation):
-                raise self._duplicate(rows) from None
+                raise self._duplicate([row["id"] for row in rows]) from None
             raise
         return stored
 
-    def _duplicate(self, rows: list[dict[str, Any]]) -> Exception:
-        ids = [row["id"] for row in rows]
+    def enqueue_stream(self, jobs: Iterable[NewJob], now: float) -> list[str]:
+        ids: list[str] = []
+        seen: set[str] = set()
+        try:
+            with self._errors(), self._transaction() as conn:
+                with conn.cursor() as cur:
+                    for batch in batched(jobs, BATCH_ROWS):
+                        rows = [insert_params(job, now) for job in batch]
+                        for row in rows:
+                            if row["id"] in seen:
+                                raise DuplicateJob(f"job id {row['id']!r} appears twice "
+                                                   "in the batch")
+                            seen.add(row["id"])
+                        stored, _ = insert_jobs(cur, self._q, batch, rows, now)
+                        ids.extend(str(job.id) for job in stored)
+                    cur.execute(self._q["notify"])
+        except StoreError as exc:
+            if isinstance(exc.__cause__, pg_errors.UniqueViolation):
+                raise self._duplicate(list(seen)) from None
+            raise
+        return ids
+
+    def _duplicate(self, ids: list[str]) -> Exception:
         found = self.execute_raw("SELECT id FROM jobs WHERE id = ANY(%s) LIMIT 1", (ids,))
         if found:
             return DuplicateJob(f"job {found[0][0]!r} already exists")

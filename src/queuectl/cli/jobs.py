@@ -5,7 +5,7 @@ from __future__ import annotations
 import shlex
 import sys
 import time
-from typing import Any, Optional, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
 import click
 
@@ -94,11 +94,8 @@ def _spec_fields(spec: Sequence[str]) -> dict[str, Any]:
     return {"command": shlex.join(spec)}
 
 
-def _read_batch(path: str, defaults: dict[str, Any], now: float) -> list[NewJob]:
-    """One job per line: a JSON object or a plain command.  Blank lines and lines
-    starting with # are skipped.  Any bad line rejects the whole file."""
-    if "id" in defaults:
-        raise InvalidInput("--id cannot be used with --file (give ids in the file)")
+def _read_batch(path: str) -> str:
+    """The text of a batch file (`-` is stdin), read before the store is touched."""
     try:
         if path == "-":
             text = sys.stdin.read()
@@ -109,7 +106,17 @@ def _read_batch(path: str, defaults: dict[str, Any], now: float) -> list[NewJob]
         raise InvalidInput(f"cannot read {path}: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
         raise InvalidInput(f"{path} is not UTF-8 text") from None
-    jobs = []
+    if not any(line.strip() and not line.strip().startswith("#")
+               for line in text.splitlines()):
+        raise InvalidInput(f"{path} holds no jobs")
+    return text
+
+
+def _batch_jobs(path: str, text: str, defaults: dict[str, Any], now: float
+                ) -> Iterator[NewJob]:
+    """One job per line: a JSON object or a plain command.  Blank lines and lines
+    starting with # are skipped.  Validated lazily, while the store writes the lines
+    before; any bad line raises, and the store then keeps none of them."""
     seen: dict[str, int] = {}
     for number, line in enumerate(text.splitlines(), 1):
         stripped = line.strip()
@@ -120,14 +127,12 @@ def _read_batch(path: str, defaults: dict[str, Any], now: float) -> list[NewJob]
             job = build(_merge(defaults, fields, "the line") if defaults else fields, now)
         except InvalidInput as exc:
             raise InvalidInput(f"{path} line {number}: {exc}") from None
-        if job.id in seen:
-            raise InvalidInput(f"{path} line {number}: duplicate id {job.id!r} "
-                               f"(also on line {seen[job.id]})")
-        seen[str(job.id)] = number
-        jobs.append(job)
-    if not jobs:
-        raise InvalidInput(f"{path} holds no jobs")
-    return jobs
+        if "id" in fields:
+            if job.id in seen:
+                raise InvalidInput(f"{path} line {number}: duplicate id {job.id!r} "
+                                   f"(also on line {seen[job.id]})")
+            seen[str(job.id)] = number
+        yield job
 
 
 def _do_enqueue(spec: Sequence[str], command: Optional[str], job: Optional[str],
@@ -143,28 +148,29 @@ def _do_enqueue(spec: Sequence[str], command: Optional[str], job: Optional[str],
     if len(given) > 1:
         raise InvalidInput(f"give the job once: {' and '.join(given)} were both given")
     if file:
-        jobs = _read_batch(file, fields, now)
-    else:
-        if command is not None or job is not None:
-            fields = _merge(fields, {"command": command if command is not None else job},
-                            "--command")
+        if "id" in fields:
+            raise InvalidInput("--id cannot be used with --file (give ids in the file)")
+        text = _read_batch(file)
+        ids = st.queue().enqueue_stream(_batch_jobs(file, text, fields, now))
+        if st.json:
+            render.emit_json({"enqueued": len(ids), "ids": ids})
         else:
-            spec_fields = _spec_fields(spec)
-            if not spec_fields:
-                raise InvalidInput("no job given: queuectl enqueue \"echo hi\", or a JSON "
-                                   "object, or --command/--job CMD, or --file FILE")
-            fields = _merge(spec_fields, fields, "the JSON")
-        jobs = [build(fields, now)]
+            click.echo(f"Enqueued {len(ids)} jobs", err=True)
+            sys.stdout.write("".join(f"{job_id}\n" for job_id in ids))
+        return
+    if command is not None or job is not None:
+        fields = _merge(fields, {"command": command if command is not None else job},
+                        "--command")
+    else:
+        spec_fields = _spec_fields(spec)
+        if not spec_fields:
+            raise InvalidInput("no job given: queuectl enqueue \"echo hi\", or a JSON "
+                               "object, or --command/--job CMD, or --file FILE")
+        fields = _merge(spec_fields, fields, "the JSON")
+    jobs = [build(fields, now)]
     stored = st.queue().enqueue(jobs)
     if st.json:
-        if file:
-            render.emit_json({"enqueued": len(stored), "ids": [j.id for j in stored]})
-        else:
-            render.emit_json(stored[0].to_dict())
-        return
-    if file:
-        click.echo(f"Enqueued {len(stored)} jobs", err=True)
-        sys.stdout.write("".join(f"{item.id}\n" for item in stored))
+        render.emit_json(stored[0].to_dict())
         return
     item = stored[0]
     click.echo(item.id)

@@ -20,6 +20,17 @@ INSERT INTO jobs (id, command, state, queue, priority, run_at, max_retries, back
 VALUES (:id, :command, :state, :queue, :priority, :run_at, :max_retries, :backoff_base,
         :timeout, :cwd, :env, :depends_on, :unique_key, :now, :now, '[]')
 
+-- name: insert_job_batch
+-- A slice of a large enqueue as one JSON array of rows (values in INSERT_FIELDS order,
+-- base.py), unpacked by SQLite: binding the rows one by one from Python cost more
+-- than the insert itself.  json_each keeps the array's order, so seq stays FIFO.
+INSERT INTO jobs (id, command, state, queue, priority, run_at, max_retries, backoff_base,
+                  timeout, cwd, env, depends_on, unique_key, created_at, updated_at, history)
+SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5,
+       value ->> 6, value ->> 7, value ->> 8, value ->> 9, value ->> 10, value ->> 11,
+       value ->> 12, :now, :now, '[]'
+FROM json_each(:rows)
+
 -- name: insert_command
 -- The quick enqueue lane (cli/quick.py): a plain command with every default, the
 -- queue and priority coming from the column defaults ('default', 5).
