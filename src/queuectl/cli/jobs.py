@@ -88,7 +88,10 @@ def _spec_fields(spec: Sequence[str]) -> dict[str, Any]:
     if not spec:
         return {}
     if len(spec) == 1 and looks_like_json_object(spec[0]):
-        return {key.replace("-", "_"): v for key, v in parse_json_object(spec[0]).items()}
+        fields = parse_json_object(spec[0])
+        if any("-" in key for key in fields):
+            return {key.replace("-", "_"): v for key, v in fields.items()}
+        return fields
     if len(spec) == 1:
         return {"command": spec[0]}
     return {"command": shlex.join(spec)}
