@@ -236,3 +236,39 @@ def test_json_text_to_job() -> None:
                                   '"run_at":"+5m"}'), NOW)
     assert (job.id, job.command, job.priority, job.run_at) == \
         ("job1", "sleep 2", 10, NOW + 300)
+
+
+def test_a_forked_child_never_repeats_the_parents_next_ids() -> None:
+    import os
+
+    new_job_id()  # the pool now holds ids the parent will hand out next
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child
+        os.close(read_end)
+        os.write(write_end, " ".join(new_job_id() for _ in range(100)).encode())
+        os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end) as pipe:
+        child = set(pipe.read().split())
+    os.waitpid(pid, 0)
+    parent = {new_job_id() for _ in range(100)}
+    assert len(child) == 100 and not child & parent
+    assert all(UUID4.match(job_id) for job_id in child | parent)
+
+
+def test_ids_from_many_threads_are_unique() -> None:
+    import threading
+
+    found: list[list[str]] = [[] for _ in range(4)]
+
+    def draw(into: list[str]) -> None:
+        into.extend(new_job_id() for _ in range(5000))
+
+    threads = [threading.Thread(target=draw, args=(out,)) for out in found]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    everything = [job_id for out in found for job_id in out]
+    assert len(set(everything)) == len(everything) == 20000
