@@ -290,6 +290,27 @@ class SqlVerbs:
         """A single-row read (a store may retry it on a fresh connection)."""
         return self._one(name, params)
 
+    def _output(self, output: Optional[str]) -> Optional[str]:
+        """A job's output as the store can hold it."""
+        return output
+
+    def claim(self, worker_id: str, worker: str, queues: Sequence[str] | None,
+              now: float) -> Optional[Job]:
+        params: dict[str, Any] = {"now": now, "worker": worker, "worker_id": worker_id}
+        name = "claim"
+        if queues:
+            name, params["queues"] = "claim_in_queues", self._array(queues)
+        row = self._one(name, params)
+        return row_to_job(row) if row else None
+
+    def finish(self, job: Job, state: JobState, run_at: Optional[float], *, now: float,
+               exit_code: Optional[int], error: Optional[str], output: Optional[str],
+               history_entry: Mapping[str, Any]) -> bool:
+        return self._run("finish", {
+            "id": job.id, "worker_id": job.worker_id, "state": state.value,
+            "run_at": run_at, "now": now, "exit_code": exit_code, "error": error,
+            "output": self._output(output), "entry": json.dumps(history_entry)}) == 1
+
     def get(self, job_id: str) -> Optional[Job]:
         row = self._read_one("get_job", {"id": job_id})
         return row_to_job(row) if row else None

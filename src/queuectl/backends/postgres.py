@@ -262,22 +262,8 @@ class PostgresBackend(SqlVerbs):
             return DuplicateJob(f"job {found[0][0]!r} already exists")
         return StoreError("a job with the same unique key was enqueued at the same time")
 
-    def claim(self, worker_id: str, worker: str, queues: Sequence[str] | None,
-              now: float) -> Optional[Job]:
-        params: dict[str, Any] = {"now": now, "worker": worker, "worker_id": worker_id}
-        name = "claim"
-        if queues:
-            name, params["queues"] = "claim_in_queues", list(queues)
-        row = self._one(name, params)
-        return row_to_job(row) if row else None
-
-    def finish(self, job: Job, state: JobState, run_at: Optional[float], *, now: float,
-               exit_code: Optional[int], error: Optional[str], output: Optional[str],
-               history_entry: Mapping[str, Any]) -> bool:
-        return self._run("finish", {
-            "id": job.id, "worker_id": job.worker_id, "state": state.value,
-            "run_at": run_at, "now": now, "exit_code": exit_code, "error": error,
-            "output": _text(output), "entry": json.dumps(history_entry)}) == 1
+    def _output(self, output: Optional[str]) -> Optional[str]:
+        return _text(output)
 
     def finish_and_claim(self, job: Job, state: JobState, run_at: Optional[float], *,
                          now: float, exit_code: Optional[int], error: Optional[str],
@@ -288,7 +274,7 @@ class PostgresBackend(SqlVerbs):
         row = self._one("finish_and_claim", {
             "id": job.id, "old_worker_id": job.worker_id, "state": state.value,
             "run_at": run_at, "now": now, "exit_code": exit_code, "error": error,
-            "output": _text(output), "entry": json.dumps(history_entry),
+            "output": self._output(output), "entry": json.dumps(history_entry),
             "worker": worker, "worker_id": worker_id,
             "queues": list(queues) if queues else None})
         done = bool(row[0])

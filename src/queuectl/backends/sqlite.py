@@ -344,23 +344,6 @@ class SqliteBackend(SqlVerbs):
                 return DuplicateJob(f"job {job_id!r} already exists")
         return store_error(exc, self.path)
 
-    def claim(self, worker_id: str, worker: str, queues: Sequence[str] | None,
-              now: float) -> Optional[Job]:
-        params: dict[str, Any] = {"now": now, "worker": worker, "worker_id": worker_id}
-        name = "claim"
-        if queues:
-            name, params["queues"] = "claim_in_queues", json.dumps(list(queues))
-        row = self._one(name, params)
-        return row_to_job(row) if row else None
-
-    def finish(self, job: Job, state: JobState, run_at: Optional[float], *, now: float,
-               exit_code: Optional[int], error: Optional[str], output: Optional[str],
-               history_entry: Mapping[str, Any]) -> bool:
-        return self._run("finish", {
-            "id": job.id, "worker_id": job.worker_id, "state": state.value,
-            "run_at": run_at, "now": now, "exit_code": exit_code, "error": error,
-            "output": output, "entry": json.dumps(history_entry)}) == 1
-
     def finish_and_claim(self, job: Job, state: JobState, run_at: Optional[float], *,
                          now: float, exit_code: Optional[int], error: Optional[str],
                          output: Optional[str], history_entry: Mapping[str, Any],
