@@ -192,6 +192,16 @@ def test_retry_backoff_follows_base_power_attempts(cli: Any, q: Any, workers: An
     assert len(back["history"]) >= 3
 
 
+def test_burst_worker_of_one_queue_ignores_other_queues(cli: Any, q: Any,
+                                                       workers: Any) -> None:
+    cli("enqueue", "--id", "mine", "--queue", "mine", "--command", "true")
+    cli("enqueue", "--id", "theirs", "--queue", "theirs", "--command", "true")
+    proc = workers.start("--count", "1", "--queue", "mine", "--burst")
+    assert proc.wait(timeout=15) == 0, workers.log(0)
+    assert state(q, "mine") == "completed"
+    assert state(q, "theirs") == "pending"
+
+
 def test_idle_timeout_stops_worker(cli: Any, workers: Any) -> None:
     cli("enqueue", "true")
     proc = workers.start("--count", "2", "--timeout", "1")
