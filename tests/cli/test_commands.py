@@ -563,6 +563,14 @@ def test_worker_inspection_without_workers(cli: Cli, args: list[str]) -> None:
     assert as_json(cli("--json", *args)) == data
 
 
+@pytest.mark.parametrize("name", ["", "bad name!"])
+def test_worker_start_rejects_a_bad_queue_name(cli: Cli, name: str) -> None:
+    fails(cli("worker", "start", "--queue", name, "--burst", timeout=20), 2,
+          "invalid queue name")
+    fails(cli("start", "--detach", "--queue", name, timeout=20), 2, "invalid queue name")
+    assert ok(cli("workers")).startswith("No workers")
+
+
 def test_corrupt_store_exit_3_untouched(tmp_path: Path) -> None:
     from tests.conftest import run_cli
 

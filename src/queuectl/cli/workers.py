@@ -13,6 +13,7 @@ import click
 from queuectl.cli import render
 from queuectl.cli.context import json_option, state
 from queuectl.errors import InvalidInput, NotFound
+from queuectl.jobspec import _queue as check_queue_name
 from queuectl.times import ago, parse_duration
 
 
@@ -39,6 +40,8 @@ def _run_worker(count: Optional[int], queues: tuple[str, ...], burst: bool,
     if count is not None and not 1 <= count <= 512:
         raise InvalidInput("--count must be between 1 and 512")
     idle_s = None if idle_timeout is None else parse_duration(idle_timeout, what="--timeout")
+    for name in queues:
+        check_queue_name(name)
     q = st.queue()
     slots = count or q.settings().worker_count
     if detach:
