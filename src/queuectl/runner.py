@@ -104,8 +104,10 @@ class Run:
 
     def next_wakeup(self) -> Optional[float]:
         """The next time (epoch) `check()` must run even if the pidfd stays quiet."""
-        if self._outcome is not None or self._proc is None:
+        if self._outcome is not None:
             return None
+        if self._proc is None:  # a failed spawn has no pidfd: check it now
+            return self._started_at if self._spawn_error is not None else None
         times = [t for t in (self._deadline, self._kill_at) if t is not None]
         if self._pidfd is None:
             times.append(time.time() + 0.05)  # no pidfd: poll the child

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -47,6 +48,19 @@ def test_invalid_command_goes_to_dlq(cli: Any, q: Any, workers: Any) -> None:
     assert [h["result"] for h in shown["history"]] == ["failed", "failed", "dead"]
     dlq = q("dlq", "list")
     assert [j["id"] for j in dlq] == ["bad"]
+
+
+def test_missing_working_directory_fails_the_job(cli: Any, q: Any, workers: Any,
+                                                tmp_path: Path) -> None:
+    missing = str(tmp_path / "no-such-dir")
+    spec = {"id": "nowhere", "command": "pwd", "cwd": missing, "max_retries": 0}
+    assert cli("enqueue", json.dumps(spec)).returncode == 0
+    cli("enqueue", "--id", "after", "--command", "true")
+    assert workers.start("--count", "1", "--burst").wait(timeout=30) == 0, workers.log(0)
+    shown = job(q, "nowhere")
+    assert shown["state"] == "dead"
+    assert shown["error"] == f"spawn failed: working directory {missing!r} does not exist"
+    assert state(q, "after") == "completed"
 
 
 def test_timeout_kills_the_whole_group(cli: Any, q: Any, workers: Any,
