@@ -210,9 +210,14 @@ class Run:
 
 
 def _open_output(path: str) -> int:
-    """A fresh capture file (an earlier attempt's is truncated); the folder is made on
-    first use only, so a tiny job costs one open."""
+    """A fresh capture file; the folder is made on first use only.  An earlier
+    attempt's file is unlinked, not truncated: the shell of a run whose supervisor was
+    SIGKILLed may still be writing to it, and must not write into this run's output."""
     flags = os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_CLOEXEC
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
     try:
         return os.open(path, flags, 0o600)
     except FileNotFoundError:

@@ -128,6 +128,24 @@ def test_persistence_across_worker_restart(cli: Any, q: Any, workers: Any) -> No
     assert state(q, "p2") == "completed"
 
 
+def test_rescued_job_output_is_its_own_run_only(cli: Any, q: Any, workers: Any) -> None:
+    """The shell of a SIGKILLed supervisor's job lives on; what it still prints must
+    not end up in the output of the run that replaces it."""
+    cli("enqueue", "--id", "lost", "--command",
+        "sleep 1.5; echo run-$QUEUECTL_JOB_ATTEMPT")
+    first = workers.start("--count", "1")
+    wait_for(lambda: state(q, "lost") == "processing", timeout=20, message="first run")
+    os.kill(first.pid, signal.SIGKILL)  # the supervisor only: its job's shell lives on
+    first.wait(timeout=10)
+    assert workers.start("--count", "1", "--burst").wait(timeout=60) == 0
+    shown = job(q, "lost")
+    assert shown["state"] == "completed"
+    assert any(h.get("event") == "worker lost" for h in shown["history"])
+    time.sleep(1.0)  # the orphaned first run has printed by now
+    assert shown["output"] == "run-2\n"
+    assert cli("logs", "lost").stdout == "run-2\n"
+
+
 def test_graceful_stop_lets_running_job_finish(cli: Any, q: Any, workers: Any) -> None:
     cli("enqueue", "--id", "long", "--command", "sleep 1.5; echo finished")
     proc = workers.start("--count", "1")
