@@ -38,8 +38,11 @@ def pid_alive(pid: int) -> bool:
 
 
 def worker_alive(info: WorkerInfo, settings: Settings, now: float, host: str) -> bool:
-    """Live = heartbeat within the lease and, on this host, the pid still exists."""
-    if now - info.heartbeat_at > settings.lease_timeout:
+    """Live = heartbeat within the lease and, on this host, the pid still exists.
+    The lease is never shorter than two heartbeat intervals: a live worker's
+    heartbeat is up to one interval old, and must not make it look dead."""
+    lease = max(settings.lease_timeout, 2 * settings.heartbeat_interval)
+    if now - info.heartbeat_at > lease:
         return False
     if info.host == host and not pid_alive(info.pid):
         return False

@@ -146,6 +146,21 @@ def test_rescued_job_output_is_its_own_run_only(cli: Any, q: Any, workers: Any) 
     assert cli("logs", "lost").stdout == "run-2\n"
 
 
+def test_lease_shorter_than_heartbeat_does_not_rescue_live_workers(
+        cli: Any, q: Any, workers: Any) -> None:
+    """lease-timeout 1 with the default 5 s heartbeat: a busy live supervisor's
+    heartbeat is often older than the lease, yet its job must not be taken away."""
+    assert cli("config", "set", "lease-timeout", "1").returncode == 0
+    cli("enqueue", "--id", "long", "--command", "sleep 3")
+    workers.start("--count", "1")
+    wait_for(lambda: state(q, "long") == "processing", timeout=20, message="claimed")
+    workers.start("--count", "1")  # a second supervisor runs rescue passes
+    wait_for(lambda: state(q, "long") != "processing", timeout=30, message="finished")
+    shown = job(q, "long")
+    assert shown["state"] == "completed", shown["history"]
+    assert shown["attempts"] == 1 and shown["rescues"] == 0
+
+
 def test_graceful_stop_lets_running_job_finish(cli: Any, q: Any, workers: Any) -> None:
     cli("enqueue", "--id", "long", "--command", "sleep 1.5; echo finished")
     proc = workers.start("--count", "1")
