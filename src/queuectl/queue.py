@@ -135,6 +135,10 @@ class Queue:
         if not jobs:
             return []
         for job in jobs:
+            for what in ("command", "id", "queue", "cwd", "unique_key"):
+                _check_utf8(getattr(job, what), what)
+            for name, value in (job.env or {}).items():
+                _check_utf8(value, f"env value of {name}")
             if job.id is None:
                 job.id = new_job_id()
             if job.depends_on:
@@ -149,6 +153,7 @@ class Queue:
         ref = str(ref).strip()
         if not ref:
             raise InvalidInput("a job id is required")
+        _check_utf8(ref, "job id")
         if self.backend.get(ref) is not None:
             return ref
         if len(ref) < MIN_PREFIX_LEN:
@@ -172,6 +177,7 @@ class Queue:
                   limit: int = 50, offset: int = 0) -> list[Job]:
         if limit < 0:
             raise InvalidInput("limit must be >= 0")
+        _check_utf8(queue, "queue")
         return self.backend.list_jobs(list(states) if states else None, queue, limit, offset)
 
     def _transition(self, ref: str, transition: Transition, *, reset: bool = False,
@@ -344,3 +350,14 @@ class Queue:
                 return latest
             time.sleep(poll_s if deadline is None
                        else max(0.0, min(poll_s, deadline - time.monotonic())))
+
+
+def _check_utf8(value: Optional[str], what: str) -> None:
+    """Text from argv (bytes that are not UTF-8) or JSON (a lone \\uD800) can hold
+    surrogates that no store can keep: bad input, not an internal error."""
+    if value is None:
+        return
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput(f"{what} is not valid UTF-8 text: {value!r}") from None

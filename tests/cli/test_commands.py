@@ -213,6 +213,40 @@ def test_enqueue_bad_input(cli: Cli, args: list[str], needle: str) -> None:
     assert jobs(cli) == before
 
 
+@pytest.mark.parametrize("args", [
+    ["echo \udcff"],                                    # argv bytes that are not UTF-8
+    ["true", "--id", "a\udcffb"],
+    ["true", "--unique-key", "k\udcff"],
+    ['{"command":"echo \\ud800"}'],                    # a lone surrogate in JSON
+    ['{"id":"x\\ud800","command":"true"}'],
+    ['{"command":"echo $A","env":{"A":"\\udc80"}}'],
+    ['{"command":"pwd","cwd":"/tmp/\\ud800"}'],
+])
+def test_enqueue_text_that_is_not_utf8(cli: Cli, args: list[str]) -> None:
+    enqueue(cli, "echo keep", "--id", "keep")
+    before = jobs(cli)
+    fails(cli("enqueue", *args), 2, "UTF-8")
+    assert jobs(cli) == before
+
+
+def test_enqueue_stdin_that_is_not_utf8(store_url: str) -> None:
+    import os
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "queuectl", "--db", store_url, "enqueue",
+                             "--file", "-"], input=b"echo \xff\n", capture_output=True,
+                            timeout=60, env=dict(os.environ, LC_ALL="C"))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.decode().startswith("queuectl: error: - is not UTF-8 text")
+
+
+@pytest.mark.parametrize("args", [["show", "abc\udcff"], ["cancel", "abcd\udcff"],
+                                  ["list", "--queue", "q\udcff"]])
+def test_lookup_with_text_that_is_not_utf8(cli: Cli, args: list[str]) -> None:
+    enqueue(cli, "echo keep", "--id", "keep")
+    fails(cli(*args), 2, "UTF-8")
+
+
 # -- schedule --------------------------------------------------------------------------
 def test_schedule_relative(cli: Cli) -> None:
     job_id = ok(cli("schedule", "backup", "+1h")).strip()

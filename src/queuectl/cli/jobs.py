@@ -100,7 +100,7 @@ def _read_batch(path: str, defaults: dict[str, Any], now: float) -> list[NewJob]
         raise InvalidInput("--id cannot be used with --file (give ids in the file)")
     try:
         if path == "-":
-            text = sys.stdin.read()
+            text = sys.stdin.buffer.read().decode("utf-8")
         else:
             with open(path, encoding="utf-8") as handle:
                 text = handle.read()
