@@ -139,6 +139,8 @@ class Queue:
                 _check_utf8(getattr(job, what), what)
             for name, value in (job.env or {}).items():
                 _check_utf8(value, f"env value of {name}")
+                if "\x00" in value:  # no process environment can hold it
+                    raise InvalidInput(f"env value of {name} contains a NUL byte")
             if job.id is None:
                 job.id = new_job_id()
             if job.depends_on:

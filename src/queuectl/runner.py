@@ -74,6 +74,8 @@ class Run:
                 self._deadline = self._started_at + self.timeout_s
         except OSError as exc:
             self._spawn_error = _describe(exc, self.cwd)
+        except ValueError as exc:  # e.g. a NUL byte in an environment value
+            self._spawn_error = str(exc)
         finally:
             if out_fd >= 0 and self._proc is None:
                 self._close_output()

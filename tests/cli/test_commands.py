@@ -229,6 +229,13 @@ def test_enqueue_text_that_is_not_utf8(cli: Cli, args: list[str]) -> None:
     assert jobs(cli) == before
 
 
+def test_enqueue_env_value_with_nul(cli: Cli) -> None:
+    enqueue(cli, "echo keep", "--id", "keep")
+    before = jobs(cli)
+    fails(cli("enqueue", '{"command":"echo $A","env":{"A":"a\\u0000b"}}'), 2, "NUL")
+    assert jobs(cli) == before
+
+
 def test_enqueue_stdin_that_is_not_utf8(store_url: str) -> None:
     import os
     import sys

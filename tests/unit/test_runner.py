@@ -217,6 +217,12 @@ def test_spawn_failure_asks_the_event_loop_for_a_check_at_once(tmp_path: Path) -
     assert handle.next_wakeup() is None
 
 
+def test_env_value_with_nul_is_a_spawn_failure(tmp_path: Path) -> None:
+    handle = run("echo $A", tmp_path, env={"A": "a\x00b"})
+    outcome = handle.wait()
+    assert outcome.spawn_error and "null" in outcome.spawn_error and not outcome.ok
+
+
 def test_unwritable_output_path_is_a_spawn_failure(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("")
