@@ -33,8 +33,19 @@ def pid_alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    return True
+        pass
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """An exited process nobody reaped yet (a detached supervisor's parent is often a
+    container's PID 1, which may never reap): kill(pid, 0) succeeds, but it is dead."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            stat = handle.read()
+    except OSError:
+        return False  # no /proc (or it just went away): trust kill(pid, 0)
+    return stat[stat.rfind(b")") + 2:][:1] == b"Z"
 
 
 def worker_alive(info: WorkerInfo, settings: Settings, now: float, host: str) -> bool:
