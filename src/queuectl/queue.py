@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence
 
 from queuectl import wakeup
-from queuectl.backends import is_postgres, open_backend, sqlite_path
+from queuectl.backends import display_url, is_postgres, open_backend, sqlite_path
 from queuectl.backends.base import Backend
 from queuectl.errors import AmbiguousId, InvalidInput, InvalidTransition, NotFound
 from queuectl.jobspec import new_job_id
@@ -107,6 +107,11 @@ class Queue:
         from queuectl.config import Settings  # not needed to enqueue
 
         return Settings(self.backend.config_items(), self._env, self._flags)
+
+    @property
+    def display_url(self) -> str:
+        """The store as printed and logged (a PostgreSQL password masked)."""
+        return display_url(self.url)
 
     @property
     def is_postgres(self) -> bool:
@@ -272,7 +277,7 @@ class Queue:
         workers = [w for w in self.backend.list_workers()
                    if worker_alive(w, settings, now, this_host())]
         oldest = self.backend.oldest_due(now)
-        return Status(url=self.url, counts=self.backend.counts(), workers=workers,
+        return Status(url=self.display_url, counts=self.backend.counts(), workers=workers,
                       oldest_due_age_s=None if oldest is None else now - oldest,
                       finished_last_minute=self.backend.finished_since(now - 60), now=now)
 

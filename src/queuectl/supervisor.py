@@ -117,7 +117,8 @@ class Supervisor:
         try:
             self.queue.backend.register_worker(self._info(now))
             log.info("worker %s started: %d slot(s), queues %s, store %s", self.worker_id,
-                     self.options.slots, ",".join(self.options.queues or ["*"]), self.url)
+                     self.options.slots, ",".join(self.options.queues or ["*"]),
+                     self.queue.display_url)
             self._rescue()
             self._loop(listener)
         finally:

@@ -612,6 +612,31 @@ def test_worker_start_rejects_a_bad_queue_name(cli: Cli, name: str) -> None:
     assert ok(cli("workers")).startswith("No workers")
 
 
+def test_postgres_password_is_never_shown(pg_url: str) -> None:
+    import time
+
+    from tests.conftest import run_cli
+
+    url = pg_url.replace("postgresql://postgres@", "postgresql://postgres:s3cret@", 1)
+    assert "s3cret" in url
+    for args in (["status"], ["--json", "status"], ["migrate"], ["--json", "migrate"]):
+        result = run_cli(*args, db=url)
+        assert result.returncode == 0, result.stderr
+        assert "s3cret" not in result.stdout + result.stderr, args
+    assert "postgres:***@" in run_cli("status", db=url).stdout
+    started = run_cli("--json", "worker", "start", "--detach", db=url)
+    assert started.returncode == 0, started.stderr
+    pid = json.loads(started.stdout)["pid"]
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:  # what `ps` shows everyone
+            assert b"s3cret" not in handle.read()
+    finally:
+        assert run_cli("worker", "stop", "--wait", db=url).returncode == 0
+    time.sleep(0.2)
+    log = run_cli("scheduler", "logs", db=url).stdout
+    assert "started" in log and "s3cret" not in log
+
+
 def test_corrupt_store_exit_3_untouched(tmp_path: Path) -> None:
     from tests.conftest import run_cli
 
