@@ -146,6 +146,24 @@ def test_rescued_job_output_is_its_own_run_only(cli: Any, q: Any, workers: Any) 
     assert cli("logs", "lost").stdout == "run-2\n"
 
 
+def test_rescue_on_the_same_host_ends_the_lost_run(cli: Any, q: Any, workers: Any,
+                                                   tmp_path: Path) -> None:
+    """A job is never run twice at once: when a SIGKILLed supervisor's job is rescued
+    on its host, the shell it left behind is killed before the job runs again."""
+    out = tmp_path / "runs"
+    cli("enqueue", "--id", "lost", "--command",
+        f"echo start-$QUEUECTL_JOB_ATTEMPT >> {out}; sleep 2; "
+        f"echo end-$QUEUECTL_JOB_ATTEMPT >> {out}")
+    first = workers.start("--count", "1")
+    wait_for(lambda: out.exists(), timeout=20, message="first run")
+    os.kill(first.pid, signal.SIGKILL)  # the supervisor only: its job's shell lives on
+    first.wait(timeout=10)
+    assert workers.start("--count", "1", "--burst").wait(timeout=60) == 0
+    assert state(q, "lost") == "completed"
+    time.sleep(2.5)  # long enough for a surviving first run to have ended
+    assert out.read_text().split() == ["start-1", "start-2", "end-2"]
+
+
 def test_lease_shorter_than_heartbeat_does_not_rescue_live_workers(
         cli: Any, q: Any, workers: Any) -> None:
     """lease-timeout 1 with the default 5 s heartbeat: a busy live supervisor's
