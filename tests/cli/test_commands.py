@@ -604,6 +604,21 @@ def test_worker_inspection_without_workers(cli: Cli, args: list[str]) -> None:
     assert as_json(cli("--json", *args)) == data
 
 
+@pytest.mark.parametrize("args", [["worker", "start", "--detach", "--json"],
+                                  ["start", "--detach", "--json"],
+                                  ["--json", "worker", "start", "--detach"]])
+def test_json_after_worker_start_and_scheduler_logs(cli: Cli, args: list[str]) -> None:
+    started = as_json(cli(*args))
+    try:
+        assert started["slots"] == 1 and started["pid"] > 0
+        for form in (["scheduler", "logs", "--json"], ["--json", "scheduler", "logs"]):
+            shown = as_json(cli(*form))
+            assert shown["log"] == started["log"]
+            assert any("started" in line for line in shown["lines"])
+    finally:
+        ok(cli("worker", "stop", "--wait"))
+
+
 @pytest.mark.parametrize("name", ["", "bad name!"])
 def test_worker_start_rejects_a_bad_queue_name(cli: Cli, name: str) -> None:
     fails(cli("worker", "start", "--queue", name, "--burst", timeout=20), 2,
