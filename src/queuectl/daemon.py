@@ -37,10 +37,12 @@ def start_detached(queue: Queue, worker_args: Sequence[str]) -> Detached:
     worker.log, and return once it has registered in the store."""
     os.makedirs(pid_dir(queue), exist_ok=True)
     log_file = log_path(queue)
-    argv = [sys.executable, "-m", "queuectl", "--db", queue.url, "worker", "start",
-            *worker_args]
+    # the store goes in the environment, not argv: `ps` shows argv (and a password in
+    # a PostgreSQL URL) to every user of the host
+    argv = [sys.executable, "-m", "queuectl", "worker", "start", *worker_args]
+    env = dict(os.environ, QUEUECTL_DB=queue.url)
     with open(log_file, "ab") as log, open(os.devnull, "rb") as devnull:
-        proc = subprocess.Popen(argv, stdin=devnull, stdout=log, stderr=log,
+        proc = subprocess.Popen(argv, stdin=devnull, stdout=log, stderr=log, env=env,
                                 start_new_session=True, close_fds=True)
     pid_file = os.path.join(pid_dir(queue), f"{proc.pid}.pid")
     with open(pid_file, "w") as handle:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 from dataclasses import dataclass, field
 
@@ -33,13 +34,27 @@ def pid_alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    return True
+        pass
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """An exited process nobody reaped yet (a detached supervisor's parent is often a
+    container's PID 1, which may never reap): kill(pid, 0) succeeds, but it is dead."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            stat = handle.read()
+    except OSError:
+        return False  # no /proc (or it just went away): trust kill(pid, 0)
+    return stat[stat.rfind(b")") + 2:][:1] == b"Z"
 
 
 def worker_alive(info: WorkerInfo, settings: Settings, now: float, host: str) -> bool:
-    """Live = heartbeat within the lease and, on this host, the pid still exists."""
-    if now - info.heartbeat_at > settings.lease_timeout:
+    """Live = heartbeat within the lease and, on this host, the pid still exists.
+    The lease is never shorter than two heartbeat intervals: a live worker's
+    heartbeat is up to one interval old, and must not make it look dead."""
+    lease = max(settings.lease_timeout, 2 * settings.heartbeat_interval)
+    if now - info.heartbeat_at > lease:
         return False
     if info.host == host and not pid_alive(info.pid):
         return False
@@ -81,10 +96,44 @@ def _rescue_job(backend: Backend, settings: Settings, job: Job, now: float,
              "started_at": job.started_at, "finished_at": now,
              "error": "worker lost" + (" too many times" if exhausted else "")}
     target = JobState.DEAD if exhausted else JobState.PENDING
+    end_lost_run(job, this_host())
     if backend.requeue(job, now=now, count_attempt=True, rescued=True,
                        history_entry=entry, to_state=target):
         (report.buried if exhausted else report.requeued).append(job.id)
         log.warning("job %s: its worker %s was lost; now %s", job.id, job.worker, target)
+
+
+def end_lost_run(job: Job, host: str) -> int:
+    """Kill what a dead supervisor on this host left running of `job`, so that the job
+    never runs twice at once.  The run's shell leads its own process group, which
+    nobody else would end; it is found through /proc by the QUEUECTL_JOB_ID and
+    QUEUECTL_JOB_ATTEMPT every run gets.  Returns how many groups were killed."""
+    if not job.worker or job.worker.rsplit(":", 1)[0] != host:
+        return 0  # run elsewhere: that host's processes are out of reach
+    wanted = {f"QUEUECTL_JOB_ID={job.id}".encode(),
+              f"QUEUECTL_JOB_ATTEMPT={job.attempts}".encode()}
+    try:
+        pids = [int(name) for name in os.listdir("/proc") if name.isdigit()]
+    except OSError:
+        return 0
+    groups = set()
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as handle:
+                if wanted <= set(handle.read().split(b"\0")):
+                    groups.add(os.getpgid(pid))
+        except OSError:  # gone, or another user's
+            continue
+    groups.discard(os.getpgid(0))
+    for group in groups:
+        try:
+            os.killpg(group, signal.SIGKILL)
+        except OSError:
+            pass
+    if groups:
+        log.warning("job %s: killed what its lost run (attempt %d) left running",
+                    job.id, job.attempts)
+    return len(groups)
 
 
 def purge_expired(backend: Backend, settings: Settings, now: float) -> int:

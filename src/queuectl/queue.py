@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Optional, Sequence
 
 from queuectl import wakeup
-from queuectl.backends import is_postgres, open_backend, store_url
+from queuectl.backends import display_url, is_postgres, open_backend, store_url
 from queuectl.backends.base import Backend
 from queuectl.errors import AmbiguousId, InvalidInput, InvalidTransition, NotFound
 from queuectl.jobcore import new_job_id
@@ -64,6 +64,12 @@ def resolve_url(url: Optional[str], env: Mapping[str, str] | None = None) -> str
 
 
 def _check_new(job: NewJob) -> None:
+    for what in ("command", "id", "queue", "cwd", "unique_key"):
+        _check_utf8(getattr(job, what), what)
+    for name, value in (job.env or {}).items():
+        _check_utf8(value, f"env value of {name}")
+        if "\x00" in value:  # no process environment can hold it
+            raise InvalidInput(f"env value of {name} contains a NUL byte")
     if job.id is None:
         job.id = new_job_id()
     if job.depends_on:
@@ -111,6 +117,11 @@ class Queue:
         from queuectl.config import Settings  # not needed to enqueue
 
         return Settings(self.backend.config_items(), self._env, self._flags)
+
+    @property
+    def display_url(self) -> str:
+        """The store as printed and logged (a PostgreSQL password masked)."""
+        return display_url(self.url)
 
     @property
     def is_postgres(self) -> bool:
@@ -161,6 +172,7 @@ class Queue:
         ref = str(ref).strip()
         if not ref:
             raise InvalidInput("a job id is required")
+        _check_utf8(ref, "job id")
         if self.backend.get(ref) is not None:
             return ref
         if len(ref) < MIN_PREFIX_LEN:
@@ -184,6 +196,7 @@ class Queue:
                   limit: int = 50, offset: int = 0) -> list[Job]:
         if limit < 0:
             raise InvalidInput("limit must be >= 0")
+        _check_utf8(queue, "queue")
         return self.backend.list_jobs(list(states) if states else None, queue, limit, offset)
 
     def _transition(self, ref: str, transition: Transition, *, reset: bool = False,
@@ -276,7 +289,7 @@ class Queue:
         workers = [w for w in self.backend.list_workers()
                    if worker_alive(w, settings, now, this_host())]
         oldest = self.backend.oldest_due(now)
-        return Status(url=self.url, counts=self.backend.counts(), workers=workers,
+        return Status(url=self.display_url, counts=self.backend.counts(), workers=workers,
                       oldest_due_age_s=None if oldest is None else now - oldest,
                       finished_last_minute=self.backend.finished_since(now - 60), now=now)
 
@@ -356,3 +369,14 @@ class Queue:
                 return latest
             time.sleep(poll_s if deadline is None
                        else max(0.0, min(poll_s, deadline - time.monotonic())))
+
+
+def _check_utf8(value: Optional[str], what: str) -> None:
+    """Text from argv (bytes that are not UTF-8) or JSON (a lone \\uD800) can hold
+    surrogates that no store can keep: bad input, not an internal error."""
+    if value is None:
+        return
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput(f"{what} is not valid UTF-8 text: {value!r}") from None

@@ -74,6 +74,8 @@ class Run:
                 self._deadline = self._started_at + self.timeout_s
         except OSError as exc:
             self._spawn_error = _describe(exc, self.cwd)
+        except ValueError as exc:  # e.g. a NUL byte in an environment value
+            self._spawn_error = str(exc)
         finally:
             if out_fd >= 0 and self._proc is None:
                 self._close_output()
@@ -104,8 +106,10 @@ class Run:
 
     def next_wakeup(self) -> Optional[float]:
         """The next time (epoch) `check()` must run even if the pidfd stays quiet."""
-        if self._outcome is not None or self._proc is None:
+        if self._outcome is not None:
             return None
+        if self._proc is None:  # a failed spawn has no pidfd: check it now
+            return self._started_at if self._spawn_error is not None else None
         times = [t for t in (self._deadline, self._kill_at) if t is not None]
         if self._pidfd is None:
             times.append(time.time() + 0.05)  # no pidfd: poll the child
@@ -208,9 +212,14 @@ class Run:
 
 
 def _open_output(path: str) -> int:
-    """A fresh capture file (an earlier attempt's is truncated); the folder is made on
-    first use only, so a tiny job costs one open."""
+    """A fresh capture file; the folder is made on first use only.  An earlier
+    attempt's file is unlinked, not truncated: the shell of a run whose supervisor was
+    SIGKILLed may still be writing to it, and must not write into this run's output."""
     flags = os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_CLOEXEC
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
     try:
         return os.open(path, flags, 0o600)
     except FileNotFoundError:

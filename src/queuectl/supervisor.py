@@ -117,7 +117,8 @@ class Supervisor:
         try:
             self.queue.backend.register_worker(self._info(now))
             log.info("worker %s started: %d slot(s), queues %s, store %s", self.worker_id,
-                     self.options.slots, ",".join(self.options.queues or ["*"]), self.url)
+                     self.options.slots, ",".join(self.options.queues or ["*"]),
+                     self.queue.display_url)
             self._rescue()
             self._loop(listener)
         finally:
@@ -242,7 +243,13 @@ class Supervisor:
         """Burst mode's end: nothing due now and no failed job waiting for its retry
         (jobs scheduled for later do not keep a burst worker alive)."""
         backend = self.queue.backend
-        if backend.oldest_due(time.time()) is not None:
+        now = time.time()
+        if self.options.queues:  # only this worker's queues count
+            first = backend.next_run_at(self.options.queues, 0.0)
+            due = first is not None and first <= now
+        else:
+            due = backend.oldest_due(now) is not None
+        if due:
             self.slots.maybe_work = True
             return False
         if not self.options.queues:

@@ -233,6 +233,47 @@ def test_enqueue_bad_input(cli: Cli, args: list[str], needle: str) -> None:
     assert jobs(cli) == before
 
 
+@pytest.mark.parametrize("args", [
+    ["echo \udcff"],                                    # argv bytes that are not UTF-8
+    ["true", "--id", "a\udcffb"],
+    ["true", "--unique-key", "k\udcff"],
+    ['{"command":"echo \\ud800"}'],                    # a lone surrogate in JSON
+    ['{"id":"x\\ud800","command":"true"}'],
+    ['{"command":"echo $A","env":{"A":"\\udc80"}}'],
+    ['{"command":"pwd","cwd":"/tmp/\\ud800"}'],
+])
+def test_enqueue_text_that_is_not_utf8(cli: Cli, args: list[str]) -> None:
+    enqueue(cli, "echo keep", "--id", "keep")
+    before = jobs(cli)
+    fails(cli("enqueue", *args), 2, "UTF-8")
+    assert jobs(cli) == before
+
+
+def test_enqueue_env_value_with_nul(cli: Cli) -> None:
+    enqueue(cli, "echo keep", "--id", "keep")
+    before = jobs(cli)
+    fails(cli("enqueue", '{"command":"echo $A","env":{"A":"a\\u0000b"}}'), 2, "NUL")
+    assert jobs(cli) == before
+
+
+def test_enqueue_stdin_that_is_not_utf8(store_url: str) -> None:
+    import os
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "queuectl", "--db", store_url, "enqueue",
+                             "--file", "-"], input=b"echo \xff\n", capture_output=True,
+                            timeout=60, env=dict(os.environ, LC_ALL="C"))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.decode().startswith("queuectl: error: - is not UTF-8 text")
+
+
+@pytest.mark.parametrize("args", [["show", "abc\udcff"], ["cancel", "abcd\udcff"],
+                                  ["list", "--queue", "q\udcff"]])
+def test_lookup_with_text_that_is_not_utf8(cli: Cli, args: list[str]) -> None:
+    enqueue(cli, "echo keep", "--id", "keep")
+    fails(cli(*args), 2, "UTF-8")
+
+
 # -- schedule --------------------------------------------------------------------------
 def test_schedule_relative(cli: Cli) -> None:
     job_id = ok(cli("schedule", "backup", "+1h")).strip()
@@ -581,6 +622,54 @@ def test_worker_inspection_without_workers(cli: Cli, args: list[str]) -> None:
     data = as_json(cli(*args, "--json"))
     assert isinstance(data, dict)
     assert as_json(cli("--json", *args)) == data
+
+
+@pytest.mark.parametrize("args", [["worker", "start", "--detach", "--json"],
+                                  ["start", "--detach", "--json"],
+                                  ["--json", "worker", "start", "--detach"]])
+def test_json_after_worker_start_and_scheduler_logs(cli: Cli, args: list[str]) -> None:
+    started = as_json(cli(*args))
+    try:
+        assert started["slots"] == 1 and started["pid"] > 0
+        for form in (["scheduler", "logs", "--json"], ["--json", "scheduler", "logs"]):
+            shown = as_json(cli(*form))
+            assert shown["log"] == started["log"]
+            assert any("started" in line for line in shown["lines"])
+    finally:
+        ok(cli("worker", "stop", "--wait"))
+
+
+@pytest.mark.parametrize("name", ["", "bad name!"])
+def test_worker_start_rejects_a_bad_queue_name(cli: Cli, name: str) -> None:
+    fails(cli("worker", "start", "--queue", name, "--burst", timeout=20), 2,
+          "invalid queue name")
+    fails(cli("start", "--detach", "--queue", name, timeout=20), 2, "invalid queue name")
+    assert ok(cli("workers")).startswith("No workers")
+
+
+def test_postgres_password_is_never_shown(pg_url: str) -> None:
+    import time
+
+    from tests.conftest import run_cli
+
+    url = pg_url.replace("postgresql://postgres@", "postgresql://postgres:s3cret@", 1)
+    assert "s3cret" in url
+    for args in (["status"], ["--json", "status"], ["migrate"], ["--json", "migrate"]):
+        result = run_cli(*args, db=url)
+        assert result.returncode == 0, result.stderr
+        assert "s3cret" not in result.stdout + result.stderr, args
+    assert "postgres:***@" in run_cli("status", db=url).stdout
+    started = run_cli("--json", "worker", "start", "--detach", db=url)
+    assert started.returncode == 0, started.stderr
+    pid = json.loads(started.stdout)["pid"]
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:  # what `ps` shows everyone
+            assert b"s3cret" not in handle.read()
+    finally:
+        assert run_cli("worker", "stop", "--wait", db=url).returncode == 0
+    time.sleep(0.2)
+    log = run_cli("scheduler", "logs", db=url).stdout
+    assert "started" in log and "s3cret" not in log
 
 
 def test_corrupt_store_exit_3_untouched(tmp_path: Path) -> None:

@@ -80,6 +80,7 @@ def _jobs_and_bytes(path: str) -> tuple[int, bytes]:
     ["enqueue", "--json", "true"],
     ["enqueue", "   "],
     ["enqueue", ""],
+    ["enqueue", "echo \udcff"],  # argv bytes that are not UTF-8
     ["list", "true"],
     ["enqueue"],
 ])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -47,6 +48,19 @@ def test_invalid_command_goes_to_dlq(cli: Any, q: Any, workers: Any) -> None:
     assert [h["result"] for h in shown["history"]] == ["failed", "failed", "dead"]
     dlq = q("dlq", "list")
     assert [j["id"] for j in dlq] == ["bad"]
+
+
+def test_missing_working_directory_fails_the_job(cli: Any, q: Any, workers: Any,
+                                                tmp_path: Path) -> None:
+    missing = str(tmp_path / "no-such-dir")
+    spec = {"id": "nowhere", "command": "pwd", "cwd": missing, "max_retries": 0}
+    assert cli("enqueue", json.dumps(spec)).returncode == 0
+    cli("enqueue", "--id", "after", "--command", "true")
+    assert workers.start("--count", "1", "--burst").wait(timeout=30) == 0, workers.log(0)
+    shown = job(q, "nowhere")
+    assert shown["state"] == "dead"
+    assert shown["error"] == f"spawn failed: working directory {missing!r} does not exist"
+    assert state(q, "after") == "completed"
 
 
 def test_timeout_kills_the_whole_group(cli: Any, q: Any, workers: Any,
@@ -112,6 +126,57 @@ def test_persistence_across_worker_restart(cli: Any, q: Any, workers: Any) -> No
     assert first.wait(timeout=20) == 0
     workers.start("--count", "1", "--burst").wait(timeout=30)
     assert state(q, "p2") == "completed"
+
+
+def test_rescued_job_output_is_its_own_run_only(cli: Any, q: Any, workers: Any) -> None:
+    """The shell of a SIGKILLed supervisor's job lives on; what it still prints must
+    not end up in the output of the run that replaces it."""
+    cli("enqueue", "--id", "lost", "--command",
+        "sleep 1.5; echo run-$QUEUECTL_JOB_ATTEMPT")
+    first = workers.start("--count", "1")
+    wait_for(lambda: state(q, "lost") == "processing", timeout=20, message="first run")
+    os.kill(first.pid, signal.SIGKILL)  # the supervisor only: its job's shell lives on
+    first.wait(timeout=10)
+    assert workers.start("--count", "1", "--burst").wait(timeout=60) == 0
+    shown = job(q, "lost")
+    assert shown["state"] == "completed"
+    assert any(h.get("event") == "worker lost" for h in shown["history"])
+    time.sleep(1.0)  # the orphaned first run has printed by now
+    assert shown["output"] == "run-2\n"
+    assert cli("logs", "lost").stdout == "run-2\n"
+
+
+def test_rescue_on_the_same_host_ends_the_lost_run(cli: Any, q: Any, workers: Any,
+                                                   tmp_path: Path) -> None:
+    """A job is never run twice at once: when a SIGKILLed supervisor's job is rescued
+    on its host, the shell it left behind is killed before the job runs again."""
+    out = tmp_path / "runs"
+    cli("enqueue", "--id", "lost", "--command",
+        f"echo start-$QUEUECTL_JOB_ATTEMPT >> {out}; sleep 2; "
+        f"echo end-$QUEUECTL_JOB_ATTEMPT >> {out}")
+    first = workers.start("--count", "1")
+    wait_for(lambda: out.exists(), timeout=20, message="first run")
+    os.kill(first.pid, signal.SIGKILL)  # the supervisor only: its job's shell lives on
+    first.wait(timeout=10)
+    assert workers.start("--count", "1", "--burst").wait(timeout=60) == 0
+    assert state(q, "lost") == "completed"
+    time.sleep(2.5)  # long enough for a surviving first run to have ended
+    assert out.read_text().split() == ["start-1", "start-2", "end-2"]
+
+
+def test_lease_shorter_than_heartbeat_does_not_rescue_live_workers(
+        cli: Any, q: Any, workers: Any) -> None:
+    """lease-timeout 1 with the default 5 s heartbeat: a busy live supervisor's
+    heartbeat is often older than the lease, yet its job must not be taken away."""
+    assert cli("config", "set", "lease-timeout", "1").returncode == 0
+    cli("enqueue", "--id", "long", "--command", "sleep 3")
+    workers.start("--count", "1")
+    wait_for(lambda: state(q, "long") == "processing", timeout=20, message="claimed")
+    workers.start("--count", "1")  # a second supervisor runs rescue passes
+    wait_for(lambda: state(q, "long") != "processing", timeout=30, message="finished")
+    shown = job(q, "long")
+    assert shown["state"] == "completed", shown["history"]
+    assert shown["attempts"] == 1 and shown["rescues"] == 0
 
 
 def test_graceful_stop_lets_running_job_finish(cli: Any, q: Any, workers: Any) -> None:
@@ -190,6 +255,16 @@ def test_retry_backoff_follows_base_power_attempts(cli: Any, q: Any, workers: An
     assert back["state"] == "pending"
     assert back["attempts"] == 0
     assert len(back["history"]) >= 3
+
+
+def test_burst_worker_of_one_queue_ignores_other_queues(cli: Any, q: Any,
+                                                       workers: Any) -> None:
+    cli("enqueue", "--id", "mine", "--queue", "mine", "--command", "true")
+    cli("enqueue", "--id", "theirs", "--queue", "theirs", "--command", "true")
+    proc = workers.start("--count", "1", "--queue", "mine", "--burst")
+    assert proc.wait(timeout=15) == 0, workers.log(0)
+    assert state(q, "mine") == "completed"
+    assert state(q, "theirs") == "pending"
 
 
 def test_idle_timeout_stops_worker(cli: Any, workers: Any) -> None:

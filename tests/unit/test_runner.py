@@ -206,6 +206,23 @@ def test_bad_working_directory_is_a_spawn_failure(kind: str, tmp_path: Path) -> 
     assert handle.check() is outcome
 
 
+def test_spawn_failure_asks_the_event_loop_for_a_check_at_once(tmp_path: Path) -> None:
+    """A supervisor polls pidfds and sleeps until next_wakeup(): a run that never
+    started has no pidfd, so it must ask to be checked now, or its slot hangs."""
+    handle = run("true", tmp_path, cwd=str(tmp_path / "nope"))
+    assert handle.fileno() == -1
+    wake = handle.next_wakeup()
+    assert wake is not None and wake <= time.time()
+    assert handle.check() is not None
+    assert handle.next_wakeup() is None
+
+
+def test_env_value_with_nul_is_a_spawn_failure(tmp_path: Path) -> None:
+    handle = run("echo $A", tmp_path, env={"A": "a\x00b"})
+    outcome = handle.wait()
+    assert outcome.spawn_error and "null" in outcome.spawn_error and not outcome.ok
+
+
 def test_unwritable_output_path_is_a_spawn_failure(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("")

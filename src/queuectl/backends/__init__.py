@@ -17,6 +17,19 @@ def is_postgres(url: str) -> bool:
     return url.startswith(("postgresql://", "postgres://"))
 
 
+def display_url(url: str) -> str:
+    """The store URL to print or log: a PostgreSQL password is masked."""
+    if not is_postgres(url):
+        return url
+    scheme, rest = url.split("://", 1)
+    netloc, slash, tail = rest.partition("/")
+    userinfo, at, host = netloc.rpartition("@")
+    if at and ":" in userinfo:
+        userinfo = userinfo.split(":", 1)[0] + ":***"
+        return f"{scheme}://{userinfo}@{host}{slash}{tail}"
+    return url
+
+
 def sqlite_path(url: str) -> str:
     """`sqlite:///abs/path`, `sqlite:///rel`, or a plain path -> a filesystem path."""
     if url.startswith("sqlite:///"):

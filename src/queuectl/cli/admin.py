@@ -99,7 +99,7 @@ def clear(yes: bool) -> None:
             raise InvalidInput("refusing to delete every job without --yes")
         q = st.queue()
         total = q.status().total
-        click.confirm(f"Delete all {total} job(s) in {q.url}?", abort=True)
+        click.confirm(f"Delete all {total} job(s) in {q.display_url}?", abort=True)
     removed = st.queue().clear()
     if st.json:
         render.emit_json({"deleted": removed})
@@ -115,9 +115,9 @@ def migrate() -> None:
     q = st.queue()
     version = q.backend.schema_version()
     if st.json:
-        render.emit_json({"store": q.url, "schema_version": version})
+        render.emit_json({"store": q.display_url, "schema_version": version})
     else:
-        click.echo(f"{q.url}: schema version {version}")
+        click.echo(f"{q.display_url}: schema version {version}")
 
 
 @click.command("time")

@@ -32,7 +32,7 @@ def demo(no_run: bool) -> None:
     jobs = q.enqueue(demo_jobs(time.time()))
     ids = [job.id for job in jobs]
     if not st.json:
-        click.echo(f"Enqueued {len(ids)} demo jobs into {q.url}:")
+        click.echo(f"Enqueued {len(ids)} demo jobs into {q.display_url}:")
         render.job_table(jobs, q.now())
     if no_run:
         if st.json:

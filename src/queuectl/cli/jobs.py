@@ -101,7 +101,7 @@ def _read_batch(path: str) -> str:
     """The text of a batch file (`-` is stdin), read before the store is touched."""
     try:
         if path == "-":
-            text = sys.stdin.read()
+            text = sys.stdin.buffer.read().decode("utf-8")
         else:
             with open(path, encoding="utf-8") as handle:
                 text = handle.read()

@@ -43,10 +43,11 @@ def quick_enqueue(args: list[str]) -> int | None:
     db, command = form
     try:
         check_command(command)
+        command.encode("utf-8")  # argv bytes that are not UTF-8: the full path says so
         from queuectl.backends import is_postgres, store_url
 
         path = store_url(db)
-    except QueuectlError:
+    except (QueuectlError, UnicodeEncodeError):
         return None
     if is_postgres(path):
         return None

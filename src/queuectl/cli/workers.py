@@ -13,6 +13,7 @@ import click
 from queuectl.cli import render
 from queuectl.cli.context import json_option, state
 from queuectl.errors import InvalidInput, NotFound
+from queuectl.jobspec import _queue as check_queue_name
 from queuectl.times import ago, parse_duration
 
 
@@ -27,6 +28,7 @@ def _start_options(func: Any) -> Any:
                      help="Exit after this long without work."),
         click.option("--detach", "-d", is_flag=True,
                      help="Run in the background (log in the data dir) and return."),
+        json_option,
     ]
     for option in reversed(options):
         func = option(func)
@@ -39,6 +41,8 @@ def _run_worker(count: Optional[int], queues: tuple[str, ...], burst: bool,
     if count is not None and not 1 <= count <= 512:
         raise InvalidInput("--count must be between 1 and 512")
     idle_s = None if idle_timeout is None else parse_duration(idle_timeout, what="--timeout")
+    for name in queues:
+        check_queue_name(name)
     q = st.queue()
     slots = count or q.settings().worker_count
     if detach:
@@ -242,11 +246,13 @@ def scheduler_status() -> None:
 @click.option("--lines", "-n", default=50, show_default=True, type=int,
               help="How many of the last lines to show.")
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new lines.")
+@json_option
 def scheduler_logs(lines: int, follow: bool) -> None:
     """The background workers' log."""
     from queuectl import daemon
 
-    path = daemon.log_path(state().queue())
+    st = state()
+    path = daemon.log_path(st.queue())
     try:
         handle = open(path, "rb")
     except FileNotFoundError:
@@ -255,6 +261,10 @@ def scheduler_logs(lines: int, follow: bool) -> None:
     with handle:
         data = handle.read()
         tail = data.splitlines(keepends=True)[-lines:] if lines > 0 else []
+        if st.json:  # a snapshot, like `logs --json`
+            render.emit_json({"log": path, "lines": [line.decode("utf-8", "replace")
+                                                     .rstrip("\n") for line in tail]})
+            return
         sys.stdout.write(b"".join(tail).decode("utf-8", "replace"))
         sys.stdout.flush()
         while follow:
