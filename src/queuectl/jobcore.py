@@ -9,7 +9,9 @@ from collections import deque
 
 from queuectl.errors import InvalidInput
 
-MAX_COMMAND_BYTES = 1 << 20
+# `sh -c COMMAND` passes the command as one argument, and Linux caps one argument at
+# 128 KiB (MAX_ARG_STRLEN, the final NUL included): a longer command could never run.
+MAX_COMMAND_BYTES = 128 * 1024 - 1
 
 _VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
 
@@ -51,5 +53,6 @@ def check_command(value: object) -> str:
     if "\x00" in value:
         raise InvalidInput("command contains a NUL byte")
     if len(value.encode("utf-8", "surrogatepass")) > MAX_COMMAND_BYTES:
-        raise InvalidInput("command is longer than 1 MiB")
+        raise InvalidInput("command is longer than 128 KiB (put a long script in a file "
+                           "and run the file)")
     return value

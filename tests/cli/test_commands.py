@@ -421,6 +421,7 @@ def test_dlq_retry_all_and_purge(cli: Cli) -> None:
     run_burst(cli)
     assert as_json(cli("dlq", "purge", "--json"))["purged"] == 2
     assert set(jobs(cli)) == {"fine"}
+    assert "0 dead job(s) deleted" in ok(cli("dlq", "purge", "--yes"))
 
 
 def test_dlq_retry_errors(cli: Cli) -> None:
@@ -670,6 +671,24 @@ def test_postgres_password_is_never_shown(pg_url: str) -> None:
     time.sleep(0.2)
     log = run_cli("scheduler", "logs", db=url).stdout
     assert "started" in log and "s3cret" not in log
+
+
+def test_another_programs_sqlite_file_is_refused_untouched(tmp_path: Path) -> None:
+    import sqlite3
+
+    from tests.conftest import run_cli
+
+    other = tmp_path / "app.db"
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE foo (x)")
+        conn.execute("INSERT INTO foo VALUES (1)")
+    before = other.read_bytes()
+    for args in (["status"], ["enqueue", "echo hi"], ["list"]):
+        fails(run_cli(*args, db=str(other)), 3, "another program")
+    assert other.read_bytes() == before
+    with sqlite3.connect(other) as conn:
+        names = [row[0] for row in conn.execute("SELECT name FROM sqlite_master")]
+    assert names == ["foo"]
 
 
 def test_corrupt_store_exit_3_untouched(tmp_path: Path) -> None:

@@ -364,3 +364,13 @@ def test_timeout_is_enforced_by_check_alone(tmp_path: Path, token: str) -> None:
 def test_check_before_start_reports_not_started(tmp_path: Path) -> None:
     outcome = make("true", tmp_path).check()
     assert outcome is not None and outcome.spawn_error == "not started"
+
+
+def test_the_longest_command_a_job_may_have_runs(tmp_path: Path) -> None:
+    from queuectl.jobcore import MAX_COMMAND_BYTES, check_command
+
+    longest = "echo ok #" + "x" * (MAX_COMMAND_BYTES - len("echo ok #"))
+    assert check_command(longest) == longest
+    outcome = run(longest, tmp_path).wait()
+    assert outcome.spawn_error is None and outcome.exit_code == 0
+    assert outcome.output_tail == "ok\n"

@@ -50,7 +50,8 @@ def store_url(flag: str | None, env: Mapping[str, str] | None = None) -> str:
     from queuectl.paths import default_store_url
 
     env = os.environ if env is None else env
-    chosen = flag or env.get("QUEUECTL_DB") or default_store_url()
+    chosen = next((value for value in (flag, env.get("QUEUECTL_DB"))
+                   if value and value.strip()), None) or default_store_url()
     if is_postgres(chosen):
         return chosen
     return sqlite_path(chosen)

@@ -149,6 +149,9 @@ class SqliteBackend(SqlVerbs):
         except sqlite3.Error as exc:
             self._db.close()
             raise store_error(exc, path) from exc
+        except StoreError:
+            self._db.close()
+            raise
 
     # -- connection ---------------------------------------------------------------------
     def _setup_when_free(self, durable: bool) -> None:
@@ -186,6 +189,13 @@ class SqliteBackend(SqlVerbs):
             raise StoreError(f"store {self.path} has schema version {current}, newer than "
                              f"this queuectl understands ({latest}); upgrade queuectl")
         with self._transaction():
+            tables = {row[0] for row in self._db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'")}
+            others = sorted(tables - {"schema_version", "sqlite_sequence"})
+            if "schema_version" not in tables and others:
+                raise StoreError(f"{self.path} is an SQLite database of another program "
+                                 f"(it holds {', '.join(others[:3])}), not a queuectl store; "
+                                 "give a new file")
             self._db.execute(self._q["schema_version_create"])
             current = self._db.execute(self._q["schema_version_get"]).fetchone()[0]
             for version, name, sql in migrations:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Optional
 
 import click
@@ -9,6 +10,7 @@ import click
 from queuectl.cli import render
 from queuectl.cli.context import json_option, state
 from queuectl.errors import InvalidInput
+from queuectl.states import JobState
 
 
 @click.group(invoke_without_command=True)
@@ -81,10 +83,14 @@ def dlq_retry(job_ref: Optional[str], job_id: Optional[str], all_jobs: bool) -> 
 
 
 @dlq.command("purge")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @json_option
-def dlq_purge() -> None:
-    """Delete every dead job."""
+def dlq_purge(yes: bool) -> None:
+    """Delete every dead job (asks first on a terminal)."""
     st = state()
+    if not yes and sys.stdin.isatty() and sys.stdout.isatty():
+        dead = st.queue().status().counts.get(JobState.DEAD, 0)
+        click.confirm(f"Delete {dead} dead job(s)?", abort=True)
     removed = st.queue().dlq_purge()
     if st.json:
         render.emit_json({"purged": removed})
