@@ -171,8 +171,18 @@ class SqliteBackend(SqlVerbs):
                 time.sleep(0.01)
 
     def _setup(self, durable: bool) -> None:
+        self._refuse_foreign_file()  # before WAL mode changes the file's header
         configure(self._db, durable)
         self._migrate()
+
+    def _refuse_foreign_file(self) -> None:
+        tables = {row[0] for row in self._db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")}
+        others = sorted(tables - {"schema_version", "sqlite_sequence"})
+        if "schema_version" not in tables and others:
+            raise StoreError(f"{self.path} is an SQLite database of another program "
+                             f"(it holds {', '.join(others[:3])}), not a queuectl store; "
+                             "give a new file")
 
     def _migrate(self) -> None:
         migrations = load_migrations("sqlite")
@@ -189,13 +199,6 @@ class SqliteBackend(SqlVerbs):
             raise StoreError(f"store {self.path} has schema version {current}, newer than "
                              f"this queuectl understands ({latest}); upgrade queuectl")
         with self._transaction():
-            tables = {row[0] for row in self._db.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table'")}
-            others = sorted(tables - {"schema_version", "sqlite_sequence"})
-            if "schema_version" not in tables and others:
-                raise StoreError(f"{self.path} is an SQLite database of another program "
-                                 f"(it holds {', '.join(others[:3])}), not a queuectl store; "
-                                 "give a new file")
             self._db.execute(self._q["schema_version_create"])
             current = self._db.execute(self._q["schema_version_get"]).fetchone()[0]
             for version, name, sql in migrations:

@@ -61,10 +61,12 @@ def enqueue_command(path: str, job_id: str, command: str, now: float) -> bool:
     queries = load_queries("sqlite")
     db = connect(path)
     try:
-        configure(db, durable=True)
+        # the version first: configuring switches a file to WAL, and a file that is
+        # not a queuectl store must be left as it is
         version = db.execute(queries["schema_version_get"]).fetchone()[0]
         if version != latest_version("sqlite"):
             return False
+        configure(db, durable=True)
         db.execute("BEGIN IMMEDIATE")
         try:
             db.execute(queries["insert_command"], {"id": job_id, "command": command,
