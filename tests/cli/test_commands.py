@@ -417,7 +417,11 @@ def test_dlq_retry_all_and_purge(cli: Cli) -> None:
     run_burst(cli)
     result = as_json(cli("dlq", "retry", "--all", "--json"))
     assert result["retried"] == 2 and set(result["ids"]) == {"d1", "d2"}
-    assert show(cli, "d1")["state"] == "pending"
+    retried = show(cli, "d1")
+    assert retried["state"] == "pending" and retried["attempts"] == 0
+    # a fresh start: the last run's result stays in the history only
+    assert (retried["error"], retried["exit_code"], retried["finished_at"]) == (None, None, None)
+    assert [entry.get("exit_code") for entry in retried["history"]][:1] == [1]
     run_burst(cli)
     assert as_json(cli("dlq", "purge", "--json"))["purged"] == 2
     assert set(jobs(cli)) == {"fine"}

@@ -77,12 +77,17 @@ SET state = %(state)s, updated_at = %(now)s, run_at = %(now)s,
 WHERE id = %(id)s AND state = 'processing' AND worker_id = %(worker_id)s
 
 -- name: transition
+-- Back to pending (retry, dlq retry) starts afresh: the last run's result stays in
+-- the history only.
 UPDATE jobs
 SET state = %(state)s, updated_at = %(now)s,
     run_at = CASE WHEN %(state)s = 'pending' THEN %(now)s ELSE run_at END,
     attempts = CASE WHEN %(reset)s THEN 0 ELSE attempts END,
-    finished_at = CASE WHEN %(state)s = 'cancelled' THEN %(now)s ELSE finished_at END,
-    error = CASE WHEN %(state)s = 'cancelled' THEN COALESCE(%(note)s, error) ELSE error END,
+    finished_at = CASE WHEN %(state)s = 'cancelled' THEN %(now)s
+                       WHEN %(state)s = 'pending' THEN NULL ELSE finished_at END,
+    error = CASE WHEN %(state)s = 'cancelled' THEN COALESCE(%(note)s, error)
+                 WHEN %(state)s = 'pending' THEN NULL ELSE error END,
+    exit_code = CASE WHEN %(state)s = 'pending' THEN NULL ELSE exit_code END,
     history = history || jsonb_build_array(%(entry)s::jsonb)
 WHERE id = %(id)s AND state = ANY(%(sources)s)
 RETURNING {job_columns}

@@ -93,12 +93,17 @@ SET state = :state, updated_at = :now, run_at = :now,
 WHERE id = :id AND state = 'processing' AND worker_id = :worker_id
 
 -- name: transition
+-- Back to pending (retry, dlq retry) starts afresh: the last run's result stays in
+-- the history only.
 UPDATE jobs
 SET state = :state, updated_at = :now,
     run_at = CASE WHEN :state = 'pending' THEN :now ELSE run_at END,
     attempts = CASE WHEN :reset THEN 0 ELSE attempts END,
-    finished_at = CASE WHEN :state = 'cancelled' THEN :now ELSE finished_at END,
-    error = CASE WHEN :state = 'cancelled' THEN COALESCE(:note, error) ELSE error END,
+    finished_at = CASE WHEN :state = 'cancelled' THEN :now
+                       WHEN :state = 'pending' THEN NULL ELSE finished_at END,
+    error = CASE WHEN :state = 'cancelled' THEN COALESCE(:note, error)
+                 WHEN :state = 'pending' THEN NULL ELSE error END,
+    exit_code = CASE WHEN :state = 'pending' THEN NULL ELSE exit_code END,
     history = json_insert(COALESCE(history, '[]'), '$[#]', json(:entry))
 WHERE id = :id AND state IN (SELECT value FROM json_each(:sources))
 RETURNING {job_columns}
