@@ -40,14 +40,34 @@ def parse_duration(text: str | int | float, *, what: str = "duration") -> float:
     )
 
 
+# A number this big is a Unix time, not seconds from now: as a delay it would be over
+# 31 years, far past the 10-year limit, so no valid delay is read differently.
+EPOCH_FROM = 1_000_000_000
+
+
+def _epoch(value: str | int | float) -> float | None:
+    """`value` as a Unix time if it is a number of at least EPOCH_FROM, else None."""
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return None
+    number = float(value)
+    return number if EPOCH_FROM <= number < float("inf") else None
+
+
 def parse_when(text: str | int | float, now: float) -> float:
     """Epoch seconds from `+5m`, `5m`, `60` (seconds from now), `now`, an ISO-8601 time,
-    or `YYYY-MM-DD HH:MM[:SS]` (local time unless it carries an offset)."""
+    `YYYY-MM-DD HH:MM[:SS]` (local time unless it carries an offset), or a Unix time
+    (a number of 1,000,000,000 or more)."""
     if isinstance(text, bool):
         raise InvalidInput(f"invalid time: {text!r}")
     if isinstance(text, (int, float)):
-        return now + parse_duration(text, what="delay")
+        return _epoch(text) or now + parse_duration(text, what="delay")
     raw = str(text).strip()
+    epoch = _epoch(raw)
+    if epoch:
+        return epoch
     if raw.lower() == "now":
         return now
     if raw.startswith("+"):

@@ -163,3 +163,13 @@ def test_local_text(tz: None) -> None:
 ])
 def test_ago(seconds: float | None, text: str) -> None:
     assert ago(seconds) == text
+
+
+@pytest.mark.parametrize("value", [1_900_000_000, "1900000000", 1_900_000_000.5, " 1900000000 "])
+def test_a_big_number_is_a_unix_time(value: object) -> None:
+    assert parse_when(value, 1_764_000_000.0) == float(str(value).strip())  # type: ignore[arg-type]
+
+
+def test_numbers_below_a_billion_stay_seconds_from_now() -> None:
+    assert parse_when(999_999_999, 1_764_000_000.0) == 1_764_000_000.0 + 999_999_999
+    assert parse_when("60", 1_764_000_000.0) == 1_764_000_060.0

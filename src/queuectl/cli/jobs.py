@@ -30,7 +30,7 @@ def job_options(func: Any) -> Any:
                      help="Run no earlier than this from now: 60, 90s, 5m, 2h, 1d."),
         click.option("--run-at", metavar="WHEN",
                      help="Run no earlier than: +5m, ISO-8601, 'YYYY-MM-DD HH:MM:SS' "
-                          "(local time)."),
+                          "(local time), or a Unix time."),
         click.option("--timeout", metavar="SECONDS",
                      help="Kill the job after this long (default: config job-timeout)."),
         click.option("--max-retries", metavar="N",
