@@ -171,6 +171,26 @@ def test_enqueue_file(cli: Cli, tmp_path: Path) -> None:
     assert stored[out[1]]["command"] == "echo two"
 
 
+def test_enqueue_file_counts_unique_key_matches(cli: Cli, tmp_path: Path) -> None:
+    enqueue(cli, '{"id": "live", "command": "sleep 1", "unique_key": "nightly"}')
+    batch = tmp_path / "jobs.jsonl"
+    batch.write_text('{"id": "n1", "command": "make", "unique_key": "nightly"}\n'
+                     '{"id": "n2", "command": "make", "unique_key": "hourly"}\n'
+                     '{"id": "n3", "command": "make", "unique_key": "hourly"}\n'
+                     "echo plain\n")
+    result = as_json(cli("enqueue", "--file", str(batch), "--json"))
+    assert result["enqueued"] == 2 and result["matched"] == 2
+    assert result["ids"][:3] == ["live", "n2", "n2"]
+    again = tmp_path / "again.jsonl"
+    again.write_text('{"command": "make", "unique_key": "nightly"}\n'
+                     '{"command": "make", "unique_key": "hourly"}\n'
+                     "echo plain\n")
+    text = cli("enqueue", "--file", str(again))
+    assert text.returncode == 0
+    assert "Enqueued 1 job (2 matched a live job by unique key)" in text.stderr
+    assert text.stdout.split()[:2] == ["live", "n2"]
+
+
 def test_enqueue_file_stdin(cli: Cli) -> None:
     out = ok(cli("enqueue", "--file", "-", input='{"id":"s1","command":"echo 1"}\necho 2\n'))
     assert len(out.split()) == 2

@@ -154,11 +154,22 @@ def _do_enqueue(spec: Sequence[str], command: Optional[str], job: Optional[str],
         if "id" in fields:
             raise InvalidInput("--id cannot be used with --file (give ids in the file)")
         text = _read_batch(file)
-        ids = st.queue().enqueue_stream(_batch_jobs(file, text, fields, now))
+        given: list[str] = []  # the ids of the lines, to tell new jobs from matches
+
+        def noted(jobs: Iterator[NewJob]) -> Iterator[NewJob]:
+            for new in jobs:
+                yield new
+                given.append(str(new.id))  # assigned by the queue as it takes the job
+
+        ids = st.queue().enqueue_stream(noted(_batch_jobs(file, text, fields, now)))
+        matched = sum(1 for mine, stored in zip(given, ids) if mine != stored)
         if st.json:
-            render.emit_json({"enqueued": len(ids), "ids": ids})
+            render.emit_json({"enqueued": len(ids) - matched, "matched": matched,
+                              "ids": ids})
         else:
-            click.echo(f"Enqueued {len(ids)} jobs", err=True)
+            note = f" ({matched} matched a live job by unique key)" if matched else ""
+            added = len(ids) - matched
+            click.echo(f"Enqueued {added} job{'' if added == 1 else 's'}{note}", err=True)
             sys.stdout.write("".join(f"{job_id}\n" for job_id in ids))
         return
     if command is not None or job is not None:
