@@ -158,6 +158,7 @@ class Supervisor:
         while True:
             if not self.stopping:
                 slots.fill()
+                self._check_exit()  # a burst over an empty queue ends now, not in 1 s
             if self.stopping and not slots.busy:
                 return
             # -- sleep until something can happen --------------------------------------
