@@ -66,7 +66,7 @@ def build(fields: Mapping[str, Any], now: float) -> NewJob:
     if data.get("backoff_base") is not None:
         job.backoff_base = _number(data["backoff_base"], "backoff_base", 1, 1000)
     if data.get("queue") is not None:
-        job.queue = _queue(data["queue"])
+        job.queue = check_queue_name(data["queue"])
     if data.get("cwd") is not None:
         job.cwd = _text(data["cwd"], "cwd")
     if data.get("env") is not None:
@@ -158,7 +158,8 @@ def _when(value: Any, now: float) -> float:
     return when
 
 
-def _queue(value: Any) -> str:
+def check_queue_name(value: Any) -> str:
+    """A valid queue name, or InvalidInput."""
     if not isinstance(value, str) or not _QUEUE.match(value):
         raise InvalidInput(f"invalid queue name {value!r}: 1-64 letters, digits, _ . : -")
     return value

@@ -13,7 +13,7 @@ import click
 from queuectl.cli import render
 from queuectl.cli.context import json_option, state
 from queuectl.errors import InvalidInput, NotFound
-from queuectl.jobspec import _queue as check_queue_name
+from queuectl.jobspec import check_queue_name
 from queuectl.times import ago, parse_duration
 
 
