@@ -49,6 +49,20 @@ def _zombie(pid: int) -> bool:
     return stat[stat.rfind(b")") + 2:][:1] == b"Z"
 
 
+def started_by(pid: int, moment: float, slack_s: float = 5.0) -> bool:
+    """False when process `pid` started after `moment` (epoch): its pid was reused.
+    True when it started before, or when that cannot be told (no /proc)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            fields = handle.read().rsplit(b")", 1)[1].split()
+        ticks = int(fields[19])  # field 22, starttime: clock ticks after boot
+        with open("/proc/stat", "rb") as handle:
+            boot = next(int(line.split()[1]) for line in handle if line.startswith(b"btime"))
+    except (OSError, ValueError, IndexError, StopIteration):
+        return True
+    return boot + ticks / os.sysconf("SC_CLK_TCK") <= moment + slack_s
+
+
 def worker_alive(info: WorkerInfo, settings: Settings, now: float, host: str) -> bool:
     """Live = heartbeat within the lease and, on this host, the pid still exists.
     The lease is never shorter than two heartbeat intervals: a live worker's

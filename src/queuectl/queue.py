@@ -305,13 +305,16 @@ class Queue:
         through the store at their next heartbeat."""
         import signal
 
-        from queuectl.maintenance import this_host
+        from queuectl.maintenance import started_by, this_host
 
         mode = "now" if now_mode else "graceful"
         report = StopReport(requested=self.backend.request_stop(mode))
         host = this_host()
         for info, alive in self.workers():
-            if info.host == host and alive and info.pid != os.getpid():
+            # a pid that now belongs to a newer process is left alone: that worker
+            # still hears the request through the store
+            if info.host == host and alive and info.pid != os.getpid() \
+                    and started_by(info.pid, info.started_at):
                 try:
                     os.kill(info.pid, signal.SIGTERM)
                     report.signalled.append(info.pid)

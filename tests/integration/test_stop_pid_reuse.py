@@ -1,0 +1,56 @@
+"""`worker stop` signals local supervisors by pid, but never a newer process that
+happens to have a dead supervisor's pid."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+from queuectl.maintenance import started_by, this_host
+from queuectl.models import WorkerInfo
+from queuectl.queue import Queue
+
+
+def test_started_by_tells_a_newer_process() -> None:
+    child = subprocess.Popen(["sleep", "30"])
+    try:
+        now = time.time()
+        assert started_by(child.pid, now)  # registered after it started: the same
+        assert not started_by(child.pid, now - 3600)  # started after: a reused pid
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_stop_leaves_a_reused_pid_alone(sqlite_url: str) -> None:
+    stranger = subprocess.Popen(["sleep", "30"])
+    try:
+        with Queue(sqlite_url) as queue:
+            now = time.time()
+            # a registration from an hour ago whose pid now belongs to `stranger`
+            queue.backend.register_worker(WorkerInfo(
+                id="old", host=this_host(), pid=stranger.pid, slots=1, queues=[],
+                started_at=now - 3600, heartbeat_at=now))
+            report = queue.stop_workers()
+        assert report.requested == 1 and report.signalled == []
+        assert stranger.poll() is None  # not signalled
+    finally:
+        stranger.kill()
+        stranger.wait()
+
+
+def test_stop_signals_the_registered_process(sqlite_url: str) -> None:
+    worker = subprocess.Popen(["sleep", "30"])
+    try:
+        with Queue(sqlite_url) as queue:
+            now = time.time()
+            queue.backend.register_worker(WorkerInfo(
+                id="w", host=this_host(), pid=worker.pid, slots=1, queues=[],
+                started_at=now, heartbeat_at=now))
+            report = queue.stop_workers()
+        assert report.signalled == [worker.pid]
+        assert worker.wait(timeout=10) == -15  # SIGTERM
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
