@@ -11,6 +11,12 @@ from queuectl.models import WorkerInfo
 from queuectl.queue import Queue
 
 
+def _register(queue: Queue, worker_id: str, pid: int, started_at: float) -> None:
+    queue.backend.register_worker(WorkerInfo(
+        id=worker_id, host=this_host(), pid=pid, slots=1, queues=[],
+        started_at=started_at, heartbeat_at=time.time()))
+
+
 def test_started_by_tells_a_newer_process() -> None:
     child = subprocess.Popen(["sleep", "30"])
     try:
@@ -26,11 +32,8 @@ def test_stop_leaves_a_reused_pid_alone(sqlite_url: str) -> None:
     stranger = subprocess.Popen(["sleep", "30"])
     try:
         with Queue(sqlite_url) as queue:
-            now = time.time()
             # a registration from an hour ago whose pid now belongs to `stranger`
-            queue.backend.register_worker(WorkerInfo(
-                id="old", host=this_host(), pid=stranger.pid, slots=1, queues=[],
-                started_at=now - 3600, heartbeat_at=now))
+            _register(queue, "old", stranger.pid, time.time() - 3600)
             report = queue.stop_workers()
         assert report.requested == 1 and report.signalled == []
         assert stranger.poll() is None  # not signalled
@@ -43,10 +46,7 @@ def test_stop_signals_the_registered_process(sqlite_url: str) -> None:
     worker = subprocess.Popen(["sleep", "30"])
     try:
         with Queue(sqlite_url) as queue:
-            now = time.time()
-            queue.backend.register_worker(WorkerInfo(
-                id="w", host=this_host(), pid=worker.pid, slots=1, queues=[],
-                started_at=now, heartbeat_at=now))
+            _register(queue, "w", worker.pid, time.time())
             report = queue.stop_workers()
         assert report.signalled == [worker.pid]
         assert worker.wait(timeout=10) == -15  # SIGTERM

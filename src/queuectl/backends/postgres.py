@@ -217,44 +217,32 @@ class PostgresBackend(SqlVerbs):
 
     # -- jobs ---------------------------------------------------------------------------
     def enqueue(self, jobs: Sequence[NewJob], now: float) -> list[Job]:
-        rows = [insert_params(job, now) for job in jobs]
-        seen: set[str] = set()
-        for row in rows:
-            if row["id"] in seen:
-                raise DuplicateJob(f"job id {row['id']!r} appears twice in the batch")
-            seen.add(row["id"])
-        try:
-            with self._errors(), self._transaction() as conn:
-                with conn.cursor() as cur:
-                    stored, _ = insert_jobs(cur, self._q, jobs, rows, now)
-                    cur.execute(self._q["notify"])
-        except StoreError as exc:
-            if isinstance(exc.__cause__, pg_errors.UniqueViolation):
-                raise self._duplicate([row["id"] for row in rows]) from None
-            raise
-        return stored
+        return self._enqueue_batches([jobs], now)
 
     def enqueue_stream(self, jobs: Iterable[NewJob], now: float) -> list[str]:
-        ids: list[str] = []
+        return [str(job.id) for job in self._enqueue_batches(batched(jobs, BATCH_ROWS), now)]
+
+    def _enqueue_batches(self, batches: Iterable[Sequence[NewJob]], now: float) -> list[Job]:
+        """Insert every batch in one transaction (all or none), then notify."""
+        stored: list[Job] = []
         seen: set[str] = set()
         try:
             with self._errors(), self._transaction() as conn:
                 with conn.cursor() as cur:
-                    for batch in batched(jobs, BATCH_ROWS):
+                    for batch in batches:
                         rows = [insert_params(job, now) for job in batch]
                         for row in rows:
                             if row["id"] in seen:
                                 raise DuplicateJob(f"job id {row['id']!r} appears twice "
                                                    "in the batch")
                             seen.add(row["id"])
-                        stored, _ = insert_jobs(cur, self._q, batch, rows, now)
-                        ids.extend(str(job.id) for job in stored)
+                        stored += insert_jobs(cur, self._q, batch, rows, now)[0]
                     cur.execute(self._q["notify"])
         except StoreError as exc:
             if isinstance(exc.__cause__, pg_errors.UniqueViolation):
                 raise self._duplicate(list(seen)) from None
             raise
-        return ids
+        return stored
 
     def _duplicate(self, ids: list[str]) -> Exception:
         found = self.execute_raw("SELECT id FROM jobs WHERE id = ANY(%s) LIMIT 1", (ids,))
