@@ -94,22 +94,32 @@ class Slots:
 
     # -- claiming -----------------------------------------------------------------------
     def fill(self) -> None:
-        """Claim jobs into free slots while there may be work."""
+        """Claim jobs into the free slots (one transaction for all) while there may be
+        work."""
         sup = self.sup
-        for slot in range(1, self.count + 1):
-            if not self.maybe_work or sup.stopping:
-                return
-            if slot in self.running or slot in self.recording:
-                continue
-            try:
-                job = sup.queue.backend.claim(sup.worker_id, self.label(slot),
-                                              sup.options.queues, time.time())
-            except StoreError as exc:
-                log.warning("claim failed: %s", exc)
-                return  # the loop's next poll tick tries again
-            if job is None:
-                self.maybe_work = False
-                return
+        if not self.maybe_work or sup.stopping:
+            return
+        free = self._free_slots()
+        if not free:
+            return
+        try:
+            _, jobs = sup.queue.backend.finish_batch(
+                [], worker_id=sup.worker_id, workers=[self.label(slot) for slot in free],
+                queues=sup.options.queues, now=time.time())
+        except StoreError as exc:
+            log.warning("claim failed: %s", exc)
+            return  # the loop's next poll tick tries again
+        self._start_claimed(free, jobs)
+
+    def _free_slots(self) -> list[int]:
+        return [slot for slot in range(1, self.count + 1)
+                if slot not in self.running and slot not in self.recording]
+
+    def _start_claimed(self, free: list[int], jobs: list[Job]) -> None:
+        """Start claimed jobs in the free slots, in claim order."""
+        if len(jobs) < len(free):
+            self.maybe_work = False  # the queue ran dry: wait for a wake-up
+        for slot, job in zip(free, jobs):
             self.start(job, slot)
 
     def start(self, job: Job, slot: int) -> None:
@@ -152,6 +162,7 @@ class Slots:
                 wake = item.run.next_wakeup()
                 if wake is not None and wake <= now:
                     due.add(slot)
+        ended: list[tuple[Running, Outcome]] = []
         for slot in sorted(due):
             item = self.running[slot]
             fd = item.run.fileno()
@@ -161,7 +172,10 @@ class Slots:
                 if fd >= 0:
                     self.poller.unregister(fd)
                     del self.by_fd[fd]
-                self._ended(item, outcome)
+                if self._needs_result(item, outcome):
+                    ended.append((item, outcome))
+        if ended:
+            self._finish(ended)
 
     def kill(self, job_id: Optional[str] = None) -> int:
         """Kill running jobs (all, or the one with `job_id`); returns how many."""
@@ -172,8 +186,10 @@ class Slots:
                 killed += 1
         return killed
 
-    # -- one job ended ------------------------------------------------------------------
-    def _ended(self, item: Running, outcome: Outcome) -> None:
+    # -- jobs ended ---------------------------------------------------------------------
+    def _needs_result(self, item: Running, outcome: Outcome) -> bool:
+        """Settle a run that was stopped (stop --now) or cancelled by a user; True when
+        its result is to be recorded instead."""
         sup = self.sup
         job = item.job
         if outcome.cancelled and sup.stop_now:
@@ -181,47 +197,69 @@ class Slots:
         elif outcome.cancelled and self._cancelled_by_user(job):
             log.info("job %s cancelled while running (%s)", job.id, item.label)
         else:
-            self._finish(item, outcome)
-            return  # _recorded() completes it, now or when its thread is done
+            return True
         _remove(item.path)
         sup.on_job_done()
+        return False
 
     def _cancelled_by_user(self, job: Job) -> bool:
         current = self._retrying(lambda: self.sup.queue.backend.get(job.id))
         return current is None or current.state is JobState.CANCELLED
 
-    def _finish(self, item: Running, outcome: Outcome) -> None:
+    def _finish(self, ended: list[tuple[Running, Outcome]]) -> None:
+        """Record the results of runs that ended together, and claim the free slots'
+        next jobs: one transaction on a store shared by the loop's thread (SQLite), a
+        round trip per job in recorder threads otherwise (PostgreSQL)."""
+        sup = self.sup
+        now = time.time()
+        results = []
+        for item, outcome in ended:
+            job = item.job
+            decision = decide(job, outcome, sup.settings, now)
+            entry = {
+                "attempt": job.attempts, "started_at": outcome.started_at,
+                "finished_at": outcome.finished_at, "worker": item.label,
+                "exit_code": outcome.exit_code, "signal": outcome.signal,
+                "timed_out": outcome.timed_out, "error": decision.error,
+                "result": decision.state.value,
+            }
+            fields = dict(now=now, exit_code=outcome.exit_code, error=decision.error,
+                          output=outcome.output_tail or None, history_entry=entry)
+            results.append((item, decision, fields))
+        if self._pool is not None:
+            for item, decision, fields in results:
+                self._record_in_pool(item, decision, fields, now)
+            return
+        free = [] if sup.stopping else self._free_slots()
+        batch = [(item.job, decision.state, decision.run_at, fields)
+                 for item, decision, fields in results]
+        recorded = self._retrying(lambda: sup.queue.backend.finish_batch(
+            batch, worker_id=sup.worker_id, workers=[self.label(slot) for slot in free],
+            queues=sup.options.queues, now=now))
+        done, jobs = recorded if recorded else ([False] * len(results), [])
+        for (item, decision, _), ok in zip(results, done):
+            self._recorded(item, decision, now, ok)
+        if recorded:
+            self._start_claimed(free, jobs)
+
+    def _record_in_pool(self, item: Running, decision: Decision, fields: dict[str, Any],
+                        now: float) -> None:
+        """Hand one result to a recorder thread; the slot's next job is claimed in the
+        same round trip unless the worker is stopping."""
         sup = self.sup
         job = item.job
-        now = time.time()
-        decision = decide(job, outcome, sup.settings, now)
-        entry = {
-            "attempt": job.attempts, "started_at": outcome.started_at,
-            "finished_at": outcome.finished_at, "worker": item.label,
-            "exit_code": outcome.exit_code, "signal": outcome.signal,
-            "timed_out": outcome.timed_out, "error": decision.error,
-            "result": decision.state.value,
-        }
-        fields = dict(now=now, exit_code=outcome.exit_code, error=decision.error,
-                      output=outcome.output_tail or None, history_entry=entry)
         claim_next = not sup.stopping
 
         def record(backend: Any) -> tuple[bool, Optional[Job]]:
-            both = getattr(backend, "finish_and_claim", None)
-            if both is not None and claim_next:
-                # The slot's next job is claimed in the finish's own transaction.
-                return both(job, decision.state, decision.run_at, worker_id=sup.worker_id,
-                            worker=item.label, queues=sup.options.queues, **fields)
+            if claim_next:
+                return backend.finish_and_claim(
+                    job, decision.state, decision.run_at, worker_id=sup.worker_id,
+                    worker=item.label, queues=sup.options.queues, **fields)
             return backend.finish(job, decision.state, decision.run_at, **fields), None
 
-        if self._pool is not None:
-            self.recording[item.slot] = item
-            future = self._pool.submit(self._record_in_thread, record)
-            future.add_done_callback(
-                lambda done: self._handed_back(item, decision, now, done))
-            return
-        result = self._retrying(lambda: record(sup.queue.backend))
-        self._recorded(item, decision, now, result)
+        self.recording[item.slot] = item
+        future = self._pool.submit(self._record_in_thread, record)  # type: ignore[union-attr]
+        future.add_done_callback(lambda done: self._handed_back(item, decision, now, done))
 
     def _record_in_thread(self, record: Callable[[Any], Any]) -> Any:
         backend = getattr(self._local, "backend", None)
@@ -254,18 +292,24 @@ class Slots:
 
     def collect(self) -> None:
         """In the loop: complete the results the recorder threads have stored."""
+        sup = self.sup
         while self._done:
             item, decision, now, result = self._done.popleft()
             self.recording.pop(item.slot, None)
-            self._recorded(item, decision, now, result)
+            done, next_job = result if result else (False, None)
+            self._recorded(item, decision, now, done)
+            if next_job is None:
+                if result is not None and not sup.stopping:
+                    self.maybe_work = False
+            elif sup.stopping:  # a stop arrived while the finish was being recorded
+                self.give_back(next_job, self.label(item.slot), None,
+                               "worker stopping; job not started")
+            else:
+                self.start(next_job, item.slot)
 
-    def _recorded(self, item: Running, decision: Decision, now: float,
-                  result: Optional[tuple[bool, Optional[Job]]]) -> None:
-        sup = self.sup
+    def _recorded(self, item: Running, decision: Decision, now: float, done: bool) -> None:
+        """Log a recorded result and let go of its capture file."""
         job = item.job
-        done, next_job = result if result else (False, None)
-        if next_job is None and result is not None and not sup.stopping:
-            self.maybe_work = False
         if not done:
             log.warning("job %s was taken from this worker while it ran; result dropped",
                         job.id)
@@ -276,18 +320,12 @@ class Slots:
         elif decision.state is JobState.FAILED:
             log.warning("job %s failed (attempt %d): %s; retry in %.1fs", job.id,
                         job.attempts, decision.error, (decision.run_at or now) - now)
-            sup.note_due(decision.run_at)
+            self.sup.note_due(decision.run_at)
         else:
             log.error("job %s is dead after %d attempts: %s", job.id, job.attempts,
                       decision.error)
         _remove(item.path)
-        sup.on_job_done()
-        if next_job is not None:
-            if sup.stopping:  # a stop arrived while the finish was being recorded
-                self.give_back(next_job, self.label(item.slot), None,
-                               "worker stopping; job not started")
-            else:
-                self.start(next_job, item.slot)
+        self.sup.on_job_done()
 
     def give_back(self, job: Job, label: str, outcome: Optional[Outcome],
                   reason: str = "worker stopped --now; attempt not counted") -> None:

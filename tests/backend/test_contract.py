@@ -218,7 +218,8 @@ def test_transitions_follow_the_table(backend: Any) -> None:
 
 def test_finish_and_claim_in_one_step(backend: Any) -> None:
     if not hasattr(backend, "finish_and_claim"):
-        pytest.skip("this store finishes and claims separately")
+        assert backend.url.endswith(".db")  # only PostgreSQL has the one-statement form
+        return
     add(backend, new("a"), new("b"))
     job = claim(backend)
     done, following = backend.finish_and_claim(
@@ -226,6 +227,44 @@ def test_finish_and_claim_in_one_step(backend: Any) -> None:
         history_entry={}, worker_id="w1", worker="host:1/1", queues=None)
     assert done and following.id == "b" and following.state is JobState.PROCESSING
     assert backend.get("a").state is JobState.COMPLETED
+
+
+def test_finish_batch_records_all_then_claims_one_per_label(backend: Any) -> None:
+    add(backend, new("a"), new("b"), new("c"), new("d"))
+    first, second = claim(backend), claim(backend)
+    backend.transition(second.id, Transition.CANCEL, NOW + 2)  # taken away meanwhile
+
+    def fields(code: int) -> dict[str, Any]:
+        return dict(now=NOW + 3, exit_code=code, error=None, output="out",
+                    history_entry={"attempt": 1})
+
+    done, claimed = backend.finish_batch(
+        [(first, JobState.COMPLETED, None, fields(0)),
+         (second, JobState.FAILED, NOW + 9, fields(1))],
+        worker_id="w1", workers=["host:1/1", "host:1/2", "host:1/3"], queues=None,
+        now=NOW + 3)
+    assert done == [True, False]  # the cancelled job's result is dropped, not written
+    assert [job.id for job in claimed] == ["c", "d"]  # the queue ran dry after two
+    assert [job.worker for job in claimed] == ["host:1/1", "host:1/2"]
+    assert all(job.state is JobState.PROCESSING for job in claimed)
+    stored = backend.get(first.id)
+    assert stored.state is JobState.COMPLETED and stored.output == "out"
+    assert backend.get(second.id).state is JobState.CANCELLED
+    counts = backend.counts()
+    assert counts[JobState.PROCESSING] == 2 and counts[JobState.COMPLETED] == 1
+
+
+def test_finish_batch_is_one_transaction(backend: Any) -> None:
+    add(backend, new("a"), new("b"))
+    job = claim(backend)
+    with pytest.raises(TypeError):  # the second result is malformed
+        backend.finish_batch(
+            [(job, JobState.COMPLETED, None, dict(now=NOW + 3, exit_code=0, error=None,
+                                                   output=None, history_entry={})),
+             (job, JobState.COMPLETED, None, {"no_such_field": 1})],
+            worker_id="w1", workers=["host:1/1"], queues=None, now=NOW + 3)
+    assert backend.get("a").state is JobState.PROCESSING  # the first finish rolled back
+    assert backend.get("b").state is JobState.PENDING
 
 
 # -- reading -----------------------------------------------------------------------------

@@ -357,19 +357,6 @@ class SqliteBackend(SqlVerbs):
                 return DuplicateJob(f"job {job_id!r} already exists")
         return store_error(exc, self.path)
 
-    def finish_and_claim(self, job: Job, state: JobState, run_at: Optional[float], *,
-                         now: float, exit_code: Optional[int], error: Optional[str],
-                         output: Optional[str], history_entry: Mapping[str, Any],
-                         worker_id: str, worker: str, queues: Sequence[str] | None
-                         ) -> tuple[bool, Optional[Job]]:
-        """`finish`, then `claim` the next job, in one transaction: pages both touch
-        (counts, the state index) are written to the WAL once instead of twice, and
-        a busy slot commits once per job."""
-        with self._errors(), self._transaction():
-            done = self.finish(job, state, run_at, now=now, exit_code=exit_code,
-                               error=error, output=output, history_entry=history_entry)
-            return done, self.claim(worker_id, worker, queues, now)
-
     def requeue(self, job: Job, *, now: float, count_attempt: bool, rescued: bool,
                 history_entry: Mapping[str, Any],
                 to_state: JobState = JobState.PENDING) -> bool:
