@@ -1,5 +1,6 @@
-"""Run one job command: `/bin/sh -c`, its own session and process group, output
-appended to a per-job file while it runs, a timeout that kills the whole group.
+"""Run one job command: `/bin/sh -c`, its own process group (and its own session when
+the worker has a controlling terminal), output appended to a per-job file while it
+runs, a timeout that kills the whole group.
 
 The child is watched through a pidfd, so a supervisor can sleep in one `poll()` on
 all its running jobs and its wake-up socket, and notice an exit, a timeout or a
@@ -230,7 +231,8 @@ def _open_output(path: str) -> int:
 class _Child:
     """A spawned job process.  `posix_spawn` (a vfork-style clone, with the environment
     converted in C) when no working directory is asked for; `subprocess` otherwise,
-    since posix_spawn cannot change directory before Python 3.13."""
+    since posix_spawn cannot change directory before Python 3.13 (that path always
+    makes a new session: `process_group` needs Python 3.11)."""
 
     def __init__(self, pid: int, popen: Optional[subprocess.Popen] = None) -> None:
         self.pid = pid
@@ -246,7 +248,8 @@ class _Child:
                                      stderr=out_fd, cwd=cwd, env=env,
                                      start_new_session=True, close_fds=True)
             return cls(popen.pid, popen)
-        pid = os.posix_spawn(SHELL, argv, env, setsid=True, file_actions=[
+        group = {"setsid": True} if _has_terminal() else {"setpgroup": 0}
+        pid = os.posix_spawn(SHELL, argv, env, **group, file_actions=[
             (os.POSIX_SPAWN_DUP2, _devnull(), 0), (os.POSIX_SPAWN_DUP2, out_fd, 1),
             (os.POSIX_SPAWN_DUP2, out_fd, 2)])
         return cls(pid)
@@ -269,6 +272,25 @@ class _Child:
                 _, status = os.waitpid(self.pid, 0)
                 self.returncode = os.waitstatus_to_exitcode(status)
         return self.returncode
+
+
+_TERMINAL: Optional[bool] = None
+
+
+def _has_terminal() -> bool:
+    """Whether this process has a controlling terminal.  A job gets a process group
+    of its own either way (a timeout or a cancel kills the group); with a terminal it
+    gets its own session too, so that it can neither read from that terminal nor be
+    stopped by it.  Without one (a detached or service worker) the new session would
+    change nothing for the job, and setsid cost a tiny job's spawn a tenth more."""
+    global _TERMINAL
+    if _TERMINAL is None:
+        try:
+            os.close(os.open("/dev/tty", os.O_RDONLY | os.O_NOCTTY | os.O_CLOEXEC))
+            _TERMINAL = True
+        except OSError:
+            _TERMINAL = False
+    return _TERMINAL
 
 
 _DEVNULL = -1

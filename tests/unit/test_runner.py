@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -374,3 +375,57 @@ def test_the_longest_command_a_job_may_have_runs(tmp_path: Path) -> None:
     outcome = run(longest, tmp_path).wait()
     assert outcome.spawn_error is None and outcome.exit_code == 0
     assert outcome.output_tail == "ok\n"
+
+
+# -- process group and session --------------------------------------------------------
+
+_GROUP_PROBE = (
+    "import os, sys; from queuectl.runner import Run; "
+    "run = Run('echo $$ $(ps -o pgid= -o sid= -p $$)', output_path=sys.argv[1]); "
+    "run.start(); print(run.wait().output_tail, flush=True)"
+)
+
+
+def _group_and_session(output: str) -> tuple[int, int, int]:
+    pid, pgid, sid = (int(field) for field in output.split()[-3:])
+    return pid, pgid, sid
+
+
+def test_without_a_terminal_a_job_leads_its_own_process_group(tmp_path: Path) -> None:
+    """A worker with no controlling terminal (detached, a service, CI): the job's
+    process group is its own, so a timeout or cancel can kill all of it."""
+    done = subprocess.run([sys.executable, "-c", _GROUP_PROBE, str(tmp_path / "o.log")],
+                          capture_output=True, text=True, timeout=30,
+                          start_new_session=True)  # no controlling terminal
+    assert done.returncode == 0, done.stderr
+    pid, pgid, sid = _group_and_session(done.stdout)
+    assert pgid == pid
+    assert sid != pid  # no new session was needed: there is no terminal to leave
+
+
+def test_with_a_terminal_a_job_gets_its_own_session(tmp_path: Path) -> None:
+    """A worker in a terminal: the job leaves the terminal's session, so it can never
+    read from it or be stopped by it."""
+    import pty
+
+    primary, secondary = pty.openpty()
+    probe = subprocess.Popen(
+        [sys.executable, "-c", _GROUP_PROBE, str(tmp_path / "o.log")],
+        stdin=secondary, stdout=secondary, stderr=secondary,
+        preexec_fn=lambda: os.login_tty(secondary))  # the pty becomes its terminal
+    os.close(secondary)
+    output = b""
+    try:
+        while True:
+            try:
+                chunk = os.read(primary, 4096)
+            except OSError:  # EIO: the probe exited and closed the terminal
+                break
+            if not chunk:
+                break
+            output += chunk
+    finally:
+        os.close(primary)
+        assert probe.wait(timeout=30) == 0, output
+    pid, pgid, sid = _group_and_session(output.decode())
+    assert pgid == pid and sid == pid
