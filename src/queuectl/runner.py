@@ -216,16 +216,18 @@ def _open_output(path: str) -> int:
     """A fresh capture file; the folder is made on first use only.  An earlier
     attempt's file is unlinked, not truncated: the shell of a run whose supervisor was
     SIGKILLed may still be writing to it, and must not write into this run's output."""
-    flags = os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_CLOEXEC
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-    try:
-        return os.open(path, flags, 0o600)
-    except FileNotFoundError:
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        return os.open(path, flags, 0o600)
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC
+    for _ in range(3):
+        try:
+            return os.open(path, flags, 0o600)
+        except FileExistsError:  # an earlier attempt's (rare: no unlink per job)
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+        except FileNotFoundError:
+            os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    return os.open(path, flags, 0o600)
 
 
 class _Child:

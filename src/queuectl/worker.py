@@ -55,6 +55,8 @@ class Slots:
         self.count = count
         self.running: dict[int, Running] = {}  # slot index -> running job
         self.maybe_work = True  # False after a claim found nothing, until a wake-up
+        self._labels: list[str] = []
+        self._labels_pid = 0
         # The supervisor's poll set: job pidfds come and go with their jobs.
         self.poller = select.poll()
         self.by_fd: dict[int, int] = {}  # pidfd -> slot
@@ -75,7 +77,12 @@ class Slots:
         return len(self.running) + len(self.recording)
 
     def label(self, slot: int) -> str:
-        return f"{self.sup.host}:{os.getpid()}/{slot}"
+        """host:pid/slot, recorded as the worker of the slot's jobs."""
+        pid = os.getpid()
+        if self._labels_pid != pid:
+            self._labels = [f"{self.sup.host}:{pid}/{n}" for n in range(self.count + 1)]
+            self._labels_pid = pid
+        return self._labels[slot]
 
     def jobs(self) -> list[Job]:
         return [item.job for item in (*self.running.values(), *self.recording.values())]
