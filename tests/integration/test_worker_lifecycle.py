@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import time
+import uuid
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -217,12 +218,14 @@ def test_second_signal_stops_now(cli: Any, q: Any, workers: Any) -> None:
 
 
 def test_cancel_kills_running_job(cli: Any, q: Any, workers: Any) -> None:
-    cli("enqueue", "--id", "long", "--command", "sleep 30")
+    command = f"sleep 1000.{uuid.uuid4().int % 10**9:09d}"  # no other process has it
+    cli("enqueue", "--id", "long", "--command", command)
     workers.start("--count", "1")
     wait_for(lambda: state(q, "long") == "processing", timeout=20, message="processing")
+    wait_for(lambda: any(command in _cmdline(p) for p in _pids()), message="job started")
     assert cli("cancel", "long").returncode == 0
     # the process group is killed promptly; the job stays cancelled
-    wait_for(lambda: not any("sleep 30" in _cmdline(p) for p in _pids()), timeout=10,
+    wait_for(lambda: not any(command in _cmdline(p) for p in _pids()), timeout=10,
              message="job process killed")
     assert state(q, "long") == "cancelled"
 
