@@ -122,7 +122,6 @@ class Supervisor:
             self._rescue()
             self._loop(listener)
         finally:
-            self.slots.close()
             self._restore_signals(previous)
             listener.close()
             try:
@@ -194,7 +193,6 @@ class Supervisor:
                 woken = True
             if woken:
                 slots.maybe_work = True
-            slots.collect()  # results recorded by other threads (PostgreSQL)
             slots.service(ready)
             mono = time.monotonic()
             if woken and slots.busy and mono - last_cancel_check >= CANCEL_CHECK_S:
@@ -295,8 +293,6 @@ class Supervisor:
         """Jobs the store says this worker runs but no slot does: a claim whose answer
         was lost with a broken connection, or a finish lost to a server crash.  They
         go back to pending (the history says why) instead of waiting forever."""
-        if self.slots.in_flight:
-            return  # a recorder thread may hold a fresh claim: look next time
         held = self._store(lambda: self.queue.backend.processing_jobs([self.worker_id]))
         running = {job.id for job in self.slots.jobs()}
         for job in held or []:

@@ -9,17 +9,13 @@ slower than one thread multiplexing four children (see docs/DECISIONS.md).
 
 from __future__ import annotations
 
-import collections
 import logging
 import os
 import select
-import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional
 
-from queuectl.backends import open_backend
 from queuectl.errors import StoreError
 from queuectl.models import Job, Outcome
 from queuectl.retry import Decision, decide, effective_timeout
@@ -33,7 +29,6 @@ log = logging.getLogger(__name__)
 
 STORE_RETRY_S = 0.5  # first pause after a store error before trying again
 STORE_RETRY_MAX_S = 10.0
-RECORDER_THREADS = 4  # at most this many results in flight at once (PostgreSQL)
 
 
 @dataclass
@@ -60,21 +55,10 @@ class Slots:
         # The supervisor's poll set: job pidfds come and go with their jobs.
         self.poller = select.poll()
         self.by_fd: dict[int, int] = {}  # pidfd -> slot
-        # On a store with a connection per thread (PostgreSQL), results are recorded
-        # by a few threads so that the loop does not wait for each round trip.
-        self.recording: dict[int, Running] = {}  # slot -> job whose result is in flight
-        self._done: collections.deque[tuple[Running, Decision, float, Any]] = \
-            collections.deque()
-        self._pool: Optional[ThreadPoolExecutor] = None
-        self._local = threading.local()
-        self._thread_backends: list[Any] = []
-        if not getattr(sup.queue.backend, "shareable_across_threads", True):
-            self._pool = ThreadPoolExecutor(max_workers=min(count, RECORDER_THREADS),
-                                            thread_name_prefix="recorder")
 
     @property
     def busy(self) -> int:
-        return len(self.running) + len(self.recording)
+        return len(self.running)
 
     def label(self, slot: int) -> str:
         """host:pid/slot, recorded as the worker of the slot's jobs."""
@@ -85,19 +69,7 @@ class Slots:
         return self._labels[slot]
 
     def jobs(self) -> list[Job]:
-        return [item.job for item in (*self.running.values(), *self.recording.values())]
-
-    @property
-    def in_flight(self) -> bool:
-        """A result (and maybe the slot's next claim) is being recorded right now."""
-        return bool(self.recording)
-
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self.collect()
-            for backend in self._thread_backends:
-                backend.close()
+        return [item.job for item in self.running.values()]
 
     # -- claiming -----------------------------------------------------------------------
     def fill(self) -> None:
@@ -119,8 +91,7 @@ class Slots:
         self._start_claimed(free, jobs)
 
     def _free_slots(self) -> list[int]:
-        return [slot for slot in range(1, self.count + 1)
-                if slot not in self.running and slot not in self.recording]
+        return [slot for slot in range(1, self.count + 1) if slot not in self.running]
 
     def _start_claimed(self, free: list[int], jobs: list[Job]) -> None:
         """Start claimed jobs in the free slots, in claim order."""
@@ -214,9 +185,8 @@ class Slots:
         return current is None or current.state is JobState.CANCELLED
 
     def _finish(self, ended: list[tuple[Running, Outcome]]) -> None:
-        """Record the results of runs that ended together, and claim the free slots'
-        next jobs: one transaction on a store shared by the loop's thread (SQLite), a
-        round trip per job in recorder threads otherwise (PostgreSQL)."""
+        """Record the results of runs that ended together and claim the free slots'
+        next jobs, in one transaction (one statement on PostgreSQL)."""
         sup = self.sup
         now = time.time()
         results = []
@@ -233,10 +203,6 @@ class Slots:
             fields = dict(now=now, exit_code=outcome.exit_code, error=decision.error,
                           output=outcome.output_tail or None, history_entry=entry)
             results.append((item, decision, fields))
-        if self._pool is not None:
-            for item, decision, fields in results:
-                self._record_in_pool(item, decision, fields, now)
-            return
         free = [] if sup.stopping else self._free_slots()
         batch = [(item.job, decision.state, decision.run_at, fields)
                  for item, decision, fields in results]
@@ -248,71 +214,6 @@ class Slots:
             self._recorded(item, decision, now, ok)
         if recorded:
             self._start_claimed(free, jobs)
-
-    def _record_in_pool(self, item: Running, decision: Decision, fields: dict[str, Any],
-                        now: float) -> None:
-        """Hand one result to a recorder thread; the slot's next job is claimed in the
-        same round trip unless the worker is stopping."""
-        sup = self.sup
-        job = item.job
-        claim_next = not sup.stopping
-
-        def record(backend: Any) -> tuple[bool, Optional[Job]]:
-            if claim_next:
-                return backend.finish_and_claim(
-                    job, decision.state, decision.run_at, worker_id=sup.worker_id,
-                    worker=item.label, queues=sup.options.queues, **fields)
-            return backend.finish(job, decision.state, decision.run_at, **fields), None
-
-        self.recording[item.slot] = item
-        future = self._pool.submit(self._record_in_thread, record)  # type: ignore[union-attr]
-        future.add_done_callback(lambda done: self._handed_back(item, decision, now, done))
-
-    def _record_in_thread(self, record: Callable[[Any], Any]) -> Any:
-        backend = getattr(self._local, "backend", None)
-        delay = STORE_RETRY_S
-        while True:
-            try:
-                if backend is None:
-                    backend = self._local.backend = open_backend(self.sup.url,
-                                                                 durable=False)
-                    self._thread_backends.append(backend)
-                return record(backend)
-            except StoreError as exc:
-                if self.sup.stop_now and self.sup.exit_deadline_passed():
-                    log.error("giving up recording a result: %s", exc)
-                    return None
-                log.warning("store error, retrying in %.1fs: %s", delay, exc)
-                time.sleep(delay)
-                delay = min(delay * 2, STORE_RETRY_MAX_S)
-
-    def _handed_back(self, item: Running, decision: Decision, now: float,
-                     future: Future) -> None:
-        """In a recorder thread: queue the result for the loop and wake it."""
-        try:
-            result = future.result()
-        except Exception as exc:  # noqa: BLE001 - reported by the loop, never lost
-            log.error("recording job %s failed: %s", item.job.id, exc)
-            result = None
-        self._done.append((item, decision, now, result))
-        self.sup.poke()
-
-    def collect(self) -> None:
-        """In the loop: complete the results the recorder threads have stored."""
-        sup = self.sup
-        while self._done:
-            item, decision, now, result = self._done.popleft()
-            self.recording.pop(item.slot, None)
-            done, next_job = result if result else (False, None)
-            self._recorded(item, decision, now, done)
-            if next_job is None:
-                if result is not None and not sup.stopping:
-                    self.maybe_work = False
-            elif sup.stopping:  # a stop arrived while the finish was being recorded
-                self.give_back(next_job, self.label(item.slot), None,
-                               "worker stopping; job not started")
-            else:
-                self.start(next_job, item.slot)
 
     def _recorded(self, item: Running, decision: Decision, now: float, done: bool) -> None:
         """Log a recorded result and let go of its capture file."""

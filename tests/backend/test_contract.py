@@ -216,19 +216,6 @@ def test_transitions_follow_the_table(backend: Any) -> None:
     assert backend.transition("nope", Transition.CANCEL, NOW) is None
 
 
-def test_finish_and_claim_in_one_step(backend: Any) -> None:
-    if not hasattr(backend, "finish_and_claim"):
-        assert backend.url.endswith(".db")  # only PostgreSQL has the one-statement form
-        return
-    add(backend, new("a"), new("b"))
-    job = claim(backend)
-    done, following = backend.finish_and_claim(
-        job, JobState.COMPLETED, None, now=NOW + 2, exit_code=0, error=None, output=None,
-        history_entry={}, worker_id="w1", worker="host:1/1", queues=None)
-    assert done and following.id == "b" and following.state is JobState.PROCESSING
-    assert backend.get("a").state is JobState.COMPLETED
-
-
 def test_finish_batch_records_all_then_claims_one_per_label(backend: Any) -> None:
     add(backend, new("a"), new("b"), new("c"), new("d"))
     first, second = claim(backend), claim(backend)
@@ -252,6 +239,29 @@ def test_finish_batch_records_all_then_claims_one_per_label(backend: Any) -> Non
     assert backend.get(second.id).state is JobState.CANCELLED
     counts = backend.counts()
     assert counts[JobState.PROCESSING] == 2 and counts[JobState.COMPLETED] == 1
+
+
+def test_finish_batch_claims_from_the_given_queues_best_first(backend: Any) -> None:
+    add(backend, new("low", queue="q2", priority=1), new("other", queue="q1", priority=9),
+        new("high", queue="q2", priority=8), new("held", queue="q2"))
+    held = claim(backend, queues=["q2"])  # "high": the best of q2
+    done, claimed = backend.finish_batch(
+        [(held, JobState.FAILED, NOW + 60,
+          dict(now=NOW + 3, exit_code=3, error="exit code 3", output="a\x00b",
+               history_entry={"attempt": 1, "result": "failed"}))],
+        worker_id="w2", workers=["host:2/1", "host:2/2", "host:2/3"], queues=["q2"],
+        now=NOW + 3)
+    assert done == [True]
+    # q2 only, best first, one per label; the job just failed is not due again
+    assert [job.id for job in claimed] == ["held", "low"]
+    assert [job.worker for job in claimed] == ["host:2/1", "host:2/2"]
+    assert all(job.worker_id == "w2" and job.attempts == 1 for job in claimed)
+    failed = backend.get("high")
+    assert failed.state is JobState.FAILED and failed.run_at == NOW + 60
+    assert failed.exit_code == 3 and failed.error == "exit code 3"
+    assert failed.output in ("a\x00b", "a\ufffdb")  # PostgreSQL text holds no NUL
+    assert failed.history[-1] == {"attempt": 1, "result": "failed"}
+    assert backend.get("other").state is JobState.PENDING
 
 
 def test_finish_batch_is_one_transaction(backend: Any) -> None:

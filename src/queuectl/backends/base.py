@@ -30,19 +30,14 @@ class Backend(Protocol):
 
     Optional capabilities, looked up with getattr by the worker:
     `finish_batch(results, *, worker_id, workers, queues, now)` records several results
-    and claims up to one job per slot label in one transaction (SqlVerbs);
-    `finish_and_claim(job, state, run_at, *, ..., worker_id, worker, queues)` records one
-    result and claims the slot's next job in one round trip, returning
-    (finished, next job or None) (PostgreSQL); `wakeup_fd()` / `drain_wakeups()`
+    and claims up to one job per slot label in one transaction (SqlVerbs; one statement
+    on PostgreSQL); `wakeup_fd()` / `drain_wakeups()`
     expose a socket that becomes readable when work may have arrived (PostgreSQL LISTEN).
     """
 
     url: str
     #: True when wake-ups travel through the store itself (PostgreSQL LISTEN/NOTIFY).
     notifies_through_store: bool
-    #: True when one connection may serve every thread of a process (SQLite, where
-    #: writers take turns anyway); False gives each recorder thread its own.
-    shareable_across_threads: bool
 
     def close(self) -> None:
         """Release connections."""

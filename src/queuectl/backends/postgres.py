@@ -63,7 +63,6 @@ class PostgresBackend(SqlVerbs):
     """Backend over one PostgreSQL database.  One instance = one connection."""
 
     notifies_through_store = True
-    shareable_across_threads = False
 
     def __init__(self, url: str, *, durable: bool = True) -> None:
         if psycopg is None:
@@ -253,20 +252,23 @@ class PostgresBackend(SqlVerbs):
     def _output(self, output: Optional[str]) -> Optional[str]:
         return _text(output)
 
-    def finish_and_claim(self, job: Job, state: JobState, run_at: Optional[float], *,
-                         now: float, exit_code: Optional[int], error: Optional[str],
-                         output: Optional[str], history_entry: Mapping[str, Any],
-                         worker_id: str, worker: str, queues: Sequence[str] | None
-                         ) -> tuple[bool, Optional[Job]]:
-        """`finish`, then `claim` the next job, in one statement and one round trip."""
-        row = self._one("finish_and_claim", {
-            "id": job.id, "old_worker_id": job.worker_id, "state": state.value,
-            "run_at": run_at, "now": now, "exit_code": exit_code, "error": error,
-            "output": self._output(output), "entry": json.dumps(history_entry),
-            "worker": worker, "worker_id": worker_id,
-            "queues": list(queues) if queues else None})
-        done = bool(row[0])
-        return done, (row_to_job(row[1:]) if row[1] is not None else None)
+    def finish_batch(self, results: Sequence[tuple[Job, JobState, Optional[float],
+                                                   Mapping[str, Any]]], *,
+                     worker_id: str, workers: Sequence[str], queues: Sequence[str] | None,
+                     now: float) -> tuple[list[bool], list[Job]]:
+        """`SqlVerbs.finish_batch` in one statement: one round trip instead of one per
+        result and per claim (a busy 4-slot supervisor spent 0.65 ms per job on them)."""
+        rows_in = [_result_row(job, state, run_at, **fields)
+                   for job, state, run_at, fields in results]
+        columns = list(zip(*rows_in)) if rows_in else [()] * 8
+        rows = self._all("finish_batch_in_queues" if queues else "finish_batch", {
+            **dict(zip(("ids", "worker_ids", "states", "run_ats", "exit_codes", "errors",
+                        "outputs", "entries"), (list(c) for c in columns))),
+            "now": now, "workers": list(workers), "worker_id": worker_id,
+            "queues": list(queues) if queues else None}, retry=False)
+        finished = set(rows[0][0] or ()) if rows else set()
+        return ([job.id in finished for job, _, _, _ in results],
+                [row_to_job(row[2:]) for row in rows if row[1] is not None])
 
     def requeue(self, job: Job, *, now: float, count_attempt: bool, rescued: bool,
                 history_entry: Mapping[str, Any],
@@ -310,3 +312,12 @@ class PostgresBackend(SqlVerbs):
 def _text(value: Optional[str]) -> Optional[str]:
     """PostgreSQL text cannot hold NUL bytes; job output sometimes does."""
     return None if value is None else value.replace("\x00", "\ufffd")
+
+
+def _result_row(job: Job, state: JobState, run_at: Optional[float], *, now: float,
+                exit_code: Optional[int], error: Optional[str], output: Optional[str],
+                history_entry: Mapping[str, Any]) -> tuple[Any, ...]:
+    """One result of `finish_batch` as the columns its statement unnests (the keyword
+    fields are `finish`'s: anything else is a TypeError, as on SQLite)."""
+    return (job.id, job.worker_id, state.value, run_at, exit_code, error, _text(output),
+            json.dumps(history_entry))

@@ -124,10 +124,6 @@ class SqliteBackend(SqlVerbs):
     """Backend over one SQLite file.  One instance = one connection = one thread."""
 
     notifies_through_store = False
-    # Statements of all threads take turns through one lock anyway, so the slots of a
-    # supervisor share this connection: its page cache stays warm, and no connection
-    # re-reads pages another one just wrote.
-    shareable_across_threads = True
 
     def __init__(self, path: str, *, durable: bool = True) -> None:
         self.path = path
