@@ -213,8 +213,8 @@ WITH finished AS (
                 %(run_ats)s::float8[], %(exit_codes)s::int[], %(errors)s::text[],
                 %(outputs)s::text[], %(entries)s::text[])
          AS r(id, worker_id, state, run_at, exit_code, error, output, entry)
-    -- by the id index: a generic plan of a join with the results alone scanned
-    -- every row in 'processing'
+    -- `= ANY` keeps a generic plan on the id index (joined with the results alone it
+    -- scanned every row in 'processing'); the same for `seq` in `claimed` below
     WHERE jobs.id = ANY(%(ids)s::text[]) AND jobs.id = r.id
       AND jobs.state = 'processing' AND jobs.worker_id = r.worker_id
     RETURNING jobs.id
@@ -232,7 +232,7 @@ WITH finished AS (
         updated_at = %(now)s, finished_at = NULL, output = NULL,
         worker = (%(workers)s::text[])[picked.n], worker_id = %(worker_id)s
     FROM picked
-    WHERE jobs.seq = picked.seq
+    WHERE jobs.seq = ANY(ARRAY(SELECT seq FROM picked)) AND jobs.seq = picked.seq
     RETURNING picked.n, {job_columns}
 )
 SELECT (SELECT array_agg(id) FROM finished), claimed.*
@@ -269,7 +269,7 @@ WITH finished AS (
         updated_at = %(now)s, finished_at = NULL, output = NULL,
         worker = (%(workers)s::text[])[picked.n], worker_id = %(worker_id)s
     FROM picked
-    WHERE jobs.seq = picked.seq
+    WHERE jobs.seq = ANY(ARRAY(SELECT seq FROM picked)) AND jobs.seq = picked.seq
     RETURNING picked.n, {job_columns}
 )
 SELECT (SELECT array_agg(id) FROM finished), claimed.*

@@ -1,0 +1,65 @@
+"""A supervisor's PostgreSQL connection runs its statements with generic plans (planned
+once, not at every call); those plans must walk indexes, at any table size and whether
+or not the table has statistics yet (a burst often starts right after a big enqueue)."""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+import pytest
+
+from queuectl.backends import open_backend
+from queuectl.models import NewJob
+
+TYPES = {"ids": "text[]", "worker_ids": "text[]", "states": "text[]", "run_ats": "float8[]",
+         "exit_codes": "int[]", "errors": "text[]", "outputs": "text[]",
+         "entries": "text[]", "now": "float8", "workers": "text[]", "worker_id": "text",
+         "queues": "text[]"}
+
+
+def _generic_plan(backend: Any, name: str) -> str:
+    """EXPLAIN of the statement's generic plan (parameters unknown when planned)."""
+    names: list[str] = []
+
+    def placeholder(match: re.Match[str]) -> str:
+        if match.group(1) not in names:
+            names.append(match.group(1))
+        return f"${names.index(match.group(1)) + 1}"
+
+    sql = re.sub(r"%\((\w+)\)s", placeholder, backend.query_text(name))
+    backend.execute_raw("DEALLOCATE ALL")
+    backend.execute_raw(f"PREPARE probe ({', '.join(TYPES[n] for n in names)}) AS {sql}")
+    args = ", ".join(f"NULL::{TYPES[n]}" for n in names)
+    return "\n".join(row[0] for row in backend.execute_raw(f"EXPLAIN EXECUTE probe({args})"))
+
+
+@pytest.mark.parametrize("analyzed", [False, True], ids=["fresh-table", "analyzed"])
+def test_finish_batch_generic_plans_use_indexes(pg_url: str, analyzed: bool) -> None:
+    backend = open_backend(pg_url, durable=False)  # a supervisor's connection
+    try:
+        assert backend.execute_raw("SHOW plan_cache_mode") == [("force_generic_plan",)]
+        backend.enqueue([NewJob(command="true", id=f"j{i}", queue=f"q{i % 3}")
+                         for i in range(3000)],
+                        time.time())
+        if analyzed:
+            backend.execute_raw("ANALYZE jobs")
+        for name in ("finish_batch", "finish_batch_in_queues"):
+            plan = _generic_plan(backend, name)
+            assert "Seq Scan on jobs" not in plan, plan
+            if analyzed or name == "finish_batch":
+                # the claim walks the claim-order index (a queue filter on a table
+                # without statistics reads the due index instead, until autovacuum's
+                # ANALYZE, which also makes every connection plan again)
+                assert "jobs_ready" in plan, plan
+    finally:
+        backend.close()
+
+
+def test_only_a_supervisor_connection_forces_generic_plans(pg_url: str) -> None:
+    backend = open_backend(pg_url)  # the CLI's: ad-hoc lists get custom plans
+    try:
+        assert backend.execute_raw("SHOW plan_cache_mode") == [("auto",)]
+    finally:
+        backend.close()
