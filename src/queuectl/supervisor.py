@@ -364,11 +364,8 @@ class Supervisor:
     def _handle_signal(self, signum: int, frame: Any) -> None:
         pass  # counted from the wake-up bytes in _drain_pipe
 
-    def poke(self) -> None:
-        """Wake the loop (from any thread)."""
-        self._poke()
-
     def _poke(self) -> None:
+        """Wake the loop (from any thread)."""
         try:
             os.write(self._pipe_w, b"x")
         except (BlockingIOError, OSError):
