@@ -47,9 +47,14 @@ _QUERIES: Optional[dict[str, str]] = None
 def _queries() -> dict[str, str]:
     global _QUERIES
     if _QUERIES is None:
-        _QUERIES = {name: sql.replace("{job_columns}", JOB_COLUMNS)
-                    .replace("{worker_columns}", WORKER_COLUMNS)
-                    for name, sql in load_queries("postgres").items()}
+        queries = {name: sql.replace("{job_columns}", JOB_COLUMNS)
+                   .replace("{worker_columns}", WORKER_COLUMNS)
+                   for name, sql in load_queries("postgres").items()}
+        batch = queries.pop("finish_batch")
+        queries["finish_batch"] = batch.replace("{queue_filter}", "")
+        queries["finish_batch_in_queues"] = batch.replace(
+            "{queue_filter}", "AND queue = ANY(%(queues)s::text[])")
+        _QUERIES = queries
     return _QUERIES
 
 

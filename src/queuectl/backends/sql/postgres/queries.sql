@@ -203,7 +203,10 @@ DELETE FROM config WHERE key = %(key)s
 -- A supervisor's step in one round trip: record the results of the runs that ended
 -- together (each guarded like `finish`), then take up to one due job per free slot
 -- label, best first.  Every part sees the same snapshot: the finished jobs are still
--- 'processing' there, so the claim cannot pick them.
+-- 'processing' there, so the claim cannot pick them.  `{queue_filter}` makes two
+-- statements, with and without a filter on queues: `(queues IS NULL OR queue =
+-- ANY(queues))` made the generic plan sort every due job instead of walking the claim
+-- index.
 WITH finished AS (
     UPDATE jobs
     SET state = r.state, run_at = COALESCE(r.run_at, jobs.run_at), updated_at = %(now)s,
@@ -221,43 +224,7 @@ WITH finished AS (
 ), due AS (
     SELECT seq, priority, run_at FROM jobs
     WHERE state IN ('pending', 'scheduled', 'failed') AND run_at <= %(now)s
-    ORDER BY priority DESC, run_at, seq
-    LIMIT cardinality(%(workers)s::text[])
-    FOR UPDATE SKIP LOCKED
-), picked AS (
-    SELECT seq, row_number() OVER (ORDER BY priority DESC, run_at, seq) AS n FROM due
-), claimed AS (
-    UPDATE jobs
-    SET state = 'processing', attempts = attempts + 1, started_at = %(now)s,
-        updated_at = %(now)s, finished_at = NULL, output = NULL,
-        worker = (%(workers)s::text[])[picked.n], worker_id = %(worker_id)s
-    FROM picked
-    WHERE jobs.seq = ANY(ARRAY(SELECT seq FROM picked)) AND jobs.seq = picked.seq
-    RETURNING picked.n, {job_columns}
-)
-SELECT (SELECT array_agg(id) FROM finished), claimed.*
-FROM (SELECT 1) AS one LEFT JOIN claimed ON true
-ORDER BY claimed.n
-
--- name: finish_batch_in_queues
-WITH finished AS (
-    UPDATE jobs
-    SET state = r.state, run_at = COALESCE(r.run_at, jobs.run_at), updated_at = %(now)s,
-        finished_at = %(now)s, exit_code = r.exit_code, error = r.error,
-        output = r.output, history = jobs.history || jsonb_build_array(r.entry::jsonb)
-    FROM unnest(%(ids)s::text[], %(worker_ids)s::text[], %(states)s::text[],
-                %(run_ats)s::float8[], %(exit_codes)s::int[], %(errors)s::text[],
-                %(outputs)s::text[], %(entries)s::text[])
-         AS r(id, worker_id, state, run_at, exit_code, error, output, entry)
-    -- by the id index: a generic plan of a join with the results alone scanned
-    -- every row in 'processing'
-    WHERE jobs.id = ANY(%(ids)s::text[]) AND jobs.id = r.id
-      AND jobs.state = 'processing' AND jobs.worker_id = r.worker_id
-    RETURNING jobs.id
-), due AS (
-    SELECT seq, priority, run_at FROM jobs
-    WHERE state IN ('pending', 'scheduled', 'failed') AND run_at <= %(now)s
-      AND queue = ANY(%(queues)s::text[])
+      {queue_filter}
     ORDER BY priority DESC, run_at, seq
     LIMIT cardinality(%(workers)s::text[])
     FOR UPDATE SKIP LOCKED
