@@ -129,13 +129,7 @@ class Run:
             return self._outcome
         returncode = proc.poll()
         if returncode is None:
-            now = time.time()
-            if self._deadline is not None and now >= self._deadline:
-                self._timed_out = True
-                self._terminate()
-            if self._kill_at is not None and now >= self._kill_at:
-                _killpg(proc.pid, signal.SIGKILL)
-                self._kill_at = None
+            self.enforce_deadlines()
             return None
         if self._timed_out or self._killed:
             _killpg(proc.pid, signal.SIGKILL)  # no grandchild outlives a stopped job
@@ -150,6 +144,20 @@ class Run:
                                 started_at=self._started_at, finished_at=time.time())
         self._close_output()
         return self._outcome
+
+    def enforce_deadlines(self) -> None:
+        """The timeout (TERM to the group) and the KILL after the grace, when due;
+        nothing is reaped (`check()` does that).  A supervisor also calls this while it
+        waits for an unreachable store, so that a timeout still holds then."""
+        if self._proc is None or self._outcome is not None:
+            return
+        now = time.time()
+        if self._deadline is not None and now >= self._deadline:
+            self._timed_out = True
+            self._terminate()
+        if self._kill_at is not None and now >= self._kill_at:
+            _killpg(self._proc.pid, signal.SIGKILL)
+            self._kill_at = None
 
     def _terminate(self) -> None:
         """TERM the whole process group; KILL follows at `_kill_at`."""

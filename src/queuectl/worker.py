@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 STORE_RETRY_S = 0.5  # first pause after a store error before trying again
 STORE_RETRY_MAX_S = 10.0
+KEEP_TIME_STEP_S = 0.25  # while waiting for the store: timeouts and signals this often
 
 
 @dataclass
@@ -258,8 +259,24 @@ class Slots:
                     log.error("giving up recording a result: %s", exc)
                     return None
                 log.warning("store error, retrying in %.1fs: %s", delay, exc)
-                time.sleep(delay)
+                self._keep_time_for(delay)
                 delay = min(delay * 2, STORE_RETRY_MAX_S)
+
+    def _keep_time_for(self, seconds: float) -> None:
+        """Wait before the store is tried again, enforcing the running jobs' timeouts
+        meanwhile: a store may stay unreachable for long, and a job's timeout still
+        holds (its exit is collected, and its result recorded, once the store is back)."""
+        until = time.time() + seconds
+        while True:
+            for item in list(self.running.values()):
+                item.run.enforce_deadlines()
+            now = time.time()
+            if now >= until or (self.sup.stop_now and self.sup.exit_deadline_passed()):
+                return
+            wake = self.next_wakeup()
+            pause = min(until, wake if wake is not None else until) - now
+            time.sleep(min(max(pause, 0.01), KEEP_TIME_STEP_S))
+            self.sup.check_signals()  # stop (--now) is noticed meanwhile too
 
 
 def _remove(path: str) -> None:

@@ -14,6 +14,24 @@ import pytest
 from tests.conftest import run_cli
 
 
+def process_running(text: str) -> bool:
+    """Whether a live process on this machine has `text` in its command line (make the
+    text unique: e.g. `sleep 1000.<random digits>`)."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                cmdline = handle.read().replace(b"\0", b" ").decode(errors="replace")
+            with open(f"/proc/{entry}/stat") as handle:
+                zombie = handle.read().rsplit(")", 1)[1].split()[0] == "Z"
+        except OSError:
+            continue
+        if text in cmdline and not zombie:
+            return True
+    return False
+
+
 class Workers:
     """Starts `queuectl worker start ...` subprocesses and always cleans them up."""
 

@@ -12,13 +12,14 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import uuid
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
 from tests.conftest import run_cli, wait_for
-from tests.integration.conftest import Workers
+from tests.integration.conftest import Workers, process_running
 
 BIN = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
 
@@ -112,6 +113,46 @@ def test_jobs_survive_a_server_restart(server: Server, tmp_path: Path) -> None:
         shown = json.loads(run_cli("--json", "show", job_id, db=db).stdout)
         assert any("lost" in (h.get("error") or h.get("event") or "")
                    for h in shown["history"]), (job_id, shown["history"])
+
+
+def test_a_timeout_holds_while_the_server_is_down(server: Server, tmp_path: Path) -> None:
+    """The loop waits for the store to come back (a result must not be lost), and
+    enforces the running jobs' timeouts meanwhile."""
+    db = server.url
+    tag = f"{uuid.uuid4().int % 10**9:09d}"
+    long, short = f"sleep 1000.{tag}", f"sleep 3.{tag}"  # no other process has them
+    for job in ({"id": "long", "command": long, "timeout": 5, "max_retries": 0},
+                {"id": "short", "command": short}):
+        assert run_cli("enqueue", json.dumps(job), db=db).returncode == 0
+    pool = Workers(db, str(tmp_path))
+    try:
+        pool.start("--count", "2")
+        wait_for(lambda: process_running(long) and process_running(short), timeout=30,
+                 message="both jobs started")
+        server.stop()
+        assert process_running(short), "the short job ended before the server was down"
+        # the short job ends and its result cannot be stored: the loop is retrying
+        wait_for(lambda: not process_running(short), timeout=30, message="short job ended")
+        wait_for(lambda: not process_running(long), timeout=30,
+                 message="the long job killed at its timeout, the server still down")
+        wait_for(lambda: "store error" in pool.log(0), timeout=10,
+                 message="the worker saw the store down")
+        server.start()
+        shown = wait_for(lambda: _job_if_finished(db, "long"), timeout=60, interval=0.2,
+                         message="the timeout recorded once the server is back")
+        assert shown["state"] == "dead" and "timeout" in (shown["error"] or ""), shown
+        assert wait_for(lambda: _job_if_finished(db, "short"), timeout=60,
+                        interval=0.2)["state"] == "completed"
+    finally:
+        pool.cleanup()
+
+
+def _job_if_finished(db: str, job_id: str) -> dict | None:
+    result = run_cli("--json", "show", job_id, db=db)
+    if result.returncode != 0:
+        return None
+    job = json.loads(result.stdout)
+    return job if job["state"] not in ("pending", "processing") else None
 
 
 def _completed(db: str) -> bool | int:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import run_cli, wait_for
+from tests.integration.conftest import process_running
 
 
 def epoch(iso: str) -> float:
@@ -222,24 +223,12 @@ def test_cancel_kills_running_job(cli: Any, q: Any, workers: Any) -> None:
     cli("enqueue", "--id", "long", "--command", command)
     workers.start("--count", "1")
     wait_for(lambda: state(q, "long") == "processing", timeout=20, message="processing")
-    wait_for(lambda: any(command in _cmdline(p) for p in _pids()), message="job started")
+    wait_for(lambda: process_running(command), message="job started")
     assert cli("cancel", "long").returncode == 0
     # the process group is killed promptly; the job stays cancelled
-    wait_for(lambda: not any(command in _cmdline(p) for p in _pids()), timeout=10,
+    wait_for(lambda: not process_running(command), timeout=10,
              message="job process killed")
     assert state(q, "long") == "cancelled"
-
-
-def _pids() -> list[int]:
-    return [int(p) for p in os.listdir("/proc") if p.isdigit()]
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as handle:
-            return handle.read().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
 
 
 def test_retry_backoff_follows_base_power_attempts(cli: Any, q: Any, workers: Any) -> None:
