@@ -98,7 +98,10 @@ class PostgresBackend(SqlVerbs):
                 # A supervisor repeats a few short statements, all on indexes with any
                 # parameters (checked with EXPLAIN): planning `finish_batch` afresh each
                 # time, as PostgreSQL chose to, cost a third of its server time.
-                self._conn.execute("SET plan_cache_mode = force_generic_plan")
+                try:
+                    self._conn.execute("SET plan_cache_mode = force_generic_plan")
+                except psycopg.Error:  # before PostgreSQL 12: plans as the server likes
+                    pass
         return self._conn
 
     def _error(self, exc: Exception) -> StoreError:
