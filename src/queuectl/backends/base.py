@@ -305,9 +305,13 @@ class SqlVerbs:
         """A single-row read (a store may retry it on a fresh connection)."""
         return self._one(name, params)
 
-    def _output(self, output: Optional[str]) -> Optional[str]:
-        """A job's output as the store can hold it."""
-        return output
+    def _text(self, value: Optional[str]) -> Optional[str]:
+        """A job's output or error text as the store can hold it."""
+        return value
+
+    def _entry(self, entry: Mapping[str, Any]) -> str:
+        """A history entry as the JSON text the store can hold."""
+        return json.dumps(entry)
 
     def claim(self, worker_id: str, worker: str, queues: Sequence[str] | None,
               now: float) -> Optional[Job]:
@@ -323,8 +327,9 @@ class SqlVerbs:
                history_entry: Mapping[str, Any]) -> bool:
         return self._run("finish", {
             "id": job.id, "worker_id": job.worker_id, "state": state.value,
-            "run_at": run_at, "now": now, "exit_code": exit_code, "error": error,
-            "output": self._output(output), "entry": json.dumps(history_entry)}) == 1
+            "run_at": run_at, "now": now, "exit_code": exit_code,
+            "error": self._text(error), "output": self._text(output),
+            "entry": self._entry(history_entry)}) == 1
 
     def finish_batch(self, results: Sequence[tuple[Job, JobState, Optional[float],
                                                    Mapping[str, Any]]], *,

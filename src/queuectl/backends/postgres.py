@@ -261,8 +261,11 @@ class PostgresBackend(SqlVerbs):
             return DuplicateJob(f"job {found[0][0]!r} already exists")
         return StoreError("a job with the same unique key was enqueued at the same time")
 
-    def _output(self, output: Optional[str]) -> Optional[str]:
-        return _text(output)
+    def _text(self, value: Optional[str]) -> Optional[str]:
+        return _text(value)
+
+    def _entry(self, entry: Mapping[str, Any]) -> str:
+        return json.dumps(_nul_free(entry))
 
     def finish_batch(self, results: Sequence[tuple[Job, JobState, Optional[float],
                                                    Mapping[str, Any]]], *,
@@ -287,8 +290,9 @@ class PostgresBackend(SqlVerbs):
                 to_state: JobState = JobState.PENDING) -> bool:
         params = {"id": job.id, "worker_id": job.worker_id, "state": to_state.value,
                   "now": now, "uncount": 0 if count_attempt else 1,
-                  "rescued": 1 if rescued else 0, "error": history_entry.get("error"),
-                  "entry": json.dumps(history_entry)}
+                  "rescued": 1 if rescued else 0,
+                  "error": _text(history_entry.get("error")),
+                  "entry": self._entry(history_entry)}
         with self._errors(), self._transaction() as conn:
             done = conn.execute(self._q["requeue"], params).rowcount == 1
             if done:
@@ -304,7 +308,7 @@ class PostgresBackend(SqlVerbs):
         params = {"id": job_id, "state": transition.target.value, "now": now,
                   "reset": reset_attempts, "note": note,
                   "sources": [s.value for s in transition.sources],
-                  "entry": json.dumps(entry)}
+                  "entry": self._entry(entry)}
         with self._errors(), self._transaction() as conn:
             row = conn.execute(self._q["transition"], params).fetchone()
             if row:
@@ -326,10 +330,22 @@ def _text(value: Optional[str]) -> Optional[str]:
     return None if value is None else value.replace("\x00", "\ufffd")
 
 
+def _nul_free(value: Any) -> Any:
+    """A JSON value whose strings hold no NUL (jsonb rejects the \\u0000 escape); a
+    job's error quotes its output, which sometimes has one."""
+    if isinstance(value, str):
+        return _text(value)
+    if isinstance(value, Mapping):
+        return {key: _nul_free(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_nul_free(item) for item in value]
+    return value
+
+
 def _result_row(job: Job, state: JobState, run_at: Optional[float], *, now: float,
                 exit_code: Optional[int], error: Optional[str], output: Optional[str],
                 history_entry: Mapping[str, Any]) -> tuple[Any, ...]:
     """One result of `finish_batch` as the columns its statement unnests (the keyword
     fields are `finish`'s: anything else is a TypeError, as on SQLite)."""
-    return (job.id, job.worker_id, state.value, run_at, exit_code, error, _text(output),
-            json.dumps(history_entry))
+    return (job.id, job.worker_id, state.value, run_at, exit_code, _text(error),
+            _text(output), json.dumps(_nul_free(history_entry)))
