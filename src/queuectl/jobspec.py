@@ -42,6 +42,8 @@ def build(fields: Mapping[str, Any], now: float) -> NewJob:
     data: dict[str, Any] = {}
     for raw_key, value in fields.items():
         key = raw_key if raw_key in _FIELD_SET else str(raw_key).strip().replace("-", "_")
+        if key not in _FIELD_SET and key not in _IGNORED and key not in _INITIAL_ONLY:
+            key = raw_key  # unknown: reported as given ("\r" and " " are not one field)
         if key in data:
             raise InvalidInput(f"field {key!r} given twice")
         data[key] = value

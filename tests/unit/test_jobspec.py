@@ -59,6 +59,14 @@ def test_the_same_field_spelled_twice_is_an_error() -> None:
         build({"command": "x", "max-retries": 1, "max_retries": 2}, NOW)
 
 
+def test_unknown_keys_that_strip_alike_are_reported_as_unknown() -> None:
+    # found by the fuzz test: "\r" and "\x85" both strip to "", which is no field
+    with pytest.raises(InvalidInput, match="unknown job field"):
+        build({"command": "x", "\r": None, "\x85": None}, NOW)
+    with pytest.raises(InvalidInput, match="unknown job field ' bogus '"):
+        build({"command": "x", " bogus ": 1, "bogus": 2}, NOW)
+
+
 @pytest.mark.parametrize("value,priority", [(1, 1), (10, 10), ("7", 7), (" 7 ", 7),
                                             (7.0, 7)])
 def test_priority_range_and_forms(value: object, priority: int) -> None:
