@@ -28,11 +28,11 @@ from queuectl.states import JobState, Transition
 class Backend(Protocol):
     """A job store.  Implementations: SQLite (embedded) and PostgreSQL (multi-host).
 
-    Optional capabilities, looked up with getattr by the worker:
-    `finish_batch(results, *, worker_id, workers, queues, now)` records several results
-    and claims up to one job per slot label in one transaction (SqlVerbs; one statement
-    on PostgreSQL); `wakeup_fd()` / `drain_wakeups()`
-    expose a socket that becomes readable when work may have arrived (PostgreSQL LISTEN).
+    The worker records results through `finish_batch(results, *, worker_id, workers,
+    queues, now)`: several results, then up to one claim per slot label, in one
+    transaction (SqlVerbs; one statement on PostgreSQL).  Optional, looked up with
+    getattr: `wakeup_fd()` / `drain_wakeups()` expose a socket that becomes readable
+    when work may have arrived (PostgreSQL LISTEN).
     """
 
     url: str

@@ -265,7 +265,7 @@ class PostgresBackend(SqlVerbs):
         return _text(value)
 
     def _entry(self, entry: Mapping[str, Any]) -> str:
-        return json.dumps(_nul_free(entry))
+        return _entry_json(entry)
 
     def finish_batch(self, results: Sequence[tuple[Job, JobState, Optional[float],
                                                    Mapping[str, Any]]], *,
@@ -330,6 +330,10 @@ def _text(value: Optional[str]) -> Optional[str]:
     return None if value is None else value.replace("\x00", "\ufffd")
 
 
+def _entry_json(entry: Mapping[str, Any]) -> str:
+    return json.dumps(_nul_free(entry))
+
+
 def _nul_free(value: Any) -> Any:
     """A JSON value whose strings hold no NUL (jsonb rejects the \\u0000 escape); a
     job's error quotes its output, which sometimes has one."""
@@ -348,4 +352,4 @@ def _result_row(job: Job, state: JobState, run_at: Optional[float], *, now: floa
     """One result of `finish_batch` as the columns its statement unnests (the keyword
     fields are `finish`'s: anything else is a TypeError, as on SQLite)."""
     return (job.id, job.worker_id, state.value, run_at, exit_code, _text(error),
-            _text(output), json.dumps(_nul_free(history_entry)))
+            _text(output), _entry_json(history_entry))
