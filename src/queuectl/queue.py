@@ -4,12 +4,11 @@ the backend.  It returns data (models and small report dataclasses), never print
 from __future__ import annotations
 
 import os
-import re
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Optional, Sequence
 
-from queuectl import wakeup
+from queuectl import capture, wakeup
 from queuectl.backends import display_url, is_postgres, open_backend, store_url
 from queuectl.backends.base import Backend
 from queuectl.errors import AmbiguousId, InvalidInput, InvalidTransition, NotFound
@@ -19,11 +18,12 @@ from queuectl.paths import runtime_dir
 from queuectl.states import FINISHED, JobState, Transition
 
 if TYPE_CHECKING:
+    from typing import BinaryIO
+
     from queuectl.config import Settings
     from queuectl.maintenance import RescueReport
 
 Clock = Callable[[], float]
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,200}$")  # usable as a file name as it is
 
 
 @dataclass
@@ -131,14 +131,27 @@ class Queue:
         return runtime_dir(self.url, None if self.is_postgres else self.url)
 
     def job_log_path(self, job_id: str) -> str:
-        """Where a running job's output is captured on the host that runs it."""
+        """Where a running job's output is captured on the host that runs it, where
+        in-memory captures are not available (see queuectl.capture)."""
         if self._logs_dir is None:
             self._logs_dir = os.path.join(self.runtime_dir(), "logs")
-        if not _SAFE_NAME.match(job_id):
-            import hashlib
+        return f"{self._logs_dir}/{capture.capture_name(job_id)}.log"
 
-            job_id = hashlib.sha1(job_id.encode()).hexdigest()
-        return f"{self._logs_dir}/{job_id}.log"
+    def open_live_output(self, job: Job) -> Optional[BinaryIO]:
+        """The live capture of a job running on this host, opened for reading (it
+        stays readable after the job ends); None when there is none here."""
+        if job.state is not JobState.PROCESSING:
+            return None
+        from queuectl.maintenance import this_host
+
+        handle = capture.open_live(job.worker, job.id, this_host())
+        if handle is None:
+            try:
+                handle = open(self.job_log_path(job.id), "rb")
+            except OSError:
+                return None
+        capture.skip_trimmed(handle)
+        return handle
 
     def wake_workers(self) -> None:
         if not self.backend.notifies_through_store:
@@ -271,13 +284,10 @@ class Queue:
         """(job, output, live): the live capture while it runs on this host, else the
         tail stored when it finished."""
         job = self.get(ref)
-        if job.state is JobState.PROCESSING:
-            path = self.job_log_path(job.id)
-            try:
-                with open(path, "rb") as handle:
-                    return job, handle.read().decode("utf-8", "replace"), True
-            except OSError:
-                pass
+        handle = self.open_live_output(job)
+        if handle is not None:
+            with handle:
+                return job, handle.read().decode("utf-8", "replace"), True
         return job, job.output or "", False
 
     # -- status ---------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Run one job command: `/bin/sh -c`, its own process group (and its own session when
-the worker has a controlling terminal), output appended to a per-job file while it
-runs, a timeout that kills the whole group.
+the worker has a controlling terminal), output captured while it runs (an in-memory
+file per run, or a named file; see `queuectl.capture`), a timeout that kills the whole
+group.
 
 The child is watched through a pidfd, so a supervisor can sleep in one `poll()` on
 all its running jobs and its wake-up socket, and notice an exit, a timeout or a
@@ -18,6 +19,7 @@ import threading
 import time
 from typing import Mapping, Optional
 
+from queuectl import capture
 from queuectl.models import Outcome
 
 SHELL = "/bin/sh"
@@ -33,11 +35,13 @@ class Run:
     thread: TERM to the group now, KILL after `grace_s`.
     """
 
-    def __init__(self, command: str, *, output_path: str, cwd: Optional[str] = None,
+    def __init__(self, command: str, *, output_path: Optional[str] = None,
+                 capture_id: str = "run", cwd: Optional[str] = None,
                  env: Optional[Mapping[str, str]] = None, timeout_s: float = 0,
                  output_limit: int = 65536, grace_s: float = 2.0) -> None:
         self.command = command
-        self.output_path = output_path
+        self.output_path = output_path  # None: an in-memory capture named `capture_id`
+        self.capture_id = capture_id
         self.cwd = cwd
         self.env = dict(env or {})
         self.timeout_s = float(timeout_s or 0)
@@ -56,6 +60,8 @@ class Run:
         self._lock = threading.Lock()
         self._kill_r = self._kill_w = -1  # created by wait() for cross-thread kills
         self._out_fd = -1  # kept open (read-write) to read the tail back at the end
+        self._trimmed_to = 0  # output before this offset was released (capture.trim)
+        self._size_seen = 0
 
     # -- control ------------------------------------------------------------------------
     def start(self) -> None:
@@ -64,7 +70,9 @@ class Run:
         self._started_at = time.time()
         out_fd = -1
         try:
-            out_fd = self._out_fd = _open_output(self.output_path)
+            out_fd = self._out_fd = (capture.open_memfd(self.capture_id)
+                                     if self.output_path is None
+                                     else _open_output(self.output_path))
             env = dict(_base_env())
             for key, value in self.env.items():
                 env[os.fsencode(key)] = os.fsencode(value)
@@ -201,15 +209,30 @@ class Run:
                 size = os.fstat(self._out_fd).st_size
                 data = os.pread(self._out_fd, self.output_limit,
                                 max(0, size - self.output_limit)) if size else b""
-            else:
+            elif self.output_path is not None:
                 with open(self.output_path, "rb") as handle:
                     handle.seek(0, os.SEEK_END)
                     size = handle.tell()
                     handle.seek(max(0, size - self.output_limit))
                     data = handle.read(self.output_limit)
+            else:
+                return ""
         except OSError:
             return ""
         return data.decode("utf-8", "replace")
+
+    def trim_output(self) -> int:
+        """Release the capture's memory (or disk) beyond what is kept of its end;
+        returns how many bytes were written since the last call."""
+        if self._out_fd < 0:
+            return 0
+        try:
+            size, self._trimmed_to = capture.trim(
+                self._out_fd, self._trimmed_to, max(capture.KEEP_BYTES, self.output_limit))
+        except OSError:
+            return 0
+        grown, self._size_seen = size - self._size_seen, size
+        return grown
 
     def _close_output(self) -> None:
         if self._out_fd >= 0:

@@ -31,7 +31,7 @@ from queuectl.maintenance import rescue, this_host
 from queuectl.models import WorkerInfo
 from queuectl.queue import Queue
 from queuectl.states import JobState
-from queuectl.worker import Slots
+from queuectl.worker import TRIM_CHECK_S, Slots
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +152,8 @@ class Supervisor:
         next_beat = mono + self.settings.heartbeat_interval
         next_rescue = mono + RESCUE_INTERVAL_S
         next_poll = mono + self.settings.poll_interval
+        trim_every = TRIM_CHECK_S
+        next_trim = mono + trim_every
         last_cancel_check = 0.0
         next_due = self._next_due()
         while True:
@@ -163,6 +165,8 @@ class Supervisor:
             # -- sleep until something can happen --------------------------------------
             now, mono = time.time(), time.monotonic()
             deadline = min(next_beat, next_rescue, next_poll) - mono
+            if slots.busy:
+                deadline = min(deadline, next_trim - mono)
             for moment in (self._earliest_due(next_due), slots.next_wakeup()):
                 if moment is not None:
                     deadline = min(deadline, moment - now)
@@ -218,6 +222,9 @@ class Supervisor:
             if mono >= next_rescue:
                 next_rescue = mono + RESCUE_INTERVAL_S
                 self._rescue()
+            if mono >= next_trim:
+                trim_every = slots.trim_outputs(trim_every)
+                next_trim = mono + trim_every
             self._check_exit()
 
     def _earliest_due(self, next_run_at: Optional[float]) -> Optional[float]:

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional
 
+from queuectl import capture
 from queuectl.errors import StoreError
 from queuectl.models import Job, Outcome
 from queuectl.retry import Decision, decide, effective_timeout
@@ -30,6 +31,9 @@ log = logging.getLogger(__name__)
 STORE_RETRY_S = 0.5  # first pause after a store error before trying again
 STORE_RETRY_MAX_S = 10.0
 KEEP_TIME_STEP_S = 0.25  # while waiting for the store: timeouts and signals this often
+TRIM_CHECK_S = 1.0  # how often running jobs' captures are checked for trimming...
+TRIM_CHECK_MIN_S = 0.02  # ...and how often at most, while a job writes fast
+TRIM_GROWTH_BYTES = 2 << 20  # a job writing more than this per check is checked sooner
 
 
 @dataclass
@@ -40,7 +44,7 @@ class Running:
     run: Run
     slot: int
     label: str  # host:pid/slot, recorded as the job's worker
-    path: str  # the live output capture
+    path: Optional[str]  # the output capture's file; None: in memory (capture.py)
 
 
 class Slots:
@@ -104,11 +108,11 @@ class Slots:
     def start(self, job: Job, slot: int) -> None:
         sup = self.sup
         settings = sup.settings
-        path = sup.queue.job_log_path(job.id)
+        path = None if capture.MEMFD else sup.queue.job_log_path(job.id)
         env = dict(job.env or {})
         env["QUEUECTL_JOB_ID"] = job.id
         env["QUEUECTL_JOB_ATTEMPT"] = str(job.attempts)
-        run = Run(job.command, output_path=path, cwd=job.cwd, env=env,
+        run = Run(job.command, output_path=path, capture_id=job.id, cwd=job.cwd, env=env,
                   timeout_s=effective_timeout(job, settings),
                   output_limit=settings.output_limit)
         run.start()
@@ -156,6 +160,15 @@ class Slots:
         if ended:
             self._finish(ended)
 
+    def trim_outputs(self, interval: float) -> float:
+        """Bound the memory (or disk) that running jobs' output holds (see
+        capture.trim); returns when to check again: sooner while a job writes fast, so
+        that even a job printing gigabytes a second holds tens of megabytes."""
+        grown = max((item.run.trim_output() for item in self.running.values()), default=0)
+        if grown <= TRIM_GROWTH_BYTES:
+            return TRIM_CHECK_S
+        return max(TRIM_CHECK_MIN_S, interval * TRIM_GROWTH_BYTES / grown)
+
     def kill(self, job_id: Optional[str] = None) -> int:
         """Kill running jobs (all, or the one with `job_id`); returns how many."""
         killed = 0
@@ -177,7 +190,8 @@ class Slots:
             log.info("job %s cancelled while running (%s)", job.id, item.label)
         else:
             return True
-        _remove(item.path)
+        if item.path:
+            _remove(item.path)
         sup.on_job_done()
         return False
 
@@ -233,7 +247,8 @@ class Slots:
         else:
             log.error("job %s is dead after %d attempts: %s", job.id, job.attempts,
                       decision.error)
-        _remove(item.path)
+        if item.path:
+            _remove(item.path)
         self.sup.on_job_done()
 
     def give_back(self, job: Job, label: str, outcome: Optional[Outcome],

@@ -8,6 +8,7 @@ from typing import Any, Optional
 
 import click
 
+from queuectl import capture
 from queuectl.cli import render
 from queuectl.cli.context import json_option, state
 from queuectl.errors import InvalidInput, NotFound
@@ -56,12 +57,10 @@ def _follow(q: Any, job_id: str) -> None:
             job = q.backend.get(job_id)
             if job is None:
                 raise NotFound(f"job {job_id} was deleted")
-            if handle is None and job.state is JobState.PROCESSING:
-                try:
-                    handle = open(q.job_log_path(job_id), "rb")
-                except OSError:
-                    handle = None
+            if handle is None:
+                handle = q.open_live_output(job)
             if handle is not None:
+                capture.skip_trimmed(handle)  # output released while it was not read
                 chunk = handle.read()
                 if chunk:
                     printed = True
