@@ -11,9 +11,9 @@ through the supervisor's descriptor table: `/proc/<supervisor pid>/fd/<n>`, foun
 capture's name.  Without memfd (not Linux) a named file in the store's runtime folder is
 used instead, as `Queue.job_log_path` says.
 
-Memory is bounded: a supervisor trims the captures of its running jobs (`trim`) so that
-at most `KEEP_BYTES` before the tail stay in memory; the bytes before are released
-(a hole is punched), and readers skip them.
+Memory is bounded: a supervisor checks the captures of its running jobs ten times a
+second (fifty while one grows fast) and trims one that holds more than 9 MiB to its last
+`KEEP_BYTES` (`trim`: a hole is punched, offsets stay); readers skip released bytes.
 """
 
 from __future__ import annotations
@@ -30,12 +30,14 @@ _SAFE = re.compile(r"^[A-Za-z0-9_.-]{1,200}$")
 
 
 def capture_name(job_id: str) -> str:
-    """The name of a job's capture (file name or memfd name)."""
+    """The name of a job's capture (file name or memfd name): the id itself when it
+    is safe as a file name, else `~` and its SHA-1 (`~` is never in a safe id, so no
+    two jobs share a name)."""
     if _SAFE.match(job_id):
         return job_id
     import hashlib
 
-    return hashlib.sha1(job_id.encode()).hexdigest()
+    return "~" + hashlib.sha1(job_id.encode()).hexdigest()
 
 
 def open_memfd(job_id: str) -> int:
@@ -68,15 +70,65 @@ def open_live(worker_label: Optional[str], job_id: str, host: str) -> Optional[B
     return None
 
 
-def skip_trimmed(handle: BinaryIO) -> None:
-    """Move a reader past output released by `trim` (it would read as NUL bytes)."""
+def _data_start(fd: int, offset: int) -> int:
+    """The first offset at or after `offset` that still holds output (released ranges
+    read as NUL bytes); `offset` itself at the end or where SEEK_DATA is missing."""
     try:
-        position = handle.tell()
-        data = os.lseek(handle.fileno(), position, os.SEEK_DATA)
-    except (OSError, AttributeError):  # at the end, or no SEEK_DATA here
-        return
-    if data > position:
-        handle.seek(data)
+        return os.lseek(fd, offset, os.SEEK_DATA)
+    except (OSError, AttributeError):
+        return offset
+
+
+def read_range(fd: int, start: int, end: int) -> tuple[int, bytes]:
+    """The output in [start, end) that is still held: (offset of the first byte
+    returned, bytes).  What `trim` released before or while it was read is left out."""
+    start = min(max(start, _data_start(fd, start)), end)
+    data = os.pread(fd, end - start, start) if end > start else b""
+    held = min(_data_start(fd, start), start + len(data))
+    if held > start:  # released while being read: those bytes may have read as NULs
+        data = data[held - start:]
+        start = held
+    return start, data
+
+
+def read_live(handle: BinaryIO, limit: int = KEEP_BYTES + TRIM_AT_BYTES) -> bytes:
+    """A live capture's output as it is now: its last `limit` bytes at most (no more
+    than a trimmed capture holds), however fast the job keeps printing."""
+    fd = handle.fileno()
+    end = os.fstat(fd).st_size
+    return read_range(fd, max(0, end - limit), end)[1]
+
+
+class Follower:
+    """Reads a live capture incrementally (`logs -f`): bounded reads, text decoded
+    across reads, and the bytes it had to skip (released before they were read)."""
+
+    CHUNK = 1 << 20
+
+    def __init__(self, handle: BinaryIO) -> None:
+        import codecs
+
+        self.handle = handle
+        self.offset = 0
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+
+    def read(self) -> tuple[str, int, bool]:
+        """(text, bytes skipped, whether more is waiting) from where the last read
+        ended, at most CHUNK bytes."""
+        fd = self.handle.fileno()
+        size = os.fstat(fd).st_size
+        first = min(max(self.offset, _data_start(fd, self.offset)), size)
+        start, data = read_range(fd, first, min(size, first + self.CHUNK))
+        skipped = start - self.offset
+        if skipped:
+            self._decoder.reset()  # a character cut by the gap is not completed
+        self.offset = start + len(data)
+        return self._decoder.decode(data), skipped, self.offset < size
+
+    def close(self) -> str:
+        """What an unfinished character left pending; the handle is closed."""
+        self.handle.close()
+        return self._decoder.decode(b"", final=True)
 
 
 def trim(fd: int, trimmed_to: int, keep: int = KEEP_BYTES) -> tuple[int, int]:

@@ -150,7 +150,6 @@ class Queue:
                 handle = open(self.job_log_path(job.id), "rb")
             except OSError:
                 return None
-        capture.skip_trimmed(handle)
         return handle
 
     def wake_workers(self) -> None:
@@ -281,13 +280,13 @@ class Queue:
         return report, purge_expired(self.backend, settings, now)
 
     def output(self, ref: str) -> tuple[Job, str, bool]:
-        """(job, output, live): the live capture while it runs on this host, else the
-        tail stored when it finished."""
+        """(job, output, live): the live capture while it runs on this host (its last
+        9 MiB at most), else the tail stored when it finished."""
         job = self.get(ref)
         handle = self.open_live_output(job)
         if handle is not None:
             with handle:
-                return job, handle.read().decode("utf-8", "replace"), True
+                return job, capture.read_live(handle).decode("utf-8", "replace"), True
         return job, job.output or "", False
 
     # -- status ---------------------------------------------------------------------

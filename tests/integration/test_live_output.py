@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -54,3 +57,42 @@ def test_a_chatty_job_holds_bounded_memory_and_logs_shows_its_end(
     wait_for(lambda: q("show", "chatty")["state"] == "completed", timeout=20,
              message="completed")
     assert cli("logs", "chatty").stdout.endswith("aaaEND\ndone\n")
+
+
+def test_logs_of_an_endless_fast_printer_is_prompt_bounded_and_clean(
+        cli: Any, q: Any, workers: Any) -> None:
+    assert cli("enqueue", "--id", "endless", "--command", "yes 0123456789").returncode == 0
+    workers.start("--count", "1")
+    wait_for(lambda: q("show", "endless")["state"] == "processing", timeout=20,
+             message="running")
+    for _ in range(3):
+        shown = cli("logs", "endless")  # run_cli gives up (fails) after its timeout
+        assert shown.returncode == 0
+        assert len(shown.stdout) <= capture.KEEP_BYTES + capture.TRIM_AT_BYTES
+        assert "\0" not in shown.stdout
+        assert set(shown.stdout.splitlines()[1:-1]) <= {"0123456789"}
+    assert cli("cancel", "endless").returncode == 0
+
+
+def test_logs_follow_moves_to_the_run_that_replaces_a_lost_one(
+        cli: Any, q: Any, workers: Any, db: str) -> None:
+    command = ('for i in 1 2 3 4 5 6; do echo "attempt $QUEUECTL_JOB_ATTEMPT tick $i"; '
+               "sleep 0.4; done")
+    assert cli("enqueue", "--id", "moved", "--command", command).returncode == 0
+    first = workers.start("--count", "1")
+    wait_for(lambda: q("show", "moved")["state"] == "processing", timeout=20,
+             message="first run")
+    follower = subprocess.Popen([sys.executable, "-m", "queuectl", "--db", db, "logs", "-f",
+                                 "moved"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert follower.stdout.readline() == "attempt 1 tick 1\n"  # type: ignore[union-attr]
+        os.kill(first.pid, signal.SIGKILL)  # its run is lost; another worker takes over
+        first.wait(timeout=10)
+        workers.start("--count", "1", "--burst")
+        rest, _ = follower.communicate(timeout=60)
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+    assert follower.returncode == 0
+    assert q("show", "moved")["state"] == "completed"
+    assert rest.splitlines()[-6:] == [f"attempt 2 tick {i}" for i in range(1, 7)]

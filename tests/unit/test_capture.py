@@ -81,8 +81,7 @@ def test_trim_releases_all_but_the_end_and_keeps_the_tail(tmp_path: Path) -> Non
         reader = capture.open_live(f"h:{os.getpid()}/1", "big", "h")
         assert reader is not None
         with reader:
-            capture.skip_trimmed(reader)
-            kept = reader.read()
+            kept = capture.read_live(reader)
         assert kept.endswith(b"aEND\n") and b"\0" not in kept
         assert capture.KEEP_BYTES <= len(kept) <= capture.KEEP_BYTES + 4096 + 4
     finally:
@@ -105,3 +104,56 @@ def test_output_under_the_threshold_is_kept_whole(tmp_path: Path) -> None:
     finally:
         handle.kill()
         handle.wait()
+
+
+def test_capture_names_of_different_ids_never_collide() -> None:
+    odd = "ünï/cøde"
+    hashed = capture.capture_name(odd)
+    assert hashed != odd and "/" not in hashed
+    assert capture.capture_name(hashed.lstrip("~")) != hashed  # a job named like the hash
+    assert capture.capture_name("plain-id_1.2") == "plain-id_1.2"
+
+
+def test_read_live_returns_at_most_the_limit_and_no_released_bytes() -> None:
+    fd = os.memfd_create("test", os.MFD_CLOEXEC)
+    size = capture.KEEP_BYTES + capture.TRIM_AT_BYTES + (3 << 20)
+    os.ftruncate(fd, size)  # a sparse file: nothing held yet
+    os.pwrite(fd, b"x" * (2 << 20), size - (2 << 20))
+    with os.fdopen(fd, "rb") as handle:
+        assert capture.read_live(handle) == b"x" * (2 << 20)  # the hole is skipped
+        assert capture.read_live(handle, limit=10) == b"x" * 10
+
+
+def test_follower_decodes_characters_split_across_reads() -> None:
+    fd = os.memfd_create("test", os.MFD_CLOEXEC)  # the job's end; the reader has its own
+    follower = capture.Follower(open(f"/proc/self/fd/{fd}", "rb"))
+    os.write(fd, "a\u00e9".encode()[:-1])  # 'a' and the first byte of 'é'
+    assert follower.read() == ("a", 0, False)
+    os.write(fd, "\u00e9x\n".encode()[-3:])
+    assert follower.read() == ("\u00e9x\n", 0, False)
+    assert follower.close() == ""
+    os.close(fd)
+
+
+def test_follower_skips_and_reports_output_released_before_it_was_read() -> None:
+    mib = 1 << 20
+    fd = os.memfd_create("test", os.MFD_CLOEXEC)
+    os.write(fd, b"z" * (3 * mib) + b"end")
+    follower = capture.Follower(open(f"/proc/self/fd/{fd}", "rb"))
+    assert follower.read() == ("z" * mib, 0, True)
+    assert capture._punch_hole(fd, 0, 2 * mib)  # what trim does to a prefix
+    assert follower.read() == ("z" * mib, mib, True)  # 1 MiB was never read
+    assert follower.read() == ("end", 0, False)
+    follower.close()
+    os.close(fd)
+
+
+def test_follower_reads_in_bounded_chunks() -> None:
+    fd = os.memfd_create("test", os.MFD_CLOEXEC)
+    os.write(fd, b"y" * (capture.Follower.CHUNK + 5))
+    follower = capture.Follower(open(f"/proc/self/fd/{fd}", "rb"))
+    text, skipped, more = follower.read()
+    assert len(text) == capture.Follower.CHUNK and more and not skipped
+    assert follower.read() == ("y" * 5, 0, False)
+    follower.close()
+    os.close(fd)

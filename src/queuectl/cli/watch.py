@@ -49,35 +49,50 @@ def _write(text: str) -> None:
 
 def _follow(q: Any, job_id: str) -> None:
     """Stream the live capture while the job runs here; print the stored tail when it
-    ran elsewhere.  The open handle stays readable after the worker removes the file."""
-    handle = None
+    ran elsewhere.  An open capture stays readable after its run ends; a new run (a
+    retry, or a rescue by another worker) is followed in its own capture."""
+    follower: Optional[capture.Follower] = None
+    run: tuple[Any, ...] = ()  # (worker, attempts) of the run being followed
     printed = False
-    try:
-        while True:
-            job = q.backend.get(job_id)
-            if job is None:
-                raise NotFound(f"job {job_id} was deleted")
-            if handle is None:
-                handle = q.open_live_output(job)
-            if handle is not None:
-                capture.skip_trimmed(handle)  # output released while it was not read
-                chunk = handle.read()
-                if chunk:
-                    printed = True
-                    _write(chunk.decode("utf-8", "replace"))
-            if job.state in FINISHED:
-                if handle is not None:
-                    _write(handle.read().decode("utf-8", "replace"))
-                elif not printed:
-                    _write(job.output or "")
+
+    def drain() -> None:
+        nonlocal printed
+        while follower is not None:
+            text, skipped, more = follower.read()
+            if skipped:
+                _skipped(skipped)
+            if text:
+                printed = True
+                _write(text)
+            if not more:
                 return
-            if handle is not None and job.state is not JobState.PROCESSING:
-                handle.close()  # a retry will write a new file
-                handle = None
-            time.sleep(0.1)
-    finally:
-        if handle is not None:
-            handle.close()
+
+    while True:
+        job = q.backend.get(job_id)
+        if job is None:
+            raise NotFound(f"job {job_id} was deleted")
+        current = (job.worker, job.attempts) if job.state is JobState.PROCESSING else ()
+        if follower is not None and current != run:
+            drain()  # the run ended (or was taken over): print what it left, then let go
+            _write(follower.close())
+            follower = None
+        if follower is None and current:
+            handle = q.open_live_output(job)
+            if handle is not None:
+                follower, run = capture.Follower(handle), current
+        drain()
+        if job.state in FINISHED:
+            if not printed:
+                _write(job.output or "")
+            return
+        time.sleep(0.1)
+
+
+def _skipped(count: int) -> None:
+    """Say on stderr (stdout keeps the output only) that output was skipped."""
+    sys.stderr.write(f"queuectl: {count} bytes of output skipped: the job printed "
+                     "faster than they could be shown, and they were released\n")
+    sys.stderr.flush()
 
 
 @click.command()
