@@ -45,15 +45,20 @@ def open_memfd(job_id: str) -> int:
     return os.memfd_create(f"queuectl:{capture_name(job_id)}", os.MFD_CLOEXEC)
 
 
+def worker_pid(worker_label: Optional[str], host: str) -> Optional[int]:
+    """The pid of the supervisor named in a job's `worker_label` (host:pid/slot) when
+    it runs on `host`; None for another host's."""
+    label_host, _, rest = (worker_label or "").rpartition(":")
+    pid = rest.split("/", 1)[0]
+    return int(pid) if label_host == host and pid.isdigit() else None
+
+
 def open_live(worker_label: Optional[str], job_id: str, host: str) -> Optional[BinaryIO]:
     """Open the in-memory capture of `job_id` held by the supervisor named in
     `worker_label` (host:pid/slot), when that supervisor runs on `host`; None when it
     is not (or no longer) there."""
-    if not MEMFD or not worker_label:
-        return None
-    label_host, _, rest = worker_label.rpartition(":")
-    pid = rest.split("/", 1)[0]
-    if label_host != host or not pid.isdigit():
+    pid = worker_pid(worker_label, host)
+    if not MEMFD or pid is None:
         return None
     folder = f"/proc/{pid}/fd"
     wanted = f"/memfd:queuectl:{capture_name(job_id)} (deleted)"

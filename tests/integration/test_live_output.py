@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -96,3 +97,27 @@ def test_logs_follow_moves_to_the_run_that_replaces_a_lost_one(
     assert follower.returncode == 0
     assert q("show", "moved")["state"] == "completed"
     assert rest.splitlines()[-6:] == [f"attempt 2 tick {i}" for i in range(1, 7)]
+
+
+def test_logs_follow_says_when_the_worker_of_the_job_is_gone(
+        cli: Any, q: Any, workers: Any, db: str) -> None:
+    assert cli("enqueue", "--id", "orphan", "--command", "echo begun; sleep 9.7").returncode == 0
+    first = workers.start("--count", "1")
+    wait_for(lambda: q("show", "orphan")["state"] == "processing", timeout=20,
+             message="running")
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait(timeout=10)
+    follower = subprocess.Popen([sys.executable, "-m", "queuectl", "--db", db, "logs", "-f",
+                                 "orphan"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+    try:
+        ready, _, _ = select.select([follower.stderr], [], [], 20)
+        assert ready, "no word about the lost worker"
+        line = follower.stderr.readline()  # type: ignore[union-attr]
+        assert "orphan" in line and "is gone" in line and "queuectl cleanup" in line
+        assert follower.poll() is None  # still following: a rescue will run it again
+    finally:
+        follower.kill()
+        follower.communicate(timeout=10)
+    assert cli("cleanup").returncode == 0  # the lost run is killed and the job requeued
+    assert q("show", "orphan")["state"] == "pending"

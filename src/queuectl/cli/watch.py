@@ -53,7 +53,7 @@ def _follow(q: Any, job_id: str) -> None:
     retry, or a rescue by another worker) is followed in its own capture."""
     follower: Optional[capture.Follower] = None
     run: tuple[Any, ...] = ()  # (worker, attempts) of the run being followed
-    printed = False
+    printed = warned = False
 
     def drain() -> None:
         nonlocal printed
@@ -80,12 +80,26 @@ def _follow(q: Any, job_id: str) -> None:
             handle = q.open_live_output(job)
             if handle is not None:
                 follower, run = capture.Follower(handle), current
+        if current and not warned and _worker_gone(job):
+            warned = True
+            sys.stderr.write(f"queuectl: the worker that runs {job.id} ({job.worker}) is "
+                             "gone; the job runs again once a worker rescues it (any "
+                             "running worker does within seconds; or `queuectl cleanup`)\n")
+            sys.stderr.flush()
         drain()
         if job.state in FINISHED:
             if not printed:
                 _write(job.output or "")
             return
         time.sleep(0.1)
+
+
+def _worker_gone(job: Job) -> bool:
+    """Whether the job's supervisor ran on this host and its process has exited."""
+    from queuectl.maintenance import pid_alive, this_host
+
+    pid = capture.worker_pid(job.worker, this_host())
+    return pid is not None and not pid_alive(pid)
 
 
 def _skipped(count: int) -> None:
