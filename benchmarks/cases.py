@@ -30,7 +30,7 @@ from benchmarks.harness import (
 @dataclass
 class Scale:
     b1_jobs: int = 5000
-    b1_rounds: int = 3  # xargs and queuectl alternate; the medians are compared
+    b1_rounds: int = 5  # xargs and queuectl alternate; the medians are compared
     b2_samples: int = 200
     b3_runs: int = 30
     b4_jobs: int = 100_000
