@@ -7,6 +7,7 @@ import json
 import os
 import select
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -84,19 +85,22 @@ def test_logs_follow_moves_to_the_run_that_replaces_a_lost_one(
     wait_for(lambda: q("show", "moved")["state"] == "processing", timeout=20,
              message="first run")
     follower = subprocess.Popen([sys.executable, "-m", "queuectl", "--db", db, "logs", "-f",
-                                 "moved"], stdout=subprocess.PIPE, text=True)
+                                 "moved"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
     try:
         assert follower.stdout.readline() == "attempt 1 tick 1\n"  # type: ignore[union-attr]
         os.kill(first.pid, signal.SIGKILL)  # its run is lost; another worker takes over
         first.wait(timeout=10)
-        workers.start("--count", "1", "--burst")
-        rest, _ = follower.communicate(timeout=60)
+        second = workers.start("--count", "1", "--burst")
+        rest, said = follower.communicate(timeout=60)
     finally:
         if follower.poll() is None:
             follower.kill()
     assert follower.returncode == 0
     assert q("show", "moved")["state"] == "completed"
     assert rest.splitlines()[-6:] == [f"attempt 2 tick {i}" for i in range(1, 7)]
+    assert f"queuectl: attempt 2 of moved runs on {socket.gethostname()}:{second.pid}/1" \
+        in said.splitlines()
 
 
 def test_logs_follow_says_when_the_worker_of_the_job_is_gone(

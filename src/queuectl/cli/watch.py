@@ -54,6 +54,7 @@ def _follow(q: Any, job_id: str) -> None:
     follower: Optional[capture.Follower] = None
     run: tuple[Any, ...] = ()  # (worker, attempts) of the run being followed
     printed = warned = False
+    followed = 0  # runs followed so far
 
     def drain() -> None:
         nonlocal printed
@@ -80,6 +81,11 @@ def _follow(q: Any, job_id: str) -> None:
             handle = q.open_live_output(job)
             if handle is not None:
                 follower, run = capture.Follower(handle), current
+                if followed:  # stdout carries output only; say on stderr where it goes on
+                    sys.stderr.write(f"queuectl: attempt {job.attempts} of {job.id} "
+                                     f"runs on {job.worker}\n")
+                    sys.stderr.flush()
+                followed += 1
         if current and not warned and _worker_gone(job):
             warned = True
             sys.stderr.write(f"queuectl: the worker that runs {job.id} ({job.worker}) is "
