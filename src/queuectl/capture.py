@@ -84,11 +84,12 @@ def _data_start(fd: int, offset: int) -> int:
         return offset
 
 
-def read_range(fd: int, start: int, end: int) -> tuple[int, bytes]:
-    """The output in [start, end) that is still held: (offset of the first byte
-    returned, bytes).  What `trim` released before or while it was read is left out."""
-    start = min(max(start, _data_start(fd, start)), end)
-    data = os.pread(fd, end - start, start) if end > start else b""
+def read_range(fd: int, start: int, size: int, limit: int) -> tuple[int, bytes]:
+    """At most `limit` bytes of the output still held from `start` on (a capture of
+    `size` bytes): (offset of the first byte returned, bytes).  What `trim` released
+    before or while it was read is left out."""
+    start = min(max(start, _data_start(fd, start)), size)
+    data = os.pread(fd, min(limit, size - start), start) if size > start else b""
     held = min(_data_start(fd, start), start + len(data))
     if held > start:  # released while being read: those bytes may have read as NULs
         data = data[held - start:]
@@ -100,8 +101,8 @@ def read_live(handle: BinaryIO, limit: int = KEEP_BYTES + TRIM_AT_BYTES) -> byte
     """A live capture's output as it is now: its last `limit` bytes at most (no more
     than a trimmed capture holds), however fast the job keeps printing."""
     fd = handle.fileno()
-    end = os.fstat(fd).st_size
-    return read_range(fd, max(0, end - limit), end)[1]
+    size = os.fstat(fd).st_size
+    return read_range(fd, max(0, size - limit), size, limit)[1]
 
 
 class Follower:
@@ -122,8 +123,7 @@ class Follower:
         ended, at most CHUNK bytes."""
         fd = self.handle.fileno()
         size = os.fstat(fd).st_size
-        first = min(max(self.offset, _data_start(fd, self.offset)), size)
-        start, data = read_range(fd, first, min(size, first + self.CHUNK))
+        start, data = read_range(fd, self.offset, size, self.CHUNK)
         skipped = start - self.offset
         if skipped:
             self._decoder.reset()  # a character cut by the gap is not completed

@@ -192,8 +192,7 @@ class Slots:
             log.info("job %s cancelled while running (%s)", job.id, item.label)
         else:
             return True
-        if item.path:
-            _remove(item.path)
+        _remove(item.path)
         sup.on_job_done()
         return False
 
@@ -249,8 +248,7 @@ class Slots:
         else:
             log.error("job %s is dead after %d attempts: %s", job.id, job.attempts,
                       decision.error)
-        if item.path:
-            _remove(item.path)
+        _remove(item.path)
         self.sup.on_job_done()
 
     def give_back(self, job: Job, label: str, outcome: Optional[Outcome],
@@ -296,7 +294,9 @@ class Slots:
             self.sup.check_signals()  # stop (--now) is noticed meanwhile too
 
 
-def _remove(path: str) -> None:
+def _remove(path: Optional[str]) -> None:
+    if path is None:  # an in-memory capture: nothing on disk
+        return
     try:
         os.unlink(path)
     except FileNotFoundError:
