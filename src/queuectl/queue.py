@@ -20,6 +20,7 @@ from queuectl.states import FINISHED, JobState, Transition
 if TYPE_CHECKING:
     from typing import BinaryIO
 
+    from queuectl import jobevents
     from queuectl.config import Settings
     from queuectl.maintenance import RescueReport
 
@@ -357,30 +358,25 @@ class Queue:
         name = configmod.canonical_key(key)
         return name, self.backend.config_unset(name)
 
-    # -- waiting ----------------------------------------------------------------------
-    def wait(self, refs: Sequence[str], timeout_s: Optional[float] = None,
-             poll_s: float = 0.1, on_change: Callable[[Job], None] | None = None
-             ) -> dict[str, Job]:
-        """Block until every job is finished (completed, dead or cancelled) or the
-        timeout passes; returns the latest view of each job."""
-        ids = [self.resolve(ref) for ref in refs]
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        latest: dict[str, Job] = {}
-        while True:
-            for job_id in ids:
-                job = self.backend.get(job_id)
-                if job is None:
-                    raise NotFound(f"job {job_id} was deleted while waiting")
-                previous = latest.get(job_id)
-                latest[job_id] = job
-                if on_change and (previous is None or previous.state != job.state):
-                    on_change(job)
-            if all(j.state in FINISHED for j in latest.values()):
-                return latest
-            if deadline is not None and time.monotonic() >= deadline:
-                return latest
-            time.sleep(poll_s if deadline is None
-                       else max(0.0, min(poll_s, deadline - time.monotonic())))
+    # -- following ------------------------------------------------------------------
+    def find(self, job_id: str) -> Optional[Job]:
+        """The job with exactly this id, or None (no prefix matching)."""
+        return self.backend.get(job_id)
+
+    def follow(self, ref: str) -> Iterator["jobevents.FollowEvent"]:
+        """A job's output and run changes as events until it ends (`logs -f`)."""
+        from queuectl import jobevents
+
+        return jobevents.follow(self, self.resolve(ref))
+
+    def watch(self, refs: Sequence[str], timeout_s: Optional[float] = None
+              ) -> Iterator["jobevents.WatchEvent"]:
+        """State changes of jobs until all are finished or the timeout passes
+        (`wait`); the last event is a WatchDone with every job's latest view."""
+        from queuectl import jobevents
+
+        ids = list(dict.fromkeys(self.resolve(ref) for ref in refs))  # bad ids fail first
+        return jobevents.watch(self, ids, timeout_s)
 
 
 def _check_utf8(value: Optional[str], what: str) -> None:

@@ -1,0 +1,171 @@
+"""Following jobs as a stream of events: what `logs -f` and `wait` show, computed once
+for the CLI, the shell and the dashboard.
+
+`follow()` yields a job's output as it is produced (from the live capture when the job
+runs on this host), says when it moves on to another run of the job (a retry, a
+rescue, a `stop --now`), when the worker running it is gone, and ends with the job.
+`watch()` yields each change of state of a set of jobs until all are finished or a
+deadline passes.  Both poll the store: a read per job every `poll_s`, nothing written.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Iterator, Optional, Sequence, Union
+
+from queuectl import capture
+from queuectl.errors import NotFound
+from queuectl.models import Job
+from queuectl.states import FINISHED, JobState
+
+if TYPE_CHECKING:
+    from queuectl.queue import Queue
+
+FOLLOW_POLL_S = 0.1  # how often a follower looks at the job and its capture
+WAIT_POLL_S = 0.1
+
+
+@dataclass(frozen=True)
+class Output:
+    """Output text of the run being followed (decoded as UTF-8, errors replaced)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """Bytes the job printed faster than they could be read, released meanwhile."""
+
+    nbytes: int
+
+
+@dataclass(frozen=True)
+class RunSwitched:
+    """The follower moved on to another run of the job (its `attempts`-th)."""
+
+    job: Job
+
+
+@dataclass(frozen=True)
+class WorkerGone:
+    """The supervisor running the job (on this host) has exited; the job runs again
+    once a worker rescues it."""
+
+    job: Job
+
+
+@dataclass(frozen=True)
+class Ended:
+    """The job reached a finished state; the last event of `follow()`."""
+
+    job: Job
+
+
+@dataclass(frozen=True)
+class StateChanged:
+    """A watched job was seen in a new state (the first sighting counts)."""
+
+    job: Job
+
+
+@dataclass(frozen=True)
+class WatchDone:
+    """The last event of `watch()`: the latest view of every job, in the order asked."""
+
+    jobs: list[Job]
+    timed_out: bool
+
+    @property
+    def all_completed(self) -> bool:
+        return all(job.state is JobState.COMPLETED for job in self.jobs)
+
+
+FollowEvent = Union[Output, Skipped, RunSwitched, WorkerGone, Ended]
+WatchEvent = Union[StateChanged, WatchDone]
+
+
+def follow(q: "Queue", job_id: str, *, poll_s: float = FOLLOW_POLL_S,
+           sleep: Callable[[float], None] = time.sleep) -> Iterator[FollowEvent]:
+    """The events of one job until it ends (see the module docstring).
+
+    A run's capture stays readable after the run ends, so the follower drains it
+    before it lets go and looks at the next run.  When no run was followed (the job
+    ran on another host, or had ended already), the stored tail is the output."""
+    reader: Optional[capture.Follower] = None
+    run: tuple[object, ...] = ()  # (worker, attempts) of the run being followed
+    printed = warned = False
+    followed = 0
+
+    def drain() -> Iterator[FollowEvent]:
+        nonlocal printed
+        while reader is not None:
+            text, skipped, more = reader.read()
+            if skipped:
+                yield Skipped(skipped)
+            if text:
+                printed = True
+                yield Output(text)
+            if not more:
+                return
+
+    while True:
+        job = q.find(job_id)
+        if job is None:
+            raise NotFound(f"job {job_id} was deleted")
+        current = (job.worker, job.attempts) if job.state is JobState.PROCESSING else ()
+        if reader is not None and current != run:
+            yield from drain()  # the run ended or was taken over: what it left, then go
+            rest = reader.close()
+            if rest:
+                yield Output(rest)
+            reader = None
+        if reader is None and current:
+            handle = q.open_live_output(job)
+            if handle is not None:
+                reader, run = capture.Follower(handle), current
+                if followed:
+                    yield RunSwitched(job)
+                followed += 1
+        if current and not warned and _worker_gone(job):
+            warned = True
+            yield WorkerGone(job)
+        yield from drain()
+        if job.state in FINISHED:
+            if not printed and job.output:
+                yield Output(job.output)
+            yield Ended(job)
+            return
+        sleep(poll_s)
+
+
+def watch(q: "Queue", job_ids: Sequence[str], timeout_s: Optional[float] = None, *,
+          poll_s: float = WAIT_POLL_S, clock: Callable[[], float] = time.monotonic,
+          sleep: Callable[[float], None] = time.sleep) -> Iterator[WatchEvent]:
+    """Changes of state of `job_ids` until all are finished (completed, dead or
+    cancelled) or `timeout_s` passes; ends with a WatchDone."""
+    deadline = None if timeout_s is None else clock() + timeout_s
+    latest: dict[str, Job] = {}
+    while True:
+        for job_id in job_ids:
+            job = q.find(job_id)
+            if job is None:
+                raise NotFound(f"job {job_id} was deleted while waiting")
+            previous = latest.get(job_id)
+            latest[job_id] = job
+            if previous is None or previous.state != job.state:
+                yield StateChanged(job)
+        finished = all(job.state in FINISHED for job in latest.values())
+        if finished or (deadline is not None and clock() >= deadline):
+            yield WatchDone([latest[job_id] for job_id in job_ids], not finished)
+            return
+        pause = poll_s if deadline is None else max(0.0, min(poll_s, deadline - clock()))
+        sleep(pause)
+
+
+def _worker_gone(job: Job) -> bool:
+    """Whether the job's supervisor ran on this host and its process has exited."""
+    from queuectl.maintenance import pid_alive, this_host
+
+    pid = capture.worker_pid(job.worker, this_host())
+    return pid is not None and not pid_alive(pid)

@@ -1,0 +1,100 @@
+"""Job events (`queuectl.jobevents`): what `wait` and `logs -f` are built on, driven
+with an injected sleep that changes the store between polls (no real waiting)."""
+
+from __future__ import annotations
+
+from typing import Callable, Iterator
+
+import pytest
+
+from queuectl import jobevents as ev
+from queuectl.errors import NotFound
+from queuectl.models import NewJob
+from queuectl.queue import Queue
+from queuectl.states import JobState
+
+NOW = 1_700_000_000.0
+
+
+@pytest.fixture
+def q(store_url: str) -> Iterator[Queue]:
+    queue = Queue(store_url, clock=lambda: NOW)
+    yield queue
+    queue.close()
+
+
+def _run(q: Queue, job_id: str, state: JobState, output: str = "") -> None:
+    """Claim the job and record its end in `state` (as a worker would)."""
+    job = q.backend.claim("w1", "host:1/1", None, NOW)
+    assert job is not None and job.id == job_id
+    assert q.backend.finish(job, state, None, now=NOW, exit_code=0 if state is
+                            JobState.COMPLETED else 1, error=None, output=output or None,
+                            history_entry={"attempt": job.attempts, "result": state.value})
+
+
+def _steps(*actions: Callable[[], None]) -> Callable[[float], None]:
+    """A sleep() that performs the next action each time it is called."""
+    pending = list(actions)
+
+    def sleep(_seconds: float) -> None:
+        if pending:
+            pending.pop(0)()
+
+    return sleep
+
+
+def test_watch_reports_each_change_and_ends_when_all_finished(q: Queue) -> None:
+    q.enqueue([NewJob(command="true", id="a1b2"), NewJob(command="false", id="c3d4")])
+    sleep = _steps(lambda: _run(q, "a1b2", JobState.COMPLETED),
+                   lambda: _run(q, "c3d4", JobState.DEAD))
+    events = list(ev.watch(q, ["a1b2", "c3d4"], sleep=sleep))
+    changes = [(e.job.id, e.job.state) for e in events if isinstance(e, ev.StateChanged)]
+    assert changes == [("a1b2", JobState.PENDING), ("c3d4", JobState.PENDING),
+                       ("a1b2", JobState.COMPLETED), ("c3d4", JobState.DEAD)]
+    done = events[-1]
+    assert isinstance(done, ev.WatchDone)
+    assert not done.timed_out and not done.all_completed
+    assert [j.state for j in done.jobs] == [JobState.COMPLETED, JobState.DEAD]
+
+
+def test_watch_times_out_on_the_injected_clock(q: Queue) -> None:
+    q.enqueue([NewJob(command="true", id="slow")])
+    now = [100.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    events = list(ev.watch(q, ["slow"], 0.25, clock=lambda: now[0], sleep=sleep))
+    done = events[-1]
+    assert isinstance(done, ev.WatchDone) and done.timed_out
+    assert done.jobs[0].state is JobState.PENDING
+    assert slept == pytest.approx([0.1, 0.1, 0.05])  # never sleeps past the deadline
+    assert now[0] == pytest.approx(100.25)
+
+
+def test_watch_of_a_deleted_job_is_not_found(q: Queue) -> None:
+    q.enqueue([NewJob(command="true", id="gone1")])
+    events = ev.watch(q, ["gone1"], sleep=_steps(lambda: q.clear() and None))
+    assert isinstance(next(events), ev.StateChanged)
+    with pytest.raises(NotFound):
+        next(events)
+
+
+def test_queue_watch_resolves_prefixes_and_duplicates_once(q: Queue) -> None:
+    q.enqueue([NewJob(command="true", id="prefix-job")])
+    _run(q, "prefix-job", JobState.COMPLETED)
+    events = list(q.watch(["prefix", "prefix-job"]))
+    assert [type(e) for e in events] == [ev.StateChanged, ev.WatchDone]
+    done = events[-1]
+    assert isinstance(done, ev.WatchDone) and done.all_completed and len(done.jobs) == 1
+
+
+def test_follow_of_a_job_that_ran_elsewhere_gives_its_stored_output(q: Queue) -> None:
+    q.enqueue([NewJob(command="echo hi", id="elsewhere")])
+    sleep = _steps(lambda: _run(q, "elsewhere", JobState.COMPLETED, output="hi\n"))
+    events = list(ev.follow(q, "elsewhere", sleep=sleep))
+    assert events[0] == ev.Output("hi\n")
+    assert isinstance(events[-1], ev.Ended)
+    assert events[-1].job.state is JobState.COMPLETED
