@@ -29,9 +29,11 @@ def parse_json_object(text: str) -> dict[str, Any]:
     """A JSON object from text, or InvalidInput."""
     try:
         value = json.loads(text)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise InvalidInput(f"invalid JSON: {exc.msg} (line {exc.lineno} column {exc.colno})"
                            ) from None
+    except ValueError as exc:  # e.g. a number too long to convert
+        raise InvalidInput(f"invalid JSON: {exc}") from None
     if not isinstance(value, dict):
         raise InvalidInput(f"a job must be a JSON object, not {type(value).__name__}")
     return value

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Optional
+from typing import Any
 
 import click
 
 from queuectl.cli import render
 from queuectl.cli.context import json_option, state
 from queuectl.demo import demo_jobs
-from queuectl.states import FINISHED, JobState
+from queuectl.states import JobState
 
 DEMO_SLOTS = 3
 DEMO_DEADLINE_S = 120.0
@@ -53,7 +53,7 @@ def demo(no_run: bool) -> None:
     progress.start()
     supervisor.run()
     progress.join(5)
-    final = [q.backend.get(job_id) for job_id in ids]
+    final = [q.find(job_id) for job_id in ids]
     if st.json:
         render.emit_json({"jobs": [job.to_dict(with_output=False) for job in final if job],
                           "status": q.status().to_dict()})
@@ -61,7 +61,7 @@ def demo(no_run: bool) -> None:
     click.echo("\nResult:")
     render.job_table([job for job in final if job], q.now())
     click.echo("\nThe store now:")
-    render.counts_table(q.backend.counts())
+    render.counts_table(q.status().counts)
     click.echo("")
     prefix = "queuectl" + (f" --db {st.db}" if st.db else "")
     click.echo("Try next:")
@@ -77,23 +77,21 @@ class _Progress(threading.Thread):
         self.url, self.ids, self.supervisor, self.quiet = url, ids, supervisor, quiet
 
     def run(self) -> None:
+        from queuectl import jobevents as ev
         from queuectl.queue import Queue
 
-        seen: dict[str, Optional[JobState]] = {job_id: None for job_id in self.ids}
+        seen: dict[str, JobState] = {}
         started = time.monotonic()
         with Queue(self.url) as q:
-            while time.monotonic() - started < DEMO_DEADLINE_S:
-                for job_id in self.ids:
-                    job = q.backend.get(job_id)
-                    if job is None or job.state == seen[job_id]:
-                        continue
-                    if seen[job_id] is not None and not self.quiet:
-                        note = f"  ({job.error})" if job.error and job.state in (
-                            JobState.FAILED, JobState.DEAD) else ""
-                        click.echo(f"  {time.monotonic() - started:5.1f}s  {job_id:<28} "
-                                   f"{seen[job_id].value:>10} -> {job.state.value}{note}")
-                    seen[job_id] = job.state
-                if all(s in FINISHED for s in seen.values()):
-                    break
-                time.sleep(0.05)
+            for event in q.watch(self.ids, DEMO_DEADLINE_S):
+                if not isinstance(event, ev.StateChanged):
+                    continue
+                job = event.job
+                before = seen.get(job.id)
+                seen[job.id] = job.state
+                if before is not None and not self.quiet:
+                    note = f"  ({job.error})" if job.error and job.state in (
+                        JobState.FAILED, JobState.DEAD) else ""
+                    click.echo(f"  {time.monotonic() - started:5.1f}s  {job.id:<28} "
+                               f"{before.value:>10} -> {job.state.value}{note}")
         self.supervisor.request_stop("demo finished")
