@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Iterator, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Callable, Iterator, Optional, Protocol, Sequence, Union
 
 from queuectl import capture
 from queuectl.errors import NotFound
@@ -92,7 +92,7 @@ def follow(q: "Queue", job_id: str, *, poll_s: float = FOLLOW_POLL_S,
     A run's capture stays readable after the run ends, so the follower drains it
     before it lets go and looks at the next run.  When no run was followed (the job
     ran on another host, or had ended already), the stored tail is the output."""
-    reader: Optional[capture.Follower] = None
+    reader: Optional[Reader] = None
     run: tuple[object, ...] = ()  # (worker, attempts) of the run being followed
     printed = warned = False
     followed = 0
@@ -121,9 +121,9 @@ def follow(q: "Queue", job_id: str, *, poll_s: float = FOLLOW_POLL_S,
                 yield Output(rest)
             reader = None
         if reader is None and current:
-            handle = q.open_live_output(job)
-            if handle is not None:
-                reader, run = capture.Follower(handle), current
+            reader = _live_reader(q, job)
+            if reader is not None:
+                run = current
                 if followed:
                     yield RunSwitched(job)
                 followed += 1
@@ -161,6 +161,63 @@ def watch(q: "Queue", job_ids: Sequence[str], timeout_s: Optional[float] = None,
             return
         pause = poll_s if deadline is None else max(0.0, min(poll_s, deadline - clock()))
         sleep(pause)
+
+
+class Reader(Protocol):
+    """Reads one run's output incrementally: (text, bytes skipped, more waiting)."""
+
+    def read(self) -> tuple[str, int, bool]: ...
+
+    def close(self) -> str: ...
+
+
+class StoreReader:
+    """Reads a run's output from the chunks its worker publishes through the store
+    (a run on another host).  A chunk's `seq` is the byte offset it starts at, so a
+    gap (chunks the worker had to leave out, or ones trimmed meanwhile) is counted as
+    skipped bytes."""
+
+    LIMIT = 64  # chunks per read
+
+    def __init__(self, q: "Queue", job_id: str, attempt: int) -> None:
+        import codecs
+
+        self.q, self.job_id, self.attempt = q, job_id, attempt
+        self.offset = -1  # not started: the first chunk read sets it
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+
+    def read(self) -> tuple[str, int, bool]:
+        chunks = self.q.read_output(self.job_id, self.attempt, max(self.offset, 0),
+                                    self.LIMIT)
+        parts: list[str] = []
+        skipped = 0
+        for seq, data in chunks:
+            if self.offset < 0:
+                self.offset = 0
+            if seq > self.offset:
+                skipped += seq - self.offset
+                self._decoder.reset()
+            elif seq + len(data) <= self.offset:
+                continue  # already read
+            elif seq < self.offset:
+                data = data[self.offset - seq:]
+                seq = self.offset
+            parts.append(self._decoder.decode(bytes(data)))
+            self.offset = seq + len(data)
+        return "".join(parts), skipped, len(chunks) == self.LIMIT
+
+    def close(self) -> str:
+        return self._decoder.decode(b"", final=True)
+
+
+def _live_reader(q: "Queue", job: Job) -> Optional[Reader]:
+    """The run's capture when it runs on this host, else its chunks in the store."""
+    handle = q.open_live_output(job)
+    if handle is not None:
+        return capture.Follower(handle)
+    if q.publishes_output:
+        return StoreReader(q, job.id, job.attempts)
+    return None
 
 
 def _worker_gone(job: Job) -> bool:

@@ -153,6 +153,17 @@ class Queue:
                 return None
         return handle
 
+    @property
+    def publishes_output(self) -> bool:
+        """Whether workers publish running jobs' output through this store, so that
+        `logs -f` on any host can read it."""
+        return False
+
+    def read_output(self, job_id: str, attempt: int, from_offset: int,
+                    limit: int) -> list[tuple[int, bytes]]:
+        """Published output chunks of a run, (byte offset, data), from `from_offset`."""
+        return []
+
     def wake_workers(self) -> None:
         if not self.backend.notifies_through_store:
             wakeup.notify(self.url)
