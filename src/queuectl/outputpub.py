@@ -37,7 +37,7 @@ class _Tracked:
     attempt: int
     fd: int  # the run's capture (the runner's descriptor)
     started: float  # on the publisher's clock
-    own_fd: int = -1  # a duplicate, made once the run publishes, closed when it ends
+    own_fd: int = -1  # opened once the run publishes, closed when it ends
     sent_to: int = 0  # output before this offset is published (or skipped)
     dropped_to: int = 0  # chunks before this offset were dropped from the store
 
@@ -90,8 +90,9 @@ class OutputPublisher:
         for run in self._runs.values():
             if now - run.started >= PUBLISH_AFTER_S:
                 if run.own_fd < 0:
-                    try:
-                        run.own_fd = os.dup(run.fd)
+                    try:  # its own file offset: reads seek, the job's writes must not move
+                        run.own_fd = os.open(f"/proc/self/fd/{run.fd}",
+                                             os.O_RDONLY | os.O_CLOEXEC)
                     except OSError:
                         continue
                 self._collect_run(run, chunks, drops)
