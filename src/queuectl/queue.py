@@ -254,17 +254,13 @@ class Queue:
         return self._transition(ref, Transition.DLQ_RETRY, reset=True)
 
     def dlq_retry_all(self) -> list[Job]:
-        moved = []
-        while True:
-            batch = self.list_jobs([JobState.DEAD], limit=500)
-            if not batch:
-                return moved
-            for job in batch:
-                updated = self.backend.transition(job.id, Transition.DLQ_RETRY, self.now(),
-                                                  reset_attempts=True)
-                if updated is not None:
-                    moved.append(updated)
+        """Every dead job -> pending, attempts reset, in one statement: a job buried
+        again while this runs is not retried twice (it was a list-then-update loop)."""
+        moved = self.backend.transition_all(Transition.DLQ_RETRY, self.now(),
+                                            reset_attempts=True)
+        if moved:
             self.wake_workers()
+        return moved
 
     def dlq_purge(self) -> int:
         return self.backend.purge([JobState.DEAD], None)

@@ -73,6 +73,12 @@ class Backend(Protocol):
         `job.worker_id`.  `count_attempt=False` undoes the attempt of the claim;
         `rescued=True` counts a rescue.  `to_state` may be DEAD when rescues ran out."""
 
+    def transition_all(self, transition: Transition, now: float, *,
+                       reset_attempts: bool = False) -> list[Job]:
+        """Every job in a source state of `transition` to its target, in ONE statement
+        (`dlq retry --all`); a job whose unique key a live job holds is left as it is.
+        Returns the moved jobs, each once."""
+
     def transition(self, job_id: str, transition: Transition, now: float, *,
                    reset_attempts: bool = False, note: Optional[str] = None) -> Optional[Job]:
         """A user transition (cancel, retry, dlq retry) guarded on its source states.
@@ -349,6 +355,20 @@ class SqlVerbs:
                     break
                 claimed.append(job)
             return done, claimed
+
+    def transition_all(self, transition: Transition, now: float, *,
+                       reset_attempts: bool = False) -> list[Job]:
+        if transition.target is not JobState.PENDING:
+            raise ValueError(f"{transition.name} is not a bulk transition to pending")
+        rows = self._all("transition_all", {
+            "state": transition.target.value, "now": now, "reset": reset_attempts,
+            "sources": self._array([s.value for s in transition.sources]),
+            "entry": self._entry({"event": transition.name.lower().replace("_", " "),
+                                  "at": now})}, **self._write)
+        return [row_to_job(r) for r in rows]
+
+    #: keyword arguments of `_all` for a write (PostgreSQL must not retry it)
+    _write: dict[str, Any] = {}
 
     def get(self, job_id: str) -> Optional[Job]:
         row = self._read_one("get_job", {"id": job_id})

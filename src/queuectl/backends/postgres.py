@@ -68,6 +68,7 @@ class PostgresBackend(SqlVerbs):
     """Backend over one PostgreSQL database.  One instance = one connection."""
 
     notifies_through_store = True
+    _write = {"retry": False}
 
     def __init__(self, url: str, *, durable: bool = True) -> None:
         if psycopg is None:
@@ -314,6 +315,13 @@ class PostgresBackend(SqlVerbs):
             if row:
                 conn.execute(self._q["notify"])  # new work, or a running job to kill
         return row_to_job(row) if row else None
+
+    def transition_all(self, transition: Transition, now: float, *,
+                       reset_attempts: bool = False) -> list[Job]:
+        moved = super().transition_all(transition, now, reset_attempts=reset_attempts)
+        if moved:
+            self._run("notify")
+        return moved
 
     def promote_due(self, now: float) -> int:
         with self._errors(), self._transaction() as conn:

@@ -242,3 +242,21 @@ WITH finished AS (
 SELECT (SELECT array_agg(id) FROM finished), claimed.*
 FROM (SELECT 1) AS one LEFT JOIN claimed ON true
 ORDER BY claimed.n
+
+-- name: transition_all
+-- Every job in :sources at once (`dlq retry --all`) in one statement, so that a job
+-- buried again meanwhile is not retried twice.  A job whose unique key a live job
+-- holds stays where it is (of several with one key, the newest goes).
+UPDATE jobs
+SET state = %(state)s, updated_at = %(now)s, run_at = %(now)s,
+    attempts = CASE WHEN %(reset)s THEN 0 ELSE attempts END,
+    finished_at = NULL, error = NULL, exit_code = NULL,
+    history = history || jsonb_build_array(%(entry)s::jsonb)
+WHERE state = ANY(%(sources)s)
+  AND (unique_key IS NULL OR (
+        NOT EXISTS (SELECT 1 FROM jobs AS live WHERE live.unique_key = jobs.unique_key
+                    AND live.state IN ('scheduled', 'pending', 'processing', 'failed'))
+        AND seq = (SELECT MAX(seq) FROM jobs AS same
+                   WHERE same.unique_key = jobs.unique_key
+                     AND same.state = ANY(%(sources)s))))
+RETURNING {job_columns}
