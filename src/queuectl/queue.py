@@ -11,7 +11,13 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Op
 from queuectl import capture, wakeup
 from queuectl.backends import display_url, is_postgres, open_backend, store_url
 from queuectl.backends.base import Backend
-from queuectl.errors import AmbiguousId, InvalidInput, InvalidTransition, NotFound
+from queuectl.errors import (
+    AmbiguousId,
+    InvalidInput,
+    InvalidTransition,
+    NotFound,
+    StoreError,
+)
 from queuectl.jobcore import new_job_id
 from queuectl.models import MIN_PREFIX_LEN, Job, NewJob, WorkerInfo
 from queuectl.paths import runtime_dir
@@ -226,8 +232,18 @@ class Queue:
     def _transition(self, ref: str, transition: Transition, *, reset: bool = False,
                     note: Optional[str] = None) -> Job:
         job = self.get(ref)
-        updated = self.backend.transition(job.id, transition, self.now(),
-                                          reset_attempts=reset, note=note)
+        try:
+            updated = self.backend.transition(job.id, transition, self.now(),
+                                              reset_attempts=reset, note=note)
+        except StoreError:
+            # back to a live state while another live job holds the unique key: the
+            # store's unique index refused it; that is an invalid transition
+            holder = job.unique_key and self.backend.live_job_with_key(job.unique_key)
+            if holder and holder != job.id:
+                raise InvalidTransition(
+                    f"job {job.id} cannot be moved back to pending: its unique key "
+                    f"{job.unique_key!r} is held by live job {holder}") from None
+            raise
         if updated is None:
             current = self.backend.get(job.id)
             state = current.state.value if current else "deleted"

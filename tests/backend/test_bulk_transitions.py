@@ -79,3 +79,25 @@ def test_dlq_retry_all_resets_attempts_and_skips_a_key_held_by_a_live_job(
         assert backend.get("old").state is JobState.DEAD
     finally:
         backend.close()
+
+
+def test_retry_of_a_job_whose_unique_key_a_live_job_holds_is_an_invalid_transition(
+        store_url: str) -> None:
+    import pytest
+
+    from queuectl.errors import InvalidTransition
+
+    backend = open_backend(store_url)
+    try:
+        now = time.time() - 10
+        backend.enqueue([NewJob(command="false", id="old1", unique_key="k")], now)
+        assert _bury(backend, now) == 1
+        backend.enqueue([NewJob(command="true", id="live1", unique_key="k")], now)
+    finally:
+        backend.close()
+    with Queue(store_url) as q:
+        for retry in (q.retry, q.dlq_retry):
+            with pytest.raises(InvalidTransition, match="held by live job live1") as caught:
+                retry("old1")
+            assert caught.value.exit_code == 1
+        assert q.get("old1").state is JobState.DEAD

@@ -73,6 +73,9 @@ class Backend(Protocol):
         `job.worker_id`.  `count_attempt=False` undoes the attempt of the claim;
         `rescued=True` counts a rescue.  `to_state` may be DEAD when rescues ran out."""
 
+    def live_job_with_key(self, unique_key: str) -> Optional[str]:
+        """The id of the live job that holds `unique_key`, if any."""
+
     def transition_all(self, transition: Transition, now: float, *,
                        reset_attempts: bool = False) -> list[Job]:
         """Every job in a source state of `transition` to its target, in ONE statement
@@ -369,6 +372,10 @@ class SqlVerbs:
 
     #: keyword arguments of `_all` for a write (PostgreSQL must not retry it)
     _write: dict[str, Any] = {}
+
+    def live_job_with_key(self, unique_key: str) -> Optional[str]:
+        row = self._read_one("live_job_by_unique_key", {"unique_key": unique_key})
+        return row[0] if row else None
 
     def get(self, job_id: str) -> Optional[Job]:
         row = self._read_one("get_job", {"id": job_id})
