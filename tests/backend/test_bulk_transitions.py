@@ -101,3 +101,28 @@ def test_retry_of_a_job_whose_unique_key_a_live_job_holds_is_an_invalid_transiti
                 retry("old1")
             assert caught.value.exit_code == 1
         assert q.get("old1").state is JobState.DEAD
+
+
+def test_concurrent_enqueues_of_one_unique_key_all_get_the_live_job(store_url: str) -> None:
+    ids: list[list[str]] = [[], []]
+    errors: list[BaseException] = []
+
+    def enqueue(slot: int) -> None:
+        backend = open_backend(store_url)
+        try:
+            for round_ in range(40):
+                job = backend.enqueue([NewJob(command="true", id=f"t{slot}-{round_}",
+                                              unique_key=f"key-{round_}")], time.time())
+                ids[slot].append(job[0].id)
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+        finally:
+            backend.close()
+
+    threads = [threading.Thread(target=enqueue, args=(slot,)) for slot in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    assert ids[0] == ids[1] and len(ids[0]) == 40

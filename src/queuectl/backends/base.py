@@ -21,6 +21,7 @@ from typing import (
     TypeVar,
 )
 
+from queuectl.errors import StoreError
 from queuectl.models import Job, NewJob, WorkerInfo
 from queuectl.states import JobState, Transition
 
@@ -272,16 +273,36 @@ def insert_jobs(cursor: Any, queries: Mapping[str, str], jobs: Sequence[NewJob],
     stored: list[Job] = []
     inserted: list[dict[str, Any]] = []
     for job, row in zip(jobs, rows):
-        existing = job.unique_key and cursor.execute(
-            queries["live_job_by_unique_key"], {"unique_key": job.unique_key}).fetchone()
-        if existing:
-            found = cursor.execute(queries["get_job"], {"id": existing[0]}).fetchone()
-            stored.append(row_to_job(found))
-            continue
-        cursor.execute(queries["insert_job"], row)
+        if not job.unique_key:
+            cursor.execute(queries["insert_job"], row)
+        else:
+            found = _live_or_insert(cursor, queries, job.unique_key, row)
+            if found is not None:
+                stored.append(found)
+                continue
         inserted.append(row)
         stored.append(new_job_model(job, row, now))
     return stored, inserted
+
+
+def _live_or_insert(cursor: Any, queries: Mapping[str, str], key: str,
+                    row: dict[str, Any]) -> Optional[Job]:
+    """The live job holding `key`, or None after inserting `row`.  The insert does
+    nothing on a conflict with a live job (one a concurrent enqueue just committed
+    included), which is then read; it may end between the two, hence the loop."""
+    for _ in range(5):
+        holder = cursor.execute(queries["live_job_by_unique_key"],
+                                {"unique_key": key}).fetchone()
+        if holder is None:
+            if cursor.execute(queries["insert_job_unique"], row).fetchone() is not None:
+                return None
+            holder = cursor.execute(queries["live_job_by_unique_key"],
+                                    {"unique_key": key}).fetchone()
+        if holder is not None:
+            found = cursor.execute(queries["get_job"], {"id": holder[0]}).fetchone()
+            if found is not None:
+                return row_to_job(found)
+    raise StoreError(f"unique key {key!r} keeps changing hands; try again")
 
 
 class SqlVerbs:

@@ -260,3 +260,17 @@ WHERE state = ANY(%(sources)s)
                    WHERE same.unique_key = jobs.unique_key
                      AND same.state = ANY(%(sources)s))))
 RETURNING {job_columns}
+
+-- name: insert_job_unique
+-- A job with a unique key: nothing is stored when a live job holds the key, even one
+-- a concurrent enqueue is committing (ON CONFLICT waits for it); the caller then
+-- reads that job.  The conflict target is the partial unique index.
+INSERT INTO jobs (id, command, state, queue, priority, run_at, max_retries, backoff_base,
+                  timeout, cwd, env, depends_on, unique_key, created_at, updated_at)
+VALUES (%(id)s, %(command)s, %(state)s, %(queue)s, %(priority)s, %(run_at)s,
+        %(max_retries)s, %(backoff_base)s, %(timeout)s, %(cwd)s, %(env)s::jsonb,
+        %(depends_on)s::jsonb, %(unique_key)s, %(now)s, %(now)s)
+ON CONFLICT (unique_key)
+    WHERE unique_key IS NOT NULL AND state IN ('scheduled', 'pending', 'processing', 'failed')
+    DO NOTHING
+RETURNING id

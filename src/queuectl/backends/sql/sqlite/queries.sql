@@ -227,3 +227,15 @@ WHERE state IN (SELECT value FROM json_each(:sources))
                    WHERE same.unique_key = jobs.unique_key
                      AND same.state IN (SELECT value FROM json_each(:sources)))))
 RETURNING {job_columns}
+
+-- name: insert_job_unique
+-- A job with a unique key: nothing is stored when a live job holds the key (the
+-- caller then reads that job); the conflict target is the partial unique index.
+INSERT INTO jobs (id, command, state, queue, priority, run_at, max_retries, backoff_base,
+                  timeout, cwd, env, depends_on, unique_key, created_at, updated_at, history)
+VALUES (:id, :command, :state, :queue, :priority, :run_at, :max_retries, :backoff_base,
+        :timeout, :cwd, :env, :depends_on, :unique_key, :now, :now, '[]')
+ON CONFLICT (unique_key)
+    WHERE unique_key IS NOT NULL AND state IN ('scheduled', 'pending', 'processing', 'failed')
+    DO NOTHING
+RETURNING id
