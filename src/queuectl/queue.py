@@ -314,6 +314,10 @@ class Queue:
         return job, job.output or "", False
 
     # -- status ---------------------------------------------------------------------
+    def schema_version(self) -> int:
+        """The store's schema version (opening the store migrates it)."""
+        return self.backend.schema_version()
+
     def status(self) -> Status:
         from queuectl.maintenance import this_host, worker_alive
 

@@ -29,7 +29,7 @@ from queuectl.states import JobState, Transition
 class Backend(Protocol):
     """A job store.  Implementations: SQLite (embedded) and PostgreSQL (multi-host).
 
-    The worker records results through `finish_batch(results, *, worker_id, workers,
+    The worker records results through `finish_and_claim(results, *, worker_id, workers,
     queues, now)`: several results, then up to one claim per slot label, in one
     transaction (SqlVerbs; one statement on PostgreSQL).  Optional, looked up with
     getattr: `wakeup_fd()` / `drain_wakeups()` expose a socket that becomes readable
@@ -42,6 +42,9 @@ class Backend(Protocol):
 
     def close(self) -> None:
         """Release connections."""
+
+    def schema_version(self) -> int:
+        """The schema version the store is at."""
 
     # -- jobs -------------------------------------------------------------------------
     def enqueue(self, jobs: Sequence[NewJob], now: float) -> list[Job]:
@@ -66,6 +69,15 @@ class Backend(Protocol):
                history_entry: Mapping[str, Any]) -> bool:
         """Record the end of a run: processing -> completed | failed | dead, only while
         the job is still held by `job.worker_id`.  False if it was taken away."""
+
+    def finish_and_claim(self, results: Sequence[tuple[Job, JobState, Optional[float],
+                                                        Mapping[str, Any]]], *,
+                         worker_id: str, workers: Sequence[str],
+                         queues: Sequence[str] | None,
+                         now: float) -> tuple[list[bool], list[Job]]:
+        """Record several results (job, state, run_at, `finish` keyword fields), then
+        claim up to one job per label in `workers`, in one transaction (one statement
+        on PostgreSQL).  Returns (finished or not, per result; the claimed jobs)."""
 
     def requeue(self, job: Job, *, now: float, count_attempt: bool,
                 rescued: bool, history_entry: Mapping[str, Any],
@@ -361,7 +373,7 @@ class SqlVerbs:
             "error": self._text(error), "output": self._text(output),
             "entry": self._entry(history_entry)}) == 1
 
-    def finish_batch(self, results: Sequence[tuple[Job, JobState, Optional[float],
+    def finish_and_claim(self, results: Sequence[tuple[Job, JobState, Optional[float],
                                                    Mapping[str, Any]]], *,
                      worker_id: str, workers: Sequence[str], queues: Sequence[str] | None,
                      now: float) -> tuple[list[bool], list[Job]]:

@@ -199,7 +199,7 @@ ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.up
 -- name: config_unset
 DELETE FROM config WHERE key = %(key)s
 
--- name: finish_batch
+-- name: finish_and_claim
 -- A supervisor's step in one round trip: record the results of the runs that ended
 -- together (each guarded like `finish`), then take up to one due job per free slot
 -- label, best first.  Every part sees the same snapshot: the finished jobs are still
