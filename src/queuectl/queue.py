@@ -11,7 +11,13 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Op
 from queuectl import capture, wakeup
 from queuectl.backends import display_url, is_postgres, open_backend, store_url
 from queuectl.backends.base import Backend
-from queuectl.errors import AmbiguousId, InvalidInput, InvalidTransition, NotFound
+from queuectl.errors import (
+    AmbiguousId,
+    InvalidInput,
+    InvalidTransition,
+    NotFound,
+    StoreError,
+)
 from queuectl.jobcore import new_job_id
 from queuectl.models import MIN_PREFIX_LEN, Job, NewJob, WorkerInfo
 from queuectl.paths import runtime_dir
@@ -226,8 +232,18 @@ class Queue:
     def _transition(self, ref: str, transition: Transition, *, reset: bool = False,
                     note: Optional[str] = None) -> Job:
         job = self.get(ref)
-        updated = self.backend.transition(job.id, transition, self.now(),
-                                          reset_attempts=reset, note=note)
+        try:
+            updated = self.backend.transition(job.id, transition, self.now(),
+                                              reset_attempts=reset, note=note)
+        except StoreError:
+            # back to a live state while another live job holds the unique key: the
+            # store's unique index refused it; that is an invalid transition
+            holder = job.unique_key and self.backend.live_job_with_key(job.unique_key)
+            if holder and holder != job.id:
+                raise InvalidTransition(
+                    f"job {job.id} cannot be moved back to pending: its unique key "
+                    f"{job.unique_key!r} is held by live job {holder}") from None
+            raise
         if updated is None:
             current = self.backend.get(job.id)
             state = current.state.value if current else "deleted"
@@ -254,17 +270,13 @@ class Queue:
         return self._transition(ref, Transition.DLQ_RETRY, reset=True)
 
     def dlq_retry_all(self) -> list[Job]:
-        moved = []
-        while True:
-            batch = self.list_jobs([JobState.DEAD], limit=500)
-            if not batch:
-                return moved
-            for job in batch:
-                updated = self.backend.transition(job.id, Transition.DLQ_RETRY, self.now(),
-                                                  reset_attempts=True)
-                if updated is not None:
-                    moved.append(updated)
+        """Every dead job -> pending, attempts reset, in one statement: a job buried
+        again while this runs is not retried twice (it was a list-then-update loop)."""
+        moved = self.backend.transition_all(Transition.DLQ_RETRY, self.now(),
+                                            reset_attempts=True)
+        if moved:
             self.wake_workers()
+        return moved
 
     def dlq_purge(self) -> int:
         return self.backend.purge([JobState.DEAD], None)
@@ -302,6 +314,10 @@ class Queue:
         return job, job.output or "", False
 
     # -- status ---------------------------------------------------------------------
+    def schema_version(self) -> int:
+        """The store's schema version (opening the store migrates it)."""
+        return self.backend.schema_version()
+
     def status(self) -> Status:
         from queuectl.maintenance import this_host, worker_alive
 

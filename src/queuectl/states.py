@@ -2,7 +2,10 @@
 
 Every state change in queuectl is one of the :class:`Transition` members below.  The
 backends perform each one as a single guarded update (``... WHERE state IN (from)``),
-so a transition that lost a race simply matches no row.
+so a transition that lost a race simply matches no row.  The state lists in the SQL
+files come from here: `{CLAIMABLE}`, `{PENDING}`... are filled in by
+backends/sqlfile.py, and the literals a migration must spell out (partial indexes)
+are checked against these sets by tests/unit/test_sql_states.py.
 """
 
 from __future__ import annotations
@@ -27,12 +30,21 @@ class JobState(str, enum.Enum):
 
 S = JobState
 
+# Each named list keeps the order in which the migrations spell it: SQLite uses a
+# partial index only when the query repeats the index's `IN (...)` term for term.
 #: States a worker may claim from (when run_at <= now).
-CLAIMABLE = frozenset({S.PENDING, S.SCHEDULED, S.FAILED})
+CLAIMABLE_ORDER = (S.PENDING, S.SCHEDULED, S.FAILED)
+#: States whose job is still going to run (unique keys, `wait`).
+LIVE_ORDER = (S.SCHEDULED, S.PENDING, S.PROCESSING, S.FAILED)
+#: Stored states that wait for their run_at; once it has come the job is due, shown as
+#: pending, and a running supervisor relabels it (Transition.PROMOTE).
+WAITING_ORDER = (S.SCHEDULED, S.FAILED)
+
+CLAIMABLE = frozenset(CLAIMABLE_ORDER)
+LIVE = frozenset(LIVE_ORDER)
+WAITING = frozenset(WAITING_ORDER)
 #: States in which the job will not change again on its own.
 FINISHED = frozenset({S.COMPLETED, S.DEAD, S.CANCELLED})
-#: States whose job is still going to run (used by unique keys and `wait`).
-LIVE = frozenset({S.SCHEDULED, S.PENDING, S.PROCESSING, S.FAILED})
 #: Display order for status tables.
 ORDER = (S.SCHEDULED, S.PENDING, S.PROCESSING, S.COMPLETED, S.FAILED, S.DEAD, S.CANCELLED)
 
@@ -40,8 +52,8 @@ ORDER = (S.SCHEDULED, S.PENDING, S.PROCESSING, S.COMPLETED, S.FAILED, S.DEAD, S.
 class Transition(enum.Enum):
     """Every allowed state change: (states it may start from, state it ends in)."""
 
-    CLAIM = (frozenset(CLAIMABLE), S.PROCESSING)  # a worker slot takes a due job
-    PROMOTE = (frozenset({S.SCHEDULED, S.FAILED}), S.PENDING)  # run_at has come
+    CLAIM = (CLAIMABLE, S.PROCESSING)  # a worker slot takes a due job
+    PROMOTE = (WAITING, S.PENDING)  # run_at has come
     COMPLETE = (frozenset({S.PROCESSING}), S.COMPLETED)  # exit code 0
     FAIL = (frozenset({S.PROCESSING}), S.FAILED)  # failed, a retry is due later
     BURY = (frozenset({S.PROCESSING}), S.DEAD)  # failed, retries exhausted
@@ -60,6 +72,52 @@ class Transition(enum.Enum):
 
     def allowed_from(self, state: JobState) -> bool:
         return state in self.sources
+
+    @property
+    def event(self) -> str:
+        """The name of the transition in a job's history ("dlq retry")."""
+        return self.name.lower().replace("_", " ")
+
+
+#: Where a worker may take a job it holds when its run ends (`finish`).
+FINISH_TARGETS = frozenset(t.target for t in (Transition.COMPLETE, Transition.FAIL,
+                                              Transition.BURY))
+#: Where a held job may be given back to (`requeue`: stop --now, a dead worker; DEAD
+#: when it was rescued too often).
+REQUEUE_TARGETS = frozenset(t.target for t in (Transition.REQUEUE, Transition.BURY))
+
+
+def check_target(allowed: frozenset[JobState], state: JobState, verb: str) -> None:
+    """Refuse a worker-side transition the table does not have (a programming error)."""
+    if state not in allowed:
+        names = ", ".join(sorted(s.value for s in allowed))
+        raise ValueError(f"{verb} cannot move a processing job to {state}; "
+                         f"the transition table allows {names}")
+
+
+def display_state(state: JobState, run_at: float, now: float | None) -> JobState:
+    """The state to report: a waiting (scheduled/failed) job whose run_at has come is
+    due, so it is shown as pending whether or not a supervisor has relabelled it."""
+    if now is not None and state in WAITING and run_at <= now:
+        return S.PENDING
+    return state
+
+
+def stored_states(shown: frozenset[JobState] | set[JobState]) -> frozenset[JobState]:
+    """The stored states whose jobs may be reported as one of `shown`."""
+    return frozenset(shown) | (WAITING if S.PENDING in shown else frozenset())
+
+
+#: The `{NAME}` placeholders of the SQL files: each state, and each named list.
+SQL_LISTS: dict[str, tuple[JobState, ...]] = {
+    "CLAIMABLE": CLAIMABLE_ORDER, "LIVE": LIVE_ORDER, "WAITING": WAITING_ORDER,
+    **{state.name: (state,) for state in JobState},
+}
+
+
+def sql_literals(states: tuple[JobState, ...]) -> str:
+    """`'pending', 'scheduled'`: the text a placeholder stands for."""
+    return ", ".join(f"'{state.value}'" for state in states)
 
 
 def parse_state(text: str) -> JobState:

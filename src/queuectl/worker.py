@@ -87,7 +87,7 @@ class Slots:
         if not free:
             return
         try:
-            _, jobs = sup.queue.backend.finish_batch(
+            _, jobs = sup.queue.backend.finish_and_claim(
                 [], worker_id=sup.worker_id, workers=[self.label(slot) for slot in free],
                 queues=sup.options.queues, now=time.time())
         except StoreError as exc:
@@ -222,7 +222,7 @@ class Slots:
         free = [] if sup.stopping else self._free_slots()
         batch = [(item.job, decision.state, decision.run_at, fields)
                  for item, decision, fields in results]
-        recorded = self._retrying(lambda: sup.queue.backend.finish_batch(
+        recorded = self._retrying(lambda: sup.queue.backend.finish_and_claim(
             batch, worker_id=sup.worker_id, workers=[self.label(slot) for slot in free],
             queues=sup.options.queues, now=now))
         done, jobs = recorded if recorded else ([False] * len(results), [])

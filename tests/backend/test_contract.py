@@ -216,7 +216,7 @@ def test_transitions_follow_the_table(backend: Any) -> None:
     assert backend.transition("nope", Transition.CANCEL, NOW) is None
 
 
-def test_finish_batch_records_all_then_claims_one_per_label(backend: Any) -> None:
+def test_finish_and_claim_records_all_then_claims_one_per_label(backend: Any) -> None:
     add(backend, new("a"), new("b"), new("c"), new("d"))
     first, second = claim(backend), claim(backend)
     backend.transition(second.id, Transition.CANCEL, NOW + 2)  # taken away meanwhile
@@ -225,7 +225,7 @@ def test_finish_batch_records_all_then_claims_one_per_label(backend: Any) -> Non
         return dict(now=NOW + 3, exit_code=code, error=None, output="out",
                     history_entry={"attempt": 1})
 
-    done, claimed = backend.finish_batch(
+    done, claimed = backend.finish_and_claim(
         [(first, JobState.COMPLETED, None, fields(0)),
          (second, JobState.FAILED, NOW + 9, fields(1))],
         worker_id="w1", workers=["host:1/1", "host:1/2", "host:1/3"], queues=None,
@@ -241,11 +241,11 @@ def test_finish_batch_records_all_then_claims_one_per_label(backend: Any) -> Non
     assert counts[JobState.PROCESSING] == 2 and counts[JobState.COMPLETED] == 1
 
 
-def test_finish_batch_claims_from_the_given_queues_best_first(backend: Any) -> None:
+def test_finish_and_claim_claims_from_the_given_queues_best_first(backend: Any) -> None:
     add(backend, new("low", queue="q2", priority=1), new("other", queue="q1", priority=9),
         new("high", queue="q2", priority=8), new("held", queue="q2"))
     held = claim(backend, queues=["q2"])  # "high": the best of q2
-    done, claimed = backend.finish_batch(
+    done, claimed = backend.finish_and_claim(
         [(held, JobState.FAILED, NOW + 60,
           dict(now=NOW + 3, exit_code=3, error="exit code 3: a\x00b", output="a\x00b",
                history_entry={"attempt": 1, "result": "failed",
@@ -268,11 +268,11 @@ def test_finish_batch_claims_from_the_given_queues_best_first(backend: Any) -> N
     assert backend.get("other").state is JobState.PENDING
 
 
-def test_finish_batch_is_one_transaction(backend: Any) -> None:
+def test_finish_and_claim_is_one_transaction(backend: Any) -> None:
     add(backend, new("a"), new("b"))
     job = claim(backend)
     with pytest.raises(TypeError):  # the second result is malformed
-        backend.finish_batch(
+        backend.finish_and_claim(
             [(job, JobState.COMPLETED, None, dict(now=NOW + 3, exit_code=0, error=None,
                                                    output=None, history_entry={})),
              (job, JobState.COMPLETED, None, {"no_such_field": 1})],

@@ -36,7 +36,7 @@ def _generic_plan(backend: Any, name: str) -> str:
 
 
 @pytest.mark.parametrize("analyzed", [False, True], ids=["fresh-table", "analyzed"])
-def test_finish_batch_generic_plans_use_indexes(pg_url: str, analyzed: bool) -> None:
+def test_finish_and_claim_generic_plans_use_indexes(pg_url: str, analyzed: bool) -> None:
     backend = open_backend(pg_url, durable=False)  # a supervisor's connection
     try:
         assert backend.execute_raw("SHOW plan_cache_mode") == [("force_generic_plan",)]
@@ -45,10 +45,10 @@ def test_finish_batch_generic_plans_use_indexes(pg_url: str, analyzed: bool) -> 
                         time.time())
         if analyzed:
             backend.execute_raw("ANALYZE jobs")
-        for name in ("finish_batch", "finish_batch_in_queues"):
+        for name in ("finish_and_claim", "finish_and_claim_in_queues"):
             plan = _generic_plan(backend, name)
             assert "Seq Scan on jobs" not in plan, plan
-            if analyzed or name == "finish_batch":
+            if analyzed or name == "finish_and_claim":
                 # the claim walks the claim-order index (a queue filter on a table
                 # without statistics reads the due index instead, until autovacuum's
                 # ANALYZE, which also makes every connection plan again)

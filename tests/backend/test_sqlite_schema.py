@@ -96,6 +96,6 @@ def test_both_dialects_name_the_same_sql_blocks() -> None:
     PostgreSQL finishes and claims a batch in one statement, notifies, and locks
     migrations."""
     sqlite_only = {"insert_command", "insert_job_batch", "count_inserted", "recount_states"}
-    postgres_only = {"finish_batch", "notify", "migrate_lock"}
+    postgres_only = {"finish_and_claim", "notify", "migrate_lock"}
     shared = set(load_queries("sqlite")) - sqlite_only
     assert shared == set(load_queries("postgres")) - postgres_only

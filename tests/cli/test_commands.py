@@ -673,9 +673,7 @@ def test_worker_start_rejects_a_bad_queue_name(cli: Cli, name: str) -> None:
 
 
 def test_postgres_password_is_never_shown(pg_url: str) -> None:
-    import time
-
-    from tests.conftest import run_cli
+    from tests.conftest import run_cli, wait_for
 
     url = pg_url.replace("postgresql://postgres@", "postgresql://postgres:s3cret@", 1)
     assert "s3cret" in url
@@ -692,9 +690,9 @@ def test_postgres_password_is_never_shown(pg_url: str) -> None:
             assert b"s3cret" not in handle.read()
     finally:
         assert run_cli("worker", "stop", "--wait", db=url).returncode == 0
-    time.sleep(0.2)
-    log = run_cli("scheduler", "logs", db=url).stdout
-    assert "started" in log and "s3cret" not in log
+    log = wait_for(lambda: (lambda text: "started" in text and text)(
+        run_cli("scheduler", "logs", db=url).stdout), message="the worker log")
+    assert isinstance(log, str) and "s3cret" not in log
 
 
 def test_another_programs_sqlite_file_is_refused_untouched(tmp_path: Path) -> None:

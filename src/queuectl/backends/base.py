@@ -21,6 +21,7 @@ from typing import (
     TypeVar,
 )
 
+from queuectl.errors import StoreError
 from queuectl.models import Job, NewJob, WorkerInfo
 from queuectl.states import JobState, Transition
 
@@ -28,7 +29,7 @@ from queuectl.states import JobState, Transition
 class Backend(Protocol):
     """A job store.  Implementations: SQLite (embedded) and PostgreSQL (multi-host).
 
-    The worker records results through `finish_batch(results, *, worker_id, workers,
+    The worker records results through `finish_and_claim(results, *, worker_id, workers,
     queues, now)`: several results, then up to one claim per slot label, in one
     transaction (SqlVerbs; one statement on PostgreSQL).  Optional, looked up with
     getattr: `wakeup_fd()` / `drain_wakeups()` expose a socket that becomes readable
@@ -41,6 +42,9 @@ class Backend(Protocol):
 
     def close(self) -> None:
         """Release connections."""
+
+    def schema_version(self) -> int:
+        """The schema version the store is at."""
 
     # -- jobs -------------------------------------------------------------------------
     def enqueue(self, jobs: Sequence[NewJob], now: float) -> list[Job]:
@@ -66,12 +70,30 @@ class Backend(Protocol):
         """Record the end of a run: processing -> completed | failed | dead, only while
         the job is still held by `job.worker_id`.  False if it was taken away."""
 
+    def finish_and_claim(self, results: Sequence[tuple[Job, JobState, Optional[float],
+                                                        Mapping[str, Any]]], *,
+                         worker_id: str, workers: Sequence[str],
+                         queues: Sequence[str] | None,
+                         now: float) -> tuple[list[bool], list[Job]]:
+        """Record several results (job, state, run_at, `finish` keyword fields), then
+        claim up to one job per label in `workers`, in one transaction (one statement
+        on PostgreSQL).  Returns (finished or not, per result; the claimed jobs)."""
+
     def requeue(self, job: Job, *, now: float, count_attempt: bool,
                 rescued: bool, history_entry: Mapping[str, Any],
                 to_state: JobState = JobState.PENDING) -> bool:
         """Give a processing job back (stop --now, or its worker died): guarded on
         `job.worker_id`.  `count_attempt=False` undoes the attempt of the claim;
         `rescued=True` counts a rescue.  `to_state` may be DEAD when rescues ran out."""
+
+    def live_job_with_key(self, unique_key: str) -> Optional[str]:
+        """The id of the live job that holds `unique_key`, if any."""
+
+    def transition_all(self, transition: Transition, now: float, *,
+                       reset_attempts: bool = False) -> list[Job]:
+        """Every job in a source state of `transition` to its target, in ONE statement
+        (`dlq retry --all`); a job whose unique key a live job holds is left as it is.
+        Returns the moved jobs, each once."""
 
     def transition(self, job_id: str, transition: Transition, now: float, *,
                    reset_attempts: bool = False, note: Optional[str] = None) -> Optional[Job]:
@@ -263,16 +285,36 @@ def insert_jobs(cursor: Any, queries: Mapping[str, str], jobs: Sequence[NewJob],
     stored: list[Job] = []
     inserted: list[dict[str, Any]] = []
     for job, row in zip(jobs, rows):
-        existing = job.unique_key and cursor.execute(
-            queries["live_job_by_unique_key"], {"unique_key": job.unique_key}).fetchone()
-        if existing:
-            found = cursor.execute(queries["get_job"], {"id": existing[0]}).fetchone()
-            stored.append(row_to_job(found))
-            continue
-        cursor.execute(queries["insert_job"], row)
+        if not job.unique_key:
+            cursor.execute(queries["insert_job"], row)
+        else:
+            found = _live_or_insert(cursor, queries, job.unique_key, row)
+            if found is not None:
+                stored.append(found)
+                continue
         inserted.append(row)
         stored.append(new_job_model(job, row, now))
     return stored, inserted
+
+
+def _live_or_insert(cursor: Any, queries: Mapping[str, str], key: str,
+                    row: dict[str, Any]) -> Optional[Job]:
+    """The live job holding `key`, or None after inserting `row`.  The insert does
+    nothing on a conflict with a live job (one a concurrent enqueue just committed
+    included), which is then read; it may end between the two, hence the loop."""
+    for _ in range(5):
+        holder = cursor.execute(queries["live_job_by_unique_key"],
+                                {"unique_key": key}).fetchone()
+        if holder is None:
+            if cursor.execute(queries["insert_job_unique"], row).fetchone() is not None:
+                return None
+            holder = cursor.execute(queries["live_job_by_unique_key"],
+                                    {"unique_key": key}).fetchone()
+        if holder is not None:
+            found = cursor.execute(queries["get_job"], {"id": holder[0]}).fetchone()
+            if found is not None:
+                return row_to_job(found)
+    raise StoreError(f"unique key {key!r} keeps changing hands; try again")
 
 
 class SqlVerbs:
@@ -331,7 +373,7 @@ class SqlVerbs:
             "error": self._text(error), "output": self._text(output),
             "entry": self._entry(history_entry)}) == 1
 
-    def finish_batch(self, results: Sequence[tuple[Job, JobState, Optional[float],
+    def finish_and_claim(self, results: Sequence[tuple[Job, JobState, Optional[float],
                                                    Mapping[str, Any]]], *,
                      worker_id: str, workers: Sequence[str], queues: Sequence[str] | None,
                      now: float) -> tuple[list[bool], list[Job]]:
@@ -349,6 +391,24 @@ class SqlVerbs:
                     break
                 claimed.append(job)
             return done, claimed
+
+    def transition_all(self, transition: Transition, now: float, *,
+                       reset_attempts: bool = False) -> list[Job]:
+        if transition.target is not JobState.PENDING:
+            raise ValueError(f"{transition.name} is not a bulk transition to pending")
+        rows = self._all("transition_all", {
+            "state": transition.target.value, "now": now, "reset": reset_attempts,
+            "sources": self._array([s.value for s in transition.sources]),
+            "entry": self._entry({"event": transition.name.lower().replace("_", " "),
+                                  "at": now})}, **self._write)
+        return [row_to_job(r) for r in rows]
+
+    #: keyword arguments of `_all` for a write (PostgreSQL must not retry it)
+    _write: dict[str, Any] = {}
+
+    def live_job_with_key(self, unique_key: str) -> Optional[str]:
+        row = self._read_one("live_job_by_unique_key", {"unique_key": unique_key})
+        return row[0] if row else None
 
     def get(self, job_id: str) -> Optional[Job]:
         row = self._read_one("get_job", {"id": job_id})

@@ -50,9 +50,9 @@ def _queries() -> dict[str, str]:
         queries = {name: sql.replace("{job_columns}", JOB_COLUMNS)
                    .replace("{worker_columns}", WORKER_COLUMNS)
                    for name, sql in load_queries("postgres").items()}
-        batch = queries.pop("finish_batch")
-        queries["finish_batch"] = batch.replace("{queue_filter}", "")
-        queries["finish_batch_in_queues"] = batch.replace(
+        batch = queries.pop("finish_and_claim")
+        queries["finish_and_claim"] = batch.replace("{queue_filter}", "")
+        queries["finish_and_claim_in_queues"] = batch.replace(
             "{queue_filter}", "AND queue = ANY(%(queues)s::text[])")
         _QUERIES = queries
     return _QUERIES
@@ -68,6 +68,7 @@ class PostgresBackend(SqlVerbs):
     """Backend over one PostgreSQL database.  One instance = one connection."""
 
     notifies_through_store = True
+    _write = {"retry": False}
 
     def __init__(self, url: str, *, durable: bool = True) -> None:
         if psycopg is None:
@@ -96,7 +97,7 @@ class PostgresBackend(SqlVerbs):
                 # lost to a server crash only means the job runs again.
                 self._conn.execute("SET synchronous_commit = off")
                 # A supervisor repeats a few short statements, all on indexes with any
-                # parameters (checked with EXPLAIN): planning `finish_batch` afresh each
+                # parameters (checked with EXPLAIN): planning `finish_and_claim` afresh each
                 # time, as PostgreSQL chose to, cost a third of its server time.
                 try:
                     self._conn.execute("SET plan_cache_mode = force_generic_plan")
@@ -267,16 +268,16 @@ class PostgresBackend(SqlVerbs):
     def _entry(self, entry: Mapping[str, Any]) -> str:
         return _entry_json(entry)
 
-    def finish_batch(self, results: Sequence[tuple[Job, JobState, Optional[float],
+    def finish_and_claim(self, results: Sequence[tuple[Job, JobState, Optional[float],
                                                    Mapping[str, Any]]], *,
                      worker_id: str, workers: Sequence[str], queues: Sequence[str] | None,
                      now: float) -> tuple[list[bool], list[Job]]:
-        """`SqlVerbs.finish_batch` in one statement: one round trip instead of one per
+        """`SqlVerbs.finish_and_claim` in one statement: one round trip instead of one per
         result and per claim (a busy 4-slot supervisor spent 0.65 ms per job on them)."""
         rows_in = [_result_row(job, state, run_at, **fields)
                    for job, state, run_at, fields in results]
         columns = list(zip(*rows_in)) if rows_in else [()] * 8
-        rows = self._all("finish_batch_in_queues" if queues else "finish_batch", {
+        rows = self._all("finish_and_claim_in_queues" if queues else "finish_and_claim", {
             **dict(zip(("ids", "worker_ids", "states", "run_ats", "exit_codes", "errors",
                         "outputs", "entries"), (list(c) for c in columns))),
             "now": now, "workers": list(workers), "worker_id": worker_id,
@@ -315,6 +316,13 @@ class PostgresBackend(SqlVerbs):
                 conn.execute(self._q["notify"])  # new work, or a running job to kill
         return row_to_job(row) if row else None
 
+    def transition_all(self, transition: Transition, now: float, *,
+                       reset_attempts: bool = False) -> list[Job]:
+        moved = super().transition_all(transition, now, reset_attempts=reset_attempts)
+        if moved:
+            self._run("notify")
+        return moved
+
     def promote_due(self, now: float) -> int:
         with self._errors(), self._transaction() as conn:
             promoted = conn.execute(self._q["promote_due"], {"now": now}).rowcount
@@ -349,7 +357,7 @@ def _nul_free(value: Any) -> Any:
 def _result_row(job: Job, state: JobState, run_at: Optional[float], *, now: float,
                 exit_code: Optional[int], error: Optional[str], output: Optional[str],
                 history_entry: Mapping[str, Any]) -> tuple[Any, ...]:
-    """One result of `finish_batch` as the columns its statement unnests (the keyword
+    """One result of `finish_and_claim` as the columns its statement unnests (the keyword
     fields are `finish`'s: anything else is a TypeError, as on SQLite)."""
     return (job.id, job.worker_id, state.value, run_at, exit_code, _text(error),
             _text(output), _entry_json(history_entry))

@@ -46,10 +46,41 @@ def parse_blocks(text: str) -> dict[str, str]:
 
 
 def load_queries(dialect: str) -> dict[str, str]:
-    """The named blocks of `sql/<dialect>/queries.sql`."""
+    """The named blocks of `sql/<dialect>/queries.sql`, as written (placeholders left
+    in: the quick enqueue lane reads its few plain blocks this way)."""
     # Plain file reads: importlib.resources cost CLI start-up several milliseconds.
     with open(os.path.join(SQL_DIR, dialect, "queries.sql"), encoding="utf-8") as handle:
         return parse_blocks(handle.read())
+
+
+def render_queries(dialect: str, values: dict[str, str],
+                   queue_filter: str) -> dict[str, str]:
+    """The statements a backend runs.
+
+    * `{NAME}` placeholders take `values` (state lists from states.py, column lists);
+    * a block named `_name` is a fragment: `{_name}` elsewhere is replaced by its
+      text, and it is not a statement itself;
+    * a block that holds `{queue_filter}` gives two statements: `name` without a
+      filter on queues and `name_in_queues` with `queue_filter` (a filter such as
+      `(queues IS NULL OR queue = ANY(...))` in one statement made the planners sort
+      every due job instead of walking the claim index)."""
+    blocks = load_queries(dialect)
+    fragments = {"{" + name + "}": text for name, text in blocks.items()
+                 if name.startswith("_")}
+    filled = {"{" + key + "}": text for key, text in values.items()}
+    out: dict[str, str] = {}
+    for name, text in blocks.items():
+        if name.startswith("_"):
+            continue
+        for key, fragment in fragments.items():
+            text = text.replace(key, fragment)
+        for key, value in filled.items():
+            text = text.replace(key, value)
+        if "{queue_filter}" in text:
+            out[name + "_in_queues"] = text.replace("{queue_filter}", queue_filter)
+            text = text.replace("{queue_filter}", "")
+        out[name] = text
+    return out
 
 
 def _migration_files(dialect: str) -> list[tuple[int, str, str]]:

@@ -342,7 +342,7 @@ class SqliteBackend(SqlVerbs):
         self._count_inserted([row[2] for row in values])
         return [str(job.id) for job in batch]
 
-    def _duplicate(self, ids: list[str], exc: sqlite3.IntegrityError) -> Exception:
+    def _duplicate(self, ids: list[str], exc: BaseException | None) -> Exception:
         seen: set[str] = set()
         for job_id in ids:
             if job_id in seen:
@@ -351,7 +351,9 @@ class SqliteBackend(SqlVerbs):
         for job_id in ids:
             if self._db.execute(self._q["get_job"], {"id": job_id}).fetchone():
                 return DuplicateJob(f"job {job_id!r} already exists")
-        return store_error(exc, self.path)
+        if isinstance(exc, sqlite3.Error):
+            return store_error(exc, self.path)
+        return StoreError(f"store error ({exc}): {self.path}")
 
     def requeue(self, job: Job, *, now: float, count_attempt: bool, rescued: bool,
                 history_entry: Mapping[str, Any],

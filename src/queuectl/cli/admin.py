@@ -113,7 +113,7 @@ def migrate() -> None:
     """Create or upgrade the store's schema (also done automatically on first use)."""
     st = state()
     q = st.queue()
-    version = q.backend.schema_version()
+    version = q.schema_version()
     if st.json:
         render.emit_json({"store": q.display_url, "schema_version": version})
     else:

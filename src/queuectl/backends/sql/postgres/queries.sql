@@ -199,7 +199,7 @@ ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.up
 -- name: config_unset
 DELETE FROM config WHERE key = %(key)s
 
--- name: finish_batch
+-- name: finish_and_claim
 -- A supervisor's step in one round trip: record the results of the runs that ended
 -- together (each guarded like `finish`), then take up to one due job per free slot
 -- label, best first.  Every part sees the same snapshot: the finished jobs are still
@@ -242,3 +242,35 @@ WITH finished AS (
 SELECT (SELECT array_agg(id) FROM finished), claimed.*
 FROM (SELECT 1) AS one LEFT JOIN claimed ON true
 ORDER BY claimed.n
+
+-- name: transition_all
+-- Every job in :sources at once (`dlq retry --all`) in one statement, so that a job
+-- buried again meanwhile is not retried twice.  A job whose unique key a live job
+-- holds stays where it is (of several with one key, the newest goes).
+UPDATE jobs
+SET state = %(state)s, updated_at = %(now)s, run_at = %(now)s,
+    attempts = CASE WHEN %(reset)s THEN 0 ELSE attempts END,
+    finished_at = NULL, error = NULL, exit_code = NULL,
+    history = history || jsonb_build_array(%(entry)s::jsonb)
+WHERE state = ANY(%(sources)s)
+  AND (unique_key IS NULL OR (
+        NOT EXISTS (SELECT 1 FROM jobs AS live WHERE live.unique_key = jobs.unique_key
+                    AND live.state IN ('scheduled', 'pending', 'processing', 'failed'))
+        AND seq = (SELECT MAX(seq) FROM jobs AS same
+                   WHERE same.unique_key = jobs.unique_key
+                     AND same.state = ANY(%(sources)s))))
+RETURNING {job_columns}
+
+-- name: insert_job_unique
+-- A job with a unique key: nothing is stored when a live job holds the key, even one
+-- a concurrent enqueue is committing (ON CONFLICT waits for it); the caller then
+-- reads that job.  The conflict target is the partial unique index.
+INSERT INTO jobs (id, command, state, queue, priority, run_at, max_retries, backoff_base,
+                  timeout, cwd, env, depends_on, unique_key, created_at, updated_at)
+VALUES (%(id)s, %(command)s, %(state)s, %(queue)s, %(priority)s, %(run_at)s,
+        %(max_retries)s, %(backoff_base)s, %(timeout)s, %(cwd)s, %(env)s::jsonb,
+        %(depends_on)s::jsonb, %(unique_key)s, %(now)s, %(now)s)
+ON CONFLICT (unique_key)
+    WHERE unique_key IS NOT NULL AND state IN ('scheduled', 'pending', 'processing', 'failed')
+    DO NOTHING
+RETURNING id

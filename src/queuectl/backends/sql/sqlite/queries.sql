@@ -209,3 +209,33 @@ ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.up
 
 -- name: config_unset
 DELETE FROM config WHERE key = :key
+
+-- name: transition_all
+-- Every job in :sources at once (`dlq retry --all`) in one statement, so that a job
+-- buried again meanwhile is not retried twice.  A job whose unique key a live job
+-- holds stays where it is (of several with one key, the newest goes).
+UPDATE jobs
+SET state = :state, updated_at = :now, run_at = :now,
+    attempts = CASE WHEN :reset THEN 0 ELSE attempts END,
+    finished_at = NULL, error = NULL, exit_code = NULL,
+    history = json_insert(COALESCE(history, '[]'), '$[#]', json(:entry))
+WHERE state IN (SELECT value FROM json_each(:sources))
+  AND (unique_key IS NULL OR (
+        NOT EXISTS (SELECT 1 FROM jobs AS live WHERE live.unique_key = jobs.unique_key
+                    AND live.state IN ('scheduled', 'pending', 'processing', 'failed'))
+        AND seq = (SELECT MAX(seq) FROM jobs AS same
+                   WHERE same.unique_key = jobs.unique_key
+                     AND same.state IN (SELECT value FROM json_each(:sources)))))
+RETURNING {job_columns}
+
+-- name: insert_job_unique
+-- A job with a unique key: nothing is stored when a live job holds the key (the
+-- caller then reads that job); the conflict target is the partial unique index.
+INSERT INTO jobs (id, command, state, queue, priority, run_at, max_retries, backoff_base,
+                  timeout, cwd, env, depends_on, unique_key, created_at, updated_at, history)
+VALUES (:id, :command, :state, :queue, :priority, :run_at, :max_retries, :backoff_base,
+        :timeout, :cwd, :env, :depends_on, :unique_key, :now, :now, '[]')
+ON CONFLICT (unique_key)
+    WHERE unique_key IS NOT NULL AND state IN ('scheduled', 'pending', 'processing', 'failed')
+    DO NOTHING
+RETURNING id
