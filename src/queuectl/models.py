@@ -66,8 +66,12 @@ class Job:
     history: list[dict[str, Any]] = field(default_factory=list)
     rescues: int = 0  # times it was taken back from a worker that died
 
-    def to_dict(self, *, with_output: bool = True) -> dict[str, Any]:
-        """The stable JSON shape (timestamps ISO-8601 UTC)."""
+    def to_dict(self, *, with_output: bool = True, with_env: bool = False
+                ) -> dict[str, Any]:
+        """The stable JSON shape (timestamps ISO-8601 UTC).
+
+        `env_names` lists the names of the job's environment variables; their values
+        (often secrets) are in `env` only with `with_env` (`show --json --env`)."""
         data: dict[str, Any] = {
             "id": self.id,
             "command": self.command,
@@ -87,12 +91,14 @@ class Job:
             "exit_code": self.exit_code,
             "error": self.error,
             "cwd": self.cwd,
-            "env": self.env,
+            "env_names": sorted(self.env or {}),
             "depends_on": list(self.depends_on),
             "unique_key": self.unique_key,
             "rescues": self.rescues,
             "history": [_history_entry(h) for h in self.history],
         }
+        if with_env:
+            data["env"] = self.env
         if with_output:
             data["output"] = self.output
         return data

@@ -9,6 +9,9 @@ import zlib
 
 APP = "queuectl"
 
+PRIVATE_DIR_MODE = 0o700  # the data dir, runtime and wake-up folders: the owner only
+PRIVATE_FILE_MODE = 0o600  # the store (SQLite gives -wal/-shm its mode), logs, pid files
+
 
 def data_dir() -> str:
     """The user data dir, e.g. ~/.local/share/queuectl (QUEUECTL_HOME overrides)."""
@@ -50,3 +53,32 @@ def wake_dir(url: str) -> str:
     Kept short (Unix socket paths are limited to ~100 bytes) and private per user."""
     base = os.environ.get("XDG_RUNTIME_DIR") or os.environ.get("TMPDIR") or "/tmp"
     return os.path.join(base, f"{APP}-{os.getuid()}", store_key(url))
+
+
+def open_private(path: str, flags: int = os.O_WRONLY | os.O_CREAT | os.O_APPEND) -> int:
+    """`os.open` a file that only its owner may read: created 0600 whatever the
+    umask.  Returns the descriptor (wrap it with `os.fdopen`)."""
+    return os.open(path, flags | getattr(os, "O_CLOEXEC", 0), PRIVATE_FILE_MODE)
+
+
+def make_private_dir(path: str) -> None:
+    """Create `path` (and missing parents) with the last one 0700."""
+    os.makedirs(path, mode=PRIVATE_DIR_MODE, exist_ok=True)
+
+
+def create_private_store(path: str) -> None:
+    """Before SQLite first opens `path`: create the file empty and 0600, so that the
+    database and its -wal/-shm files (SQLite gives them the main file's mode) are
+    private; and keep the default data dir 0700.  An existing file is left as it is."""
+    if os.path.exists(path):
+        return
+    parent = os.path.dirname(os.path.abspath(path))
+    if parent == os.path.abspath(data_dir()):
+        make_private_dir(parent)
+        st = os.stat(parent)
+        if st.st_uid == os.getuid() and st.st_mode & 0o077:
+            os.chmod(parent, PRIVATE_DIR_MODE)  # made 0755 by an older queuectl
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE))
+    except FileExistsError:
+        pass  # a concurrent first opening created it

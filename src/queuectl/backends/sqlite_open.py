@@ -11,12 +11,21 @@ import sqlite3
 
 from queuectl.backends.sqlfile import latest_version, load_queries
 from queuectl.errors import StoreError
+from queuectl.paths import create_private_store
 
 BUSY_TIMEOUT_MS = 10_000
 
 
 def connect(path: str) -> sqlite3.Connection:
-    """A connection in autocommit mode: transactions are explicit BEGIN/COMMIT."""
+    """A connection in autocommit mode: transactions are explicit BEGIN/COMMIT.
+
+    A new store file is created 0600 first (its data dir 0700): the store holds
+    commands, their environment and their output."""
+    if path != ":memory:" and not path.startswith("file:"):
+        try:
+            create_private_store(path)
+        except OSError:
+            pass  # SQLite reports what is wrong with the path in its own words
     return sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
                            check_same_thread=False)
 

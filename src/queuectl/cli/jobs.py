@@ -312,21 +312,29 @@ def scheduled(queue_name: Optional[str], limit: int) -> None:
 
 @click.command()
 @click.argument("job_ref", metavar="ID")
+@click.option("--env", "with_env", is_flag=True,
+              help="Also print the values of the job's environment variables "
+                   "(by default only their names: values are often secrets).")
 @json_option
-def show(job_ref: str) -> None:
+def show(job_ref: str, with_env: bool) -> None:
     """Every field of a job, its attempt history and its output.
+
+    The job's environment is shown by name only (`env_names` in --json); add --env
+    for the values (`env` in --json).  Control characters in commands and output
+    are drawn visibly (ESC as ^[), never sent to the terminal.
 
     \b
       queuectl show job1
       queuectl show 08232c92      # a unique prefix of 4+ characters works
+      queuectl show job1 --env --json
     """
     st = state()
     q = st.queue()
     job = q.get(job_ref)
     if st.json:
-        render.emit_json(job.to_dict())
+        render.emit_json(job.to_dict(with_env=with_env))
     else:
-        render.job_detail(job, q.now())
+        render.job_detail(job, q.now(), with_env=with_env)
 
 
 # -- transitions ----------------------------------------------------------------------

@@ -117,7 +117,7 @@ def _when(job: Job, now: float) -> str:
     return f"{ago(now - job.created_at)} ago"
 
 
-def job_detail(job: Job, now: float) -> None:
+def job_detail(job: Job, now: float, with_env: bool = False) -> None:
     """Every field of a job, its attempt history and its captured output."""
     max_runs = "config" if job.max_retries is None else str(1 + job.max_retries)
     fields = [
@@ -138,8 +138,10 @@ def job_detail(job: Job, now: float) -> None:
     ]
     if job.cwd:
         fields.append(("Working dir", job.cwd))
-    if job.env:
+    if job.env and with_env:
         fields.append(("Env", " ".join(f"{k}={v}" for k, v in sorted(job.env.items()))))
+    elif job.env:
+        fields.append(("Env", " ".join(sorted(job.env)) + "  (values: show --env)"))
     if job.depends_on:
         fields.append(("After", ", ".join(job.depends_on)))
     if job.unique_key:
