@@ -166,11 +166,6 @@ WHERE state = ANY(%(states)s)
 -- name: clear
 DELETE FROM jobs
 
--- name: finished_jobs
-SELECT {job_columns} FROM jobs
-WHERE finished_at >= %(since)s
-ORDER BY finished_at DESC LIMIT %(limit)s
-
 -- name: register_worker
 INSERT INTO workers (id, host, pid, slots, queues, started_at, heartbeat_at, busy,
                      jobs_done, stop_requested)
