@@ -46,7 +46,6 @@ def _recorded_runs(history: list[dict]) -> int:
     return sum(1 for h in history if h.get("result") or h.get("event"))
 
 
-@pytest.mark.xfail(reason="claims commit with synchronous_commit off", strict=True)
 def test_no_job_runs_twice_at_once_across_server_crashes(server: Server,  # noqa: F811
                                                          tmp_path: Path) -> None:
     db = server.url

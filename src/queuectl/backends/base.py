@@ -165,10 +165,6 @@ class Backend(Protocol):
     def config_unset(self, key: str) -> bool:
         """Remove one key; False if it was not stored."""
 
-    # -- metrics ----------------------------------------------------------------------
-    def finished_jobs(self, since: float, limit: int) -> list[Job]:
-        """Jobs finished at or after `since`, for metrics (newest first)."""
-
 
 # -- helpers shared by the implementations ------------------------------------------
 
@@ -462,10 +458,6 @@ class SqlVerbs:
 
     def clear(self) -> int:
         return self._run("clear")
-
-    def finished_jobs(self, since: float, limit: int) -> list[Job]:
-        return [row_to_job(r) for r in self._all("finished_jobs",
-                                                 {"since": since, "limit": limit})]
 
     # -- workers --------------------------------------------------------------------
     def register_worker(self, info: WorkerInfo) -> None:

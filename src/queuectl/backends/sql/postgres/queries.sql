@@ -33,6 +33,10 @@ WHERE unique_key = %(unique_key)s AND state IN ('scheduled', 'pending', 'process
 
 -- name: claim
 -- One statement: SKIP LOCKED lets concurrent claimers pass each other's candidate row.
+-- A claim commits durably (synchronous_commit on for this transaction) although the
+-- worker's connection has it off: a claim lost to a server crash would make the job
+-- pending again while its run goes on, and another slot would run it too.
+WITH durable AS (SELECT set_config('synchronous_commit', 'on', true))
 UPDATE jobs
 SET state = 'processing', attempts = attempts + 1, started_at = %(now)s,
     updated_at = %(now)s, finished_at = NULL, output = NULL, worker = %(worker)s,
@@ -43,9 +47,11 @@ WHERE seq = (
     ORDER BY priority DESC, run_at, seq
     LIMIT 1
     FOR UPDATE SKIP LOCKED)
+  AND EXISTS (SELECT 1 FROM durable)
 RETURNING {job_columns}
 
 -- name: claim_in_queues
+WITH durable AS (SELECT set_config('synchronous_commit', 'on', true))
 UPDATE jobs
 SET state = 'processing', attempts = attempts + 1, started_at = %(now)s,
     updated_at = %(now)s, finished_at = NULL, output = NULL, worker = %(worker)s,
@@ -57,6 +63,7 @@ WHERE seq = (
     ORDER BY priority DESC, run_at, seq
     LIMIT 1
     FOR UPDATE SKIP LOCKED)
+  AND EXISTS (SELECT 1 FROM durable)
 RETURNING {job_columns}
 
 -- name: finish
@@ -159,11 +166,6 @@ WHERE state = ANY(%(states)s)
 -- name: clear
 DELETE FROM jobs
 
--- name: finished_jobs
-SELECT {job_columns} FROM jobs
-WHERE finished_at >= %(since)s
-ORDER BY finished_at DESC LIMIT %(limit)s
-
 -- name: register_worker
 INSERT INTO workers (id, host, pid, slots, queues, started_at, heartbeat_at, busy,
                      jobs_done, stop_requested)
@@ -238,9 +240,14 @@ WITH finished AS (
     FROM picked
     WHERE jobs.seq = ANY(ARRAY(SELECT seq FROM picked)) AND jobs.seq = picked.seq
     RETURNING picked.n, {job_columns}
+), durable AS (
+    -- a step that claimed commits durably (see `claim`); one that only finished keeps
+    -- the worker's cheap setting: a lost finish leaves the job held by this worker,
+    -- which gives it back with a history entry (a recorded re-run)
+    SELECT set_config('synchronous_commit', 'on', true) FROM claimed LIMIT 1
 )
 SELECT (SELECT array_agg(id) FROM finished), claimed.*
-FROM (SELECT 1) AS one LEFT JOIN claimed ON true
+FROM (SELECT 1) AS one LEFT JOIN claimed ON true LEFT JOIN durable ON true
 ORDER BY claimed.n
 
 -- name: transition_all

@@ -172,11 +172,6 @@ WHERE state IN (SELECT value FROM json_each(:states))
 -- name: clear
 DELETE FROM jobs
 
--- name: finished_jobs
-SELECT {job_columns} FROM jobs
-WHERE finished_at >= :since
-ORDER BY finished_at DESC LIMIT :limit
-
 -- name: register_worker
 INSERT INTO workers (id, host, pid, slots, queues, started_at, heartbeat_at, busy,
                      jobs_done, stop_requested)
