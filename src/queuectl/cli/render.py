@@ -28,6 +28,31 @@ def is_tty() -> bool:
         return False
 
 
+def _control_names() -> dict[int, str]:
+    names = {code: "^" + chr(code + 64) for code in range(0x20)}  # ESC -> ^[
+    names[0x7F] = "^?"
+    names.update({code: f"\\x{code:02x}" for code in range(0x80, 0xA0)})  # C1: CSI...
+    return names
+
+
+_CONTROL = _control_names()
+_CONTROL_MULTILINE = {k: v for k, v in _CONTROL.items() if k not in (0x09, 0x0A)}
+
+
+def visible(text: str, multiline: bool = False) -> str:
+    """`text` with every control character drawn visibly (ESC as `^[`, BEL as `^G`,
+    C1 codes as `\\x9b`), so that what a job or a user wrote can never move the
+    cursor, retitle or clear the terminal.  `multiline` keeps newlines and tabs
+    (and the CR of a CRLF); a lone CR is drawn as `^M`.  Not for --json (JSON escapes
+    them) nor for `logs` into a pipe (byte-exact)."""
+    if text.isprintable() and "\x1b" not in text:
+        return text
+    if multiline:
+        text = text.replace("\r\n", "\n")
+        return text.translate(_CONTROL_MULTILINE)
+    return text.translate(_CONTROL)
+
+
 def emit_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
@@ -36,7 +61,7 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]],
           styles: Optional[Sequence[Optional[str]]] = None,
           empty: str = "(none)") -> None:
     """A table: rich on a terminal, tab-free aligned columns otherwise."""
-    rows = [["" if c is None else str(c) for c in row] for row in rows]
+    rows = [["" if c is None else visible(str(c)) for c in row] for row in rows]
     if not rows:
         click.echo(empty)
         return
@@ -150,14 +175,14 @@ def job_detail(job: Job, now: float, with_env: bool = False) -> None:
         fields.append(("Rescued", f"{job.rescues} time(s) from dead workers"))
     width = max(len(name) for name, _ in fields)
     for name, value in fields:
-        click.echo(f"{name + ':':<{width + 1}} {value}")
+        click.echo(f"{name + ':':<{width + 1}} {visible(str(value))}")
     if job.history:
         click.echo("History:")
         for entry in job.history:
-            click.echo("  " + history_line(entry))
+            click.echo("  " + visible(history_line(entry)))
     click.echo("Output:" + ("" if job.output else " (none)"))
     if job.output:
-        click.echo(job.output.rstrip("\n"))
+        click.echo(visible(job.output.rstrip("\n"), multiline=True))
 
 
 def history_line(entry: dict[str, Any]) -> str:

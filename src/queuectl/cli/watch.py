@@ -16,14 +16,23 @@ from queuectl.states import FINISHED, JobState
 @click.command()
 @click.argument("job_ref", metavar="ID")
 @click.option("--follow", "-f", is_flag=True, help="Keep printing until the job ends.")
+@click.option("--raw", is_flag=True,
+              help="On a terminal too, write the output's bytes as they are, escape "
+                   "sequences included (piped output always is).")
 @json_option
-def logs(job_ref: str, follow: bool) -> None:
+def logs(job_ref: str, follow: bool, raw: bool) -> None:
     """Print a job's captured output (stdout and stderr).
+
+    Into a pipe or a file the output is written byte for byte.  On a terminal its
+    control characters are drawn visibly (ESC as ^[), so that a job cannot retitle,
+    clear or reprogram your terminal; --raw writes them as they are.
 
     \b
       queuectl logs job1
       queuectl logs -f job1       # follow a running job live
+      queuectl logs job1 --raw    # let the job's colours through
     """
+    sanitise = not raw and render.is_tty()
     st = state()
     q = st.queue()
     if st.json:
@@ -33,25 +42,25 @@ def logs(job_ref: str, follow: bool) -> None:
         return
     if not follow:
         _, text, _ = q.output(job_ref)
-        _write(text)
+        _write(text, sanitise)
         return
-    _follow(q, job_ref)
+    _follow(q, job_ref, sanitise)
 
 
-def _write(text: str) -> None:
+def _write(text: str, sanitise: bool) -> None:
     if text:
-        sys.stdout.write(text)
+        sys.stdout.write(render.visible(text, multiline=True) if sanitise else text)
         sys.stdout.flush()
 
 
-def _follow(q: Any, job_ref: str) -> None:
+def _follow(q: Any, job_ref: str, sanitise: bool) -> None:
     """Print the job's output events; say on stderr (stdout carries output only)
     where the job goes on and what could not be shown."""
     from queuectl import jobevents as ev
 
     for event in q.follow(job_ref):
         if isinstance(event, ev.Output):
-            _write(event.text)
+            _write(event.text, sanitise)
         elif isinstance(event, ev.Skipped):
             _note(f"{event.nbytes} bytes of output skipped: the job printed faster than "
                   "they could be shown, and they were released")
