@@ -109,6 +109,14 @@ class Run:
                 except OSError:
                     pass
 
+    def kill_now(self) -> None:
+        """KILL the whole group at once, from any thread (fencing: a run that may no
+        longer be this worker's must be gone before its lease can run out)."""
+        with self._lock:
+            self._killed = True
+            if self._proc is not None and self._outcome is None:
+                _killpg(self._proc.pid, signal.SIGKILL)
+
     @property
     def killed(self) -> bool:
         return self._killed

@@ -27,6 +27,7 @@ from typing import Any, Mapping, Optional
 from queuectl import wakeup
 from queuectl.config import Settings
 from queuectl.errors import StoreError
+from queuectl.fence import Fence, Watchdog
 from queuectl.maintenance import rescue, this_host
 from queuectl.models import WorkerInfo
 from queuectl.queue import Queue
@@ -65,6 +66,7 @@ class Supervisor:
         self.jobs_done = 0
         self.exit_reason = ""
         self.slots = Slots(self, options.slots)
+        self.fence = Fence(self.settings.lease_timeout, self.settings.heartbeat_interval)
         self._signals = 0
         self._pipe_r, self._pipe_w = os.pipe()
         os.set_blocking(self._pipe_r, False)
@@ -74,7 +76,6 @@ class Supervisor:
         self._stop_now_at: Optional[float] = None
         self._stop_requested = False
         self._previous_wakeup_fd = -1
-        self._last_beat = 0.0
 
     # -- called by the slots ------------------------------------------------------------
     def note_due(self, run_at: Optional[float]) -> None:
@@ -114,15 +115,20 @@ class Supervisor:
         _keep_freed_heap()
         listener = wakeup.Listener(self.url, self.worker_id)
         previous = self._install_signals()
+        watchdog = Watchdog(self.fence, self._fenced)
         now = time.time()
         try:
+            sent = self.fence.clock()
             self.queue.backend.register_worker(self._info(now))
+            self.fence.acknowledged(sent)
+            watchdog.start()
             log.info("worker %s started: %d slot(s), queues %s, store %s", self.worker_id,
                      self.options.slots, ",".join(self.options.queues or ["*"]),
                      self.queue.display_url)
             self._rescue()
             self._loop(listener)
         finally:
+            watchdog.stop()
             self._restore_signals(previous)
             listener.close()
             try:
@@ -273,22 +279,39 @@ class Supervisor:
             return None
 
     def _heartbeat(self) -> None:
-        self._last_beat = time.monotonic()
-        request = self._store(lambda: self.queue.backend.heartbeat(
-            self.worker_id, busy=self.slots.busy, jobs_done=self.jobs_done, now=time.time()))
+        sent = self.fence.clock()
+        try:
+            request = self.queue.backend.heartbeat(
+                self.worker_id, busy=self.slots.busy, jobs_done=self.jobs_done,
+                now=time.time())
+            if request == "gone":
+                log.warning("this worker's registration was removed (considered dead); "
+                            "registering again")
+                self.queue.backend.register_worker(self._info(time.time()))
+        except StoreError as exc:
+            log.warning("store error: %s", exc)
+            return  # not acknowledged: the fence deadline keeps running
+        if self.fence.acknowledged(sent):
+            log.warning("the store answers again: fence lifted, claiming again")
+            self.slots.maybe_work = True
         refreshed = self._store(self.queue.settings)
         if refreshed is not None:
             self.settings = refreshed
-        if request == "gone":
-            log.warning("this worker's registration was removed (considered dead); "
-                        "registering again")
-            self._store(lambda: self.queue.backend.register_worker(self._info(time.time())))
-        elif request == "now":
+            self.fence.update(refreshed.lease_timeout, refreshed.heartbeat_interval)
+        if request == "now":
             self.exit_reason = "worker stop --now"
             self._begin_stop(now=True)
         elif request == "graceful" and not self.stopping:
             self.exit_reason = "worker stop"
             self._begin_stop(now=False)
+
+    def _fenced(self) -> None:
+        """The watchdog thread: no heartbeat was acknowledged for too long."""
+        killed = self.slots.fence_kill()
+        log.error("fenced: the store has not acknowledged a heartbeat for %.1fs (it "
+                  "rescues jobs after lease-timeout); killed %d running job(s) and stopped "
+                  "claiming until it answers", self.fence.fence_after, killed)
+        self._poke()
 
     def _rescue(self) -> None:
         report = self._store(lambda: rescue(self.queue.backend, self.settings, time.time(),

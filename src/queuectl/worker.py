@@ -45,6 +45,7 @@ class Running:
     slot: int
     label: str  # host:pid/slot, recorded as the job's worker
     path: Optional[str]  # the output capture's file; None: in memory (capture.py)
+    fenced: bool = False  # killed because this worker could not prove its lease
 
 
 class Slots:
@@ -84,7 +85,7 @@ class Slots:
         if not self.maybe_work or sup.stopping:
             return
         free = self._free_slots()
-        if not free:
+        if not free or sup.fence.fenced:
             return
         try:
             _, jobs = sup.queue.backend.finish_and_claim(
@@ -171,6 +172,16 @@ class Slots:
             return TRIM_CHECK_S
         return max(TRIM_CHECK_MIN_S, interval * TRIM_GROWTH_BYTES / grown)
 
+    def fence_kill(self) -> int:
+        """KILL every running job's process group now (called from the fencing
+        watchdog thread; the loop collects the runs as usual)."""
+        killed = 0
+        for item in list(self.running.values()):
+            item.fenced = True
+            item.run.kill_now()
+            killed += 1
+        return killed
+
     def kill(self, job_id: Optional[str] = None) -> int:
         """Kill running jobs (all, or the one with `job_id`); returns how many."""
         killed = 0
@@ -186,7 +197,10 @@ class Slots:
         its result is to be recorded instead."""
         sup = self.sup
         job = item.job
-        if outcome.cancelled and sup.stop_now:
+        if item.fenced:
+            log.warning("job %s was killed by fencing; its result is not recorded (the "
+                        "job is rescued, or given back once the store answers)", job.id)
+        elif outcome.cancelled and sup.stop_now:
             self.give_back(job, item.label, outcome)
         elif outcome.cancelled and self._cancelled_by_user(job):
             log.info("job %s cancelled while running (%s)", job.id, item.label)

@@ -28,6 +28,7 @@ class RunWatch:
         self.groups_seen: set[int] = set()
         self.most_at_once = 0
         self.overlap: list[tuple[float, set[int]]] = []
+        self.samples = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
         self._thread.start()
@@ -55,6 +56,7 @@ class RunWatch:
             self.most_at_once = max(self.most_at_once, len(groups))
             if len(groups) > 1:
                 self.overlap.append((time.time(), groups))
+            self.samples += 1
             self._stop.wait(0.01)
 
     def stop(self) -> None:
@@ -111,12 +113,14 @@ def test_partitioned_supervisor_fences_before_its_job_is_rerun(
         # B rescues the job once A's lease (4 s) has run out, and runs it again
         wait_for(lambda: len(watch.groups_seen) >= 2, timeout=30, interval=0.05,
                  message="B runs the job again")
-        time.sleep(0.05)  # one more sample of /proc by the watcher
+        seen = watch.samples
+        wait_for(lambda: watch.samples > seen + 1, timeout=5, interval=0.01,
+                 message="another sample of /proc by the watcher")
         assert watch.most_at_once == 1, f"two runs alive at once: {watch.overlap[:3]}"
         assert _show(db, "long")["worker"].startswith("host-b:")
         assert "fenced" in pool_a.log(0), pool_a.log(0)
-        while time.monotonic() - cut_at < 8:  # well past the lease: still one run at once
-            time.sleep(0.1)
+        # well past the lease: still one run at once
+        wait_for(lambda: time.monotonic() - cut_at >= 8, timeout=30, interval=0.1)
         proxy.heal()
 
         # A re-registers and works again
