@@ -4,6 +4,7 @@ and find / stop the ones running on this host."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -41,9 +42,15 @@ def start_detached(queue: Queue, worker_args: Sequence[str]) -> Detached:
     # a PostgreSQL URL) to every user of the host
     argv = [sys.executable, "-m", "queuectl", "worker", "start", *worker_args]
     env = dict(os.environ, QUEUECTL_DB=queue.url)
-    with open(log_file, "ab") as log, open(os.devnull, "rb") as devnull:
-        proc = subprocess.Popen(argv, stdin=devnull, stdout=log, stderr=log, env=env,
-                                start_new_session=True, close_fds=True)
+    # started with SIGHUP ignored (inherited through exec, as nohup does): a daemon
+    # has no terminal, and a stray hang-up must not stop it
+    hangup = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        with open(log_file, "ab") as log, open(os.devnull, "rb") as devnull:
+            proc = subprocess.Popen(argv, stdin=devnull, stdout=log, stderr=log, env=env,
+                                    start_new_session=True, close_fds=True)
+    finally:
+        signal.signal(signal.SIGHUP, hangup)
     pid_file = os.path.join(pid_dir(queue), f"{proc.pid}.pid")
     with open(pid_file, "w") as handle:
         handle.write(f"{proc.pid}\n")

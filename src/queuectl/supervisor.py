@@ -36,6 +36,11 @@ from queuectl.worker import TRIM_CHECK_S, Slots
 
 log = logging.getLogger(__name__)
 
+#: Signals that stop a supervisor: the first gracefully, the second now.  SIGHUP (the
+#: terminal closed) counts as one for a foreground worker, so its running jobs are
+#: never left behind unsupervised; a detached worker starts with it ignored.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
 RESCUE_INTERVAL_S = 1.0  # dead local pids are seen within about this long
 CANCEL_CHECK_S = 0.1  # at most this often, look for cancelled running jobs on wake-up
 STOP_NOW_GRACE_S = 10.0  # after stop --now, how long to keep trying to record results
@@ -68,6 +73,7 @@ class Supervisor:
         self.slots = Slots(self, options.slots)
         self.fence = Fence(self.settings.lease_timeout, self.settings.heartbeat_interval)
         self._signals = 0
+        self._last_signal = ""  # the name of the last stop signal, for the log
         self._pipe_r, self._pipe_w = os.pipe()
         os.set_blocking(self._pipe_r, False)
         os.set_blocking(self._pipe_w, False)
@@ -371,7 +377,7 @@ class Supervisor:
         # A signal from `worker stop --now` on this host comes with a store flag.
         request = self._store(lambda: self.queue.backend.heartbeat(
             self.worker_id, busy=self.slots.busy, jobs_done=self.jobs_done, now=time.time()))
-        self.exit_reason = self.exit_reason or "signal"
+        self.exit_reason = self.exit_reason or self._last_signal or "signal"
         self._begin_stop(now=request == "now")
 
     def _install_signals(self) -> dict[int, Any]:
@@ -381,7 +387,9 @@ class Supervisor:
         previous: dict[int, Any] = {}
         if threading.current_thread() is not threading.main_thread():
             return previous
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in STOP_SIGNALS:
+            if signum == signal.SIGHUP and signal.getsignal(signum) == signal.SIG_IGN:
+                continue  # detached (or under nohup): a hang-up is not for this worker
             previous[signum] = signal.signal(signum, self._handle_signal)
         self._previous_wakeup_fd = signal.set_wakeup_fd(self._pipe_w)
         return previous
@@ -403,7 +411,6 @@ class Supervisor:
             pass
 
     def _drain_pipe(self) -> None:
-        stop_signals = (signal.SIGINT, signal.SIGTERM)
         while True:
             try:
                 data = os.read(self._pipe_r, 512)
@@ -411,7 +418,10 @@ class Supervisor:
                 return
             if not data:
                 return
-            self._signals += sum(1 for byte in data if byte in stop_signals)
+            for byte in data:
+                if byte in STOP_SIGNALS:
+                    self._signals += 1
+                    self._last_signal = signal.Signals(byte).name
 
 
 def _raise_fd_limit(wanted: int) -> None:

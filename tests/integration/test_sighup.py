@@ -10,13 +10,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.conftest import wait_for
 from tests.integration.conftest import process_running
 
 
-@pytest.mark.xfail(reason="SIGHUP ends the supervisor at once", strict=True)
 def test_sighup_stops_a_foreground_worker_gracefully(cli: Any, q: Any, workers: Any,
                                                      tmp_path: Path) -> None:
     tag = f"{uuid.uuid4().int % 10**9:09d}"
@@ -37,7 +34,6 @@ def test_sighup_stops_a_foreground_worker_gracefully(cli: Any, q: Any, workers: 
     assert "SIGHUP" in workers.log(0) or "hang" in workers.log(0).lower()
 
 
-@pytest.mark.xfail(reason="SIGHUP ends the supervisor at once", strict=True)
 def test_a_detached_worker_ignores_sighup(cli: Any, q: Any, tmp_path: Path) -> None:
     result = cli("worker", "start", "--detach", "--count", "1")
     assert result.returncode == 0, result.stderr
