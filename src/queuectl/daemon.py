@@ -13,6 +13,7 @@ from typing import Optional, Sequence
 
 from queuectl.errors import WorkerError
 from queuectl.maintenance import pid_alive
+from queuectl.paths import make_private_dir, open_private
 from queuectl.queue import Queue
 
 START_TIMEOUT_S = 15.0
@@ -36,7 +37,7 @@ def pid_dir(queue: Queue) -> str:
 def start_detached(queue: Queue, worker_args: Sequence[str]) -> Detached:
     """Start `queuectl worker start ARGS` in its own session, logging to the store's
     worker.log, and return once it has registered in the store."""
-    os.makedirs(pid_dir(queue), exist_ok=True)
+    make_private_dir(pid_dir(queue))
     log_file = log_path(queue)
     # the store goes in the environment, not argv: `ps` shows argv (and a password in
     # a PostgreSQL URL) to every user of the host
@@ -46,13 +47,15 @@ def start_detached(queue: Queue, worker_args: Sequence[str]) -> Detached:
     # has no terminal, and a stray hang-up must not stop it
     hangup = signal.signal(signal.SIGHUP, signal.SIG_IGN)
     try:
-        with open(log_file, "ab") as log, open(os.devnull, "rb") as devnull:
+        with os.fdopen(open_private(log_file), "ab") as log, \
+                open(os.devnull, "rb") as devnull:
             proc = subprocess.Popen(argv, stdin=devnull, stdout=log, stderr=log, env=env,
                                     start_new_session=True, close_fds=True)
     finally:
         signal.signal(signal.SIGHUP, hangup)
     pid_file = os.path.join(pid_dir(queue), f"{proc.pid}.pid")
-    with open(pid_file, "w") as handle:
+    with os.fdopen(open_private(pid_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC),
+                   "w") as handle:
         handle.write(f"{proc.pid}\n")
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:

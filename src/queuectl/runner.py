@@ -265,7 +265,7 @@ def _open_output(path: str) -> int:
             except FileNotFoundError:
                 pass
         except FileNotFoundError:
-            os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+            os.makedirs(os.path.dirname(path) or ".", mode=0o700, exist_ok=True)
     return os.open(path, flags, 0o600)
 
 

@@ -98,3 +98,18 @@ def test_show_env_prints_values(cli) -> None:  # type: ignore[no-untyped-def]
     assert f"TOKEN={SECRET}" in plain.stdout
     shown = cli("show", "job1", "--env", "--json")
     assert json.loads(shown.stdout)["env"] == {"TOKEN": SECRET}
+
+
+def test_a_detached_workers_log_and_pid_files_are_private(umask_022: None,
+                                                          tmp_path: Path) -> None:
+    db = str(tmp_path / "q.db")
+    result = run_cli("--json", "worker", "start", "--detach", db=db)
+    assert result.returncode == 0, result.stderr
+    started = json.loads(result.stdout)
+    try:
+        log = Path(started["log"])
+        pid_file = log.parent / "pids" / f"{started['pid']}.pid"
+        assert _mode(log) == 0o600
+        assert _mode(pid_file) == 0o600 and _mode(pid_file.parent) == 0o700
+    finally:
+        assert run_cli("worker", "stop", db=db).returncode == 0
