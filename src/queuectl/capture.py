@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import BinaryIO, Optional
+from typing import Any, BinaryIO, Optional
 
 MEMFD = hasattr(os, "memfd_create")
 KEEP_BYTES = 1 << 20  # what a trimmed capture keeps before its end (at least)
@@ -149,7 +149,7 @@ def trim(fd: int, trimmed_to: int, keep: int = KEEP_BYTES) -> tuple[int, int]:
     return size, trimmed_to
 
 
-_FALLOCATE = None  # libc's fallocate, loaded on first use; False where there is none
+_FALLOCATE: Any = None  # libc's fallocate, loaded on first use; False where there is none
 
 
 def _punch_hole(fd: int, offset: int, length: int) -> bool:

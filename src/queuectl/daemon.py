@@ -73,7 +73,7 @@ def start_detached(queue: Queue, worker_args: Sequence[str]) -> Detached:
 def reap_pid_files(queue: Queue) -> list[int]:
     """Pids of detached supervisors still running; stale pid files are removed."""
     folder = pid_dir(queue)
-    alive = []
+    alive: list[int] = []
     try:
         names = os.listdir(folder)
     except OSError:

@@ -156,7 +156,6 @@ class Supervisor:
     def _loop(self, listener: wakeup.Listener) -> None:
         slots = self.slots
         backend = self.queue.backend
-        listen_to_store = getattr(backend, "wakeup_fd", None)
         store_fd: Optional[int] = None
         poller = slots.poller  # job pidfds are registered as jobs start and end
         poller.register(listener.fileno(), select.POLLIN)
@@ -187,7 +186,7 @@ class Supervisor:
                 deadline = min(deadline, self._last_activity + self.options.idle_timeout_s
                                - mono)
             # the LISTEN connection is re-made after a server restart: ask every time
-            fd = listen_to_store() if listen_to_store else None
+            fd = backend.wakeup_fd()
             if fd != store_fd:
                 if store_fd is not None and store_fd not in slots.by_fd:
                     try:

@@ -31,9 +31,7 @@ class Backend(Protocol):
 
     The worker records results through `finish_and_claim(results, *, worker_id, workers,
     queues, now)`: several results, then up to one claim per slot label, in one
-    transaction (SqlVerbs; one statement on PostgreSQL).  Optional, looked up with
-    getattr: `wakeup_fd()` / `drain_wakeups()` expose a socket that becomes readable
-    when work may have arrived (PostgreSQL LISTEN).
+    transaction (SqlVerbs; one statement on PostgreSQL).
     """
 
     url: str
@@ -42,6 +40,15 @@ class Backend(Protocol):
 
     def close(self) -> None:
         """Release connections."""
+
+    # -- wake-ups ---------------------------------------------------------------------
+    def wakeup_fd(self) -> Optional[int]:
+        """A descriptor that becomes readable when work may have arrived through the
+        store (PostgreSQL LISTEN; it changes when the connection is re-made), or None
+        when wake-ups travel outside the store (SQLite: see queuectl.wakeup)."""
+
+    def drain_wakeups(self) -> int:
+        """Consume the pending wake-ups of `wakeup_fd`; returns how many."""
 
     def schema_version(self) -> int:
         """The schema version the store is at."""

@@ -262,6 +262,12 @@ class SqliteBackend(SqlVerbs):
         except sqlite3.Error:
             pass
 
+    def wakeup_fd(self) -> Optional[int]:
+        return None  # wake-ups travel through the host's wake-up folder (wakeup.py)
+
+    def drain_wakeups(self) -> int:
+        return 0
+
     def schema_version(self) -> int:
         return self._one("schema_version_get")[0]
 

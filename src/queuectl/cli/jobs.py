@@ -154,15 +154,15 @@ def _do_enqueue(spec: Sequence[str], command: Optional[str], job: Optional[str],
         if "id" in fields:
             raise InvalidInput("--id cannot be used with --file (give ids in the file)")
         text = _read_batch(file)
-        given: list[str] = []  # each line's id, to tell new jobs from unique-key matches
+        line_ids: list[str] = []  # each line's id, to tell new jobs from unique-key matches
 
         def noted(jobs: Iterator[NewJob]) -> Iterator[NewJob]:
             for new in jobs:
-                given.append(str(new.id))  # build() gave every line an id
+                line_ids.append(str(new.id))  # build() gave every line an id
                 yield new
 
         ids = st.queue().enqueue_stream(noted(_batch_jobs(file, text, fields, now)))
-        matched = sum(1 for mine, stored in zip(given, ids) if mine != stored)
+        matched = sum(1 for mine, stored in zip(line_ids, ids) if mine != stored)
         if st.json:
             render.emit_json({"enqueued": len(ids) - matched, "matched": matched,
                               "ids": ids})
