@@ -402,7 +402,7 @@ class SqlVerbs:
         rows = self._all("transition_all", {
             "state": transition.target.value, "now": now, "reset": reset_attempts,
             "sources": self._array([s.value for s in transition.sources]),
-            "entry": self._entry({"event": transition.name.lower().replace("_", " "),
+            "entry": self._entry({"event": transition.event,
                                   "at": now})}, **self._write)
         return [row_to_job(r) for r in rows]
 

@@ -302,7 +302,7 @@ class PostgresBackend(SqlVerbs):
 
     def transition(self, job_id: str, transition: Transition, now: float, *,
                    reset_attempts: bool = False, note: Optional[str] = None) -> Optional[Job]:
-        entry: dict[str, Any] = {"event": transition.name.lower().replace("_", " "),
+        entry: dict[str, Any] = {"event": transition.event,
                                  "at": now}
         if note:
             entry["note"] = note

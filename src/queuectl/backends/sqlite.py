@@ -371,7 +371,7 @@ class SqliteBackend(SqlVerbs):
 
     def transition(self, job_id: str, transition: Transition, now: float, *,
                    reset_attempts: bool = False, note: Optional[str] = None) -> Optional[Job]:
-        entry = {"event": transition.name.lower().replace("_", " "), "at": now}
+        entry = {"event": transition.event, "at": now}
         if note:
             entry["note"] = note
         row = self._one("transition", {
