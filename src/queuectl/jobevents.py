@@ -14,10 +14,10 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterator, Optional, Protocol, Sequence, Union
 
-from queuectl import capture
 from queuectl.errors import NotFound
 from queuectl.models import Job
 from queuectl.states import FINISHED, JobState
+from queuectl.worker import capture
 
 if TYPE_CHECKING:
     from queuectl.queue import Queue

@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Optional, Sequence
 
-from queuectl import capture, wakeup
+from queuectl import wakeup
 from queuectl.backends import display_url, is_postgres, open_backend, store_url
 from queuectl.backends.base import Backend
 from queuectl.errors import (
@@ -22,6 +22,7 @@ from queuectl.jobcore import new_job_id
 from queuectl.models import MIN_PREFIX_LEN, Job, NewJob, WorkerInfo
 from queuectl.paths import runtime_dir
 from queuectl.states import FINISHED, JobState, Transition
+from queuectl.worker import capture
 
 if TYPE_CHECKING:
     from typing import BinaryIO
@@ -139,7 +140,7 @@ class Queue:
 
     def job_log_path(self, job_id: str) -> str:
         """Where a running job's output is captured on the host that runs it, where
-        in-memory captures are not available (see queuectl.capture)."""
+        in-memory captures are not available (see queuectl.worker.capture)."""
         if self._logs_dir is None:
             self._logs_dir = os.path.join(self.runtime_dir(), "logs")
         return f"{self._logs_dir}/{capture.capture_name(job_id)}.log"

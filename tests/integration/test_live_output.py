@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from queuectl import capture
 from queuectl.queue import Queue
+from queuectl.worker import capture
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.skipif(not capture.MEMFD, reason="no memfd_create here")

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from queuectl import capture
-from queuectl.runner import Run
+from queuectl.worker import capture
+from queuectl.worker.runner import Run
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.skipif(not capture.MEMFD, reason="no memfd_create here")

@@ -1,11 +1,11 @@
-"""Self-fencing (queuectl.fence) on a fake clock: when the fence trips, and that it
+"""Self-fencing (queuectl.worker.fence) on a fake clock: when the fence trips, and that it
 trips without any store call."""
 
 from __future__ import annotations
 
 import pytest
 
-from queuectl.fence import Fence, Watchdog, fence_after_s
+from queuectl.worker.fence import Fence, Watchdog, fence_after_s
 
 
 class Clock:

@@ -1,4 +1,4 @@
-"""Publishing running jobs' output (queuectl.outputpub) on a fake clock, over real
+"""Publishing running jobs' output (queuectl.worker.outputpub) on a fake clock, over real
 in-memory captures."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from typing import Iterator
 
 import pytest
 
-from queuectl import outputpub as pub
+from queuectl.worker import outputpub as pub
 
 
 class Clock:

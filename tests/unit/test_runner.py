@@ -15,7 +15,7 @@ from typing import Iterator
 import pytest
 
 from queuectl.models import Outcome
-from queuectl.runner import Run
+from queuectl.worker.runner import Run
 from tests.conftest import wait_for
 
 
@@ -380,7 +380,7 @@ def test_the_longest_command_a_job_may_have_runs(tmp_path: Path) -> None:
 # -- process group and session --------------------------------------------------------
 
 _GROUP_PROBE = (
-    "import os, sys; from queuectl.runner import Run; "
+    "import os, sys; from queuectl.worker.runner import Run; "
     "run = Run('echo $$ $(ps -o pgid= -o sid= -p $$)', output_path=sys.argv[1]); "
     "run.start(); print(run.wait().output_tail, flush=True)"
 )

@@ -43,7 +43,7 @@ def demo(no_run: bool) -> None:
                    "(retries wait base**attempts seconds)...")
     import logging
 
-    from queuectl.supervisor import Supervisor, SupervisorOptions
+    from queuectl.worker.supervisor import Supervisor, SupervisorOptions
 
     if not st.debug:  # the progress lines tell the story; keep worker logs quiet
         logging.getLogger("queuectl").setLevel(logging.CRITICAL)

@@ -63,7 +63,7 @@ def _run_worker(count: Optional[int], queues: tuple[str, ...], burst: bool,
                        f"slot(s); log: {started.log_path}")
             click.echo("Stop it with: queuectl worker stop")
         return
-    from queuectl.supervisor import Supervisor, SupervisorOptions
+    from queuectl.worker.supervisor import Supervisor, SupervisorOptions
 
     st.setup_logging(q.settings().log_level)
     options = SupervisorOptions(slots=slots, queues=list(queues) or None, burst=burst,

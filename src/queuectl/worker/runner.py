@@ -1,6 +1,6 @@
 """Run one job command: `/bin/sh -c`, its own process group (and its own session when
 the worker has a controlling terminal), output captured while it runs (an in-memory
-file per run, or a named file; see `queuectl.capture`), a timeout that kills the whole
+file per run, or a named file; see `queuectl.worker.capture`), a timeout that kills the whole
 group.
 
 The child is watched through a pidfd, so a supervisor can sleep in one `poll()` on
@@ -19,8 +19,8 @@ import threading
 import time
 from typing import Mapping, Optional
 
-from queuectl import capture
 from queuectl.models import Outcome
+from queuectl.worker import capture
 
 SHELL = "/bin/sh"
 

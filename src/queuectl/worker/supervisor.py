@@ -27,12 +27,12 @@ from typing import Any, Mapping, Optional
 from queuectl import wakeup
 from queuectl.config import Settings
 from queuectl.errors import StoreError
-from queuectl.fence import Fence, Watchdog
 from queuectl.maintenance import rescue, this_host
 from queuectl.models import WorkerInfo
 from queuectl.queue import Queue
 from queuectl.states import JobState
-from queuectl.worker import TRIM_CHECK_S, Slots
+from queuectl.worker.executor import TRIM_CHECK_S, Executor
+from queuectl.worker.fence import Fence, Watchdog
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ class Supervisor:
         self.settings: Settings = self.queue.settings()
         self.jobs_done = 0
         self.exit_reason = ""
-        self.slots = Slots(self, options.slots)
+        self.executor = Executor(self, options.slots)
         self.fence = Fence(self.settings.lease_timeout, self.settings.heartbeat_interval)
         self._signals = 0
         self._last_signal = ""  # the name of the last stop signal, for the log
@@ -154,7 +154,7 @@ class Supervisor:
                           started_at=now, heartbeat_at=now)
 
     def _loop(self, listener: wakeup.Listener) -> None:
-        slots = self.slots
+        slots = self.executor
         backend = self.queue.backend
         store_fd: Optional[int] = None
         poller = slots.poller  # job pidfds are registered as jobs start and end
@@ -248,7 +248,7 @@ class Supervisor:
     def _check_exit(self) -> None:
         if self.stopping:
             return
-        idle = not self.slots.busy and not self.slots.maybe_work
+        idle = not self.executor.busy and not self.executor.maybe_work
         if self.options.burst and idle and self._store(self._nothing_left):
             self.exit_reason = "burst: nothing left to run"
             self._begin_stop(now=False)
@@ -268,7 +268,7 @@ class Supervisor:
         else:
             due = backend.oldest_due(now) is not None
         if due:
-            self.slots.maybe_work = True
+            self.executor.maybe_work = True
             return False
         if not self.options.queues:
             return backend.counts().get(JobState.FAILED, 0) == 0
@@ -287,7 +287,7 @@ class Supervisor:
         sent = self.fence.clock()
         try:
             request = self.queue.backend.heartbeat(
-                self.worker_id, busy=self.slots.busy, jobs_done=self.jobs_done,
+                self.worker_id, busy=self.executor.busy, jobs_done=self.jobs_done,
                 now=time.time())
             if request == "gone":
                 log.warning("this worker's registration was removed (considered dead); "
@@ -298,7 +298,7 @@ class Supervisor:
             return  # not acknowledged: the fence deadline keeps running
         if self.fence.acknowledged(sent):
             log.warning("the store answers again: fence lifted, claiming again")
-            self.slots.maybe_work = True
+            self.executor.maybe_work = True
         refreshed = self._store(self.queue.settings)
         if refreshed is not None:
             self.settings = refreshed
@@ -312,7 +312,7 @@ class Supervisor:
 
     def _fenced(self) -> None:
         """The watchdog thread: no heartbeat was acknowledged for too long."""
-        killed = self.slots.fence_kill()
+        killed = self.executor.fence_kill()
         log.error("fenced: the store has not acknowledged a heartbeat for %.1fs (it "
                   "rescues jobs after lease-timeout); killed %d running job(s) and stopped "
                   "claiming until it answers", self.fence.fence_after, killed)
@@ -322,7 +322,7 @@ class Supervisor:
         report = self._store(lambda: rescue(self.queue.backend, self.settings, time.time(),
                                             host=self.host, exclude=self.worker_id))
         if report and report.requeued:
-            self.slots.maybe_work = True
+            self.executor.maybe_work = True
         self._reclaim_lost()
 
     def _reclaim_lost(self) -> None:
@@ -330,12 +330,12 @@ class Supervisor:
         was lost with a broken connection, or a finish lost to a server crash.  They
         go back to pending (the history says why) instead of waiting forever."""
         held = self._store(lambda: self.queue.backend.processing_jobs([self.worker_id]))
-        running = {job.id for job in self.slots.jobs()}
+        running = {job.id for job in self.executor.jobs()}
         for job in held or []:
             if job.id not in running:
                 log.warning("job %s was held by this worker without running; requeued",
                             job.id)
-                self.slots.give_back(job, job.worker or self.host, None,
+                self.executor.give_back(job, job.worker or self.host, None,
                                      "claim or result lost with the store connection")
 
     def _promote(self) -> None:
@@ -347,10 +347,10 @@ class Supervisor:
                                                                   time.time()))
 
     def _kill_cancelled(self) -> None:
-        for job in self.slots.jobs():
+        for job in self.executor.jobs():
             current = self._store(lambda job_id=job.id: self.queue.backend.get(job_id))
             if current is not None and current.state is JobState.CANCELLED:
-                if self.slots.kill(job.id):
+                if self.executor.kill(job.id):
                     log.info("job %s was cancelled: killing it", job.id)
 
     # -- stopping -----------------------------------------------------------------------
@@ -359,9 +359,9 @@ class Supervisor:
             self.stop_now = True
             self._stop_now_at = time.monotonic()
             log.warning("stopping now: killing running jobs and putting them back")
-            self.slots.kill()
+            self.executor.kill()
         elif not self.stopping:
-            busy = self.slots.busy
+            busy = self.executor.busy
             log.info("stopping: %s", f"waiting for {busy} running job(s) to finish"
                      if busy else "no job running")
         self.stopping = True
@@ -375,7 +375,7 @@ class Supervisor:
             return
         # A signal from `worker stop --now` on this host comes with a store flag.
         request = self._store(lambda: self.queue.backend.heartbeat(
-            self.worker_id, busy=self.slots.busy, jobs_done=self.jobs_done, now=time.time()))
+            self.worker_id, busy=self.executor.busy, jobs_done=self.jobs_done, now=time.time()))
         self.exit_reason = self.exit_reason or self._last_signal or "signal"
         self._begin_stop(now=request == "now")
 

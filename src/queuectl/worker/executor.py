@@ -16,15 +16,15 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional
 
-from queuectl import capture
 from queuectl.errors import StoreError
 from queuectl.models import Job, Outcome
 from queuectl.retry import Decision, decide, effective_timeout
-from queuectl.runner import Run
 from queuectl.states import JobState
+from queuectl.worker import capture
+from queuectl.worker.runner import Run
 
 if TYPE_CHECKING:
-    from queuectl.supervisor import Supervisor
+    from queuectl.worker.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class Running:
     fenced: bool = False  # killed because this worker could not prove its lease
 
 
-class Slots:
+class Executor:
     """`count` concurrent job slots, driven by the supervisor's loop."""
 
     def __init__(self, sup: "Supervisor", count: int) -> None:

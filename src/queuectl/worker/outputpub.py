@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from queuectl import capture
+from queuectl.worker import capture
 
 PUBLISH_AFTER_S = 0.5  # a run younger than this publishes nothing
 PUBLISH_EVERY_S = 0.25  # how often running jobs' new output is published
