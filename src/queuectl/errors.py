@@ -64,6 +64,11 @@ class StoreError(QueuectlError):
     exit_code = EXIT_STORE
 
 
+class StoreLocked(StoreError):
+    """Another process holds the store's lock for longer than the busy timeout: a
+    moment that a worker rides out by trying again."""
+
+
 class WorkerError(QueuectlError):
     """Starting or stopping workers failed."""
 

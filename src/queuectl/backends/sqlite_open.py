@@ -10,7 +10,7 @@ import os
 import sqlite3
 
 from queuectl.backends.sqlfile import latest_version, load_queries
-from queuectl.errors import StoreError
+from queuectl.errors import StoreError, StoreLocked
 from queuectl.paths import create_private_store
 
 BUSY_TIMEOUT_MS = 10_000
@@ -48,7 +48,7 @@ def store_error(exc: sqlite3.Error, path: str) -> StoreError:
     text = str(exc)
     lowered = text.lower()
     if "locked" in lowered or "busy" in lowered:
-        return StoreError(f"store is locked by another process ({text}): {path}")
+        return StoreLocked(f"store is locked by another process ({text}): {path}")
     if "readonly" in lowered or "read-only" in lowered:
         return StoreError(f"store is read-only: {path}")
     if "not a database" in lowered or "malformed" in lowered or "corrupt" in lowered:

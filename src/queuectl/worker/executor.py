@@ -24,7 +24,7 @@ from queuectl.worker import capture
 from queuectl.worker.runner import Run
 
 if TYPE_CHECKING:
-    from queuectl.worker.supervisor import Supervisor
+    from queuectl.worker.context import WorkerContext
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +51,8 @@ class Running:
 class Executor:
     """`count` concurrent job slots, driven by the supervisor's loop."""
 
-    def __init__(self, sup: "Supervisor", count: int) -> None:
-        self.sup = sup
+    def __init__(self, ctx: "WorkerContext", count: int) -> None:
+        self.ctx = ctx
         self.count = count
         self.running: dict[int, Running] = {}  # slot index -> running job
         self.maybe_work = True  # False after a claim found nothing, until a wake-up
@@ -70,7 +70,7 @@ class Executor:
         """host:pid/slot, recorded as the worker of the slot's jobs."""
         pid = os.getpid()
         if self._labels_pid != pid:
-            self._labels = [f"{self.sup.host}:{pid}/{n}" for n in range(self.count + 1)]
+            self._labels = [f"{self.ctx.host}:{pid}/{n}" for n in range(self.count + 1)]
             self._labels_pid = pid
         return self._labels[slot]
 
@@ -81,16 +81,16 @@ class Executor:
     def fill(self) -> None:
         """Claim jobs into the free slots (one transaction for all) while there may be
         work."""
-        sup = self.sup
-        if not self.maybe_work or sup.stopping:
+        ctx = self.ctx
+        if not self.maybe_work or ctx.stopping:
             return
         free = self._free_slots()
-        if not free or sup.fence.fenced:
+        if not free or ctx.fence.fenced:
             return
         try:
-            _, jobs = sup.queue.backend.finish_and_claim(
-                [], worker_id=sup.worker_id, workers=[self.label(slot) for slot in free],
-                queues=sup.options.queues, now=time.time())
+            _, jobs = ctx.backend.finish_and_claim(
+                [], worker_id=ctx.worker_id, workers=[self.label(slot) for slot in free],
+                queues=ctx.queues, now=time.time())
         except StoreError as exc:
             log.warning("claim failed: %s", exc)
             return  # the loop's next poll tick tries again
@@ -107,9 +107,9 @@ class Executor:
             self.start(job, slot)
 
     def start(self, job: Job, slot: int) -> None:
-        sup = self.sup
-        settings = sup.settings
-        path = None if capture.MEMFD else sup.queue.job_log_path(job.id)
+        ctx = self.ctx
+        settings = ctx.settings
+        path = None if capture.MEMFD else ctx.queue.job_log_path(job.id)
         env = dict(job.env or {})
         env["QUEUECTL_JOB_ID"] = job.id
         env["QUEUECTL_JOB_ATTEMPT"] = str(job.attempts)
@@ -122,8 +122,8 @@ class Executor:
         if fd >= 0:
             self.by_fd[fd] = slot
             self.poller.register(fd, select.POLLIN)
-        sup.on_job_started()
-        if sup.stop_now:
+        ctx.job_started()
+        if ctx.stop_now:
             run.kill()
 
     # -- the loop's view ----------------------------------------------------------------
@@ -195,34 +195,34 @@ class Executor:
     def _needs_result(self, item: Running, outcome: Outcome) -> bool:
         """Settle a run that was stopped (stop --now) or cancelled by a user; True when
         its result is to be recorded instead."""
-        sup = self.sup
+        ctx = self.ctx
         job = item.job
         if item.fenced:
             log.warning("job %s was killed by fencing; its result is not recorded (the "
                         "job is rescued, or given back once the store answers)", job.id)
-        elif outcome.cancelled and sup.stop_now:
+        elif outcome.cancelled and ctx.stop_now:
             self.give_back(job, item.label, outcome)
         elif outcome.cancelled and self._cancelled_by_user(job):
             log.info("job %s cancelled while running (%s)", job.id, item.label)
         else:
             return True
         _remove(item.path)
-        sup.on_job_done()
+        ctx.job_done()
         return False
 
     def _cancelled_by_user(self, job: Job) -> bool:
-        current = self._retrying(lambda: self.sup.queue.backend.get(job.id))
+        current = self._retrying(lambda: self.ctx.backend.get(job.id))
         return current is None or current.state is JobState.CANCELLED
 
     def _finish(self, ended: list[tuple[Running, Outcome]]) -> None:
         """Record the results of runs that ended together and claim the free slots'
         next jobs, in one transaction (one statement on PostgreSQL)."""
-        sup = self.sup
+        ctx = self.ctx
         now = time.time()
         results = []
         for item, outcome in ended:
             job = item.job
-            decision = decide(job, outcome, sup.settings, now)
+            decision = decide(job, outcome, ctx.settings, now)
             entry = {
                 "attempt": job.attempts, "started_at": outcome.started_at,
                 "finished_at": outcome.finished_at, "worker": item.label,
@@ -233,12 +233,12 @@ class Executor:
             fields = dict(now=now, exit_code=outcome.exit_code, error=decision.error,
                           output=outcome.output_tail or None, history_entry=entry)
             results.append((item, decision, fields))
-        free = [] if sup.stopping else self._free_slots()
+        free = [] if ctx.stopping else self._free_slots()
         batch = [(item.job, decision.state, decision.run_at, fields)
                  for item, decision, fields in results]
-        recorded = self._retrying(lambda: sup.queue.backend.finish_and_claim(
-            batch, worker_id=sup.worker_id, workers=[self.label(slot) for slot in free],
-            queues=sup.options.queues, now=now))
+        recorded = self._retrying(lambda: ctx.backend.finish_and_claim(
+            batch, worker_id=ctx.worker_id, workers=[self.label(slot) for slot in free],
+            queues=ctx.queues, now=now))
         done, jobs = recorded if recorded else ([False] * len(results), [])
         for (item, decision, _), ok in zip(results, done):
             self._recorded(item, decision, now, ok)
@@ -258,19 +258,19 @@ class Executor:
         elif decision.state is JobState.FAILED:
             log.warning("job %s failed (attempt %d): %s; retry in %.1fs", job.id,
                         job.attempts, decision.error, (decision.run_at or now) - now)
-            self.sup.note_due(decision.run_at)
+            self.ctx.note_due(decision.run_at)
         else:
             log.error("job %s is dead after %d attempts: %s", job.id, job.attempts,
                       decision.error)
         _remove(item.path)
-        self.sup.on_job_done()
+        self.ctx.job_done()
 
     def give_back(self, job: Job, label: str, outcome: Optional[Outcome],
                   reason: str = "worker stopped --now; attempt not counted") -> None:
         entry = {"attempt": job.attempts, "event": "requeued", "worker": label,
                  "started_at": outcome.started_at if outcome else None,
                  "finished_at": outcome.finished_at if outcome else None, "error": reason}
-        if self._retrying(lambda: self.sup.queue.backend.requeue(
+        if self._retrying(lambda: self.ctx.backend.requeue(
                 job, now=time.time(), count_attempt=False, rescued=False,
                 history_entry=entry)):
             log.info("job %s put back to pending (%s)", job.id, reason)
@@ -283,8 +283,8 @@ class Executor:
             try:
                 return action()
             except StoreError as exc:
-                self.sup.check_signals()
-                if self.sup.stop_now and self.sup.exit_deadline_passed():
+                self.ctx.check_signals()
+                if self.ctx.stop_now and self.ctx.exit_deadline_passed():
                     log.error("giving up recording a result: %s", exc)
                     return None
                 log.warning("store error, retrying in %.1fs: %s", delay, exc)
@@ -300,12 +300,12 @@ class Executor:
             for item in list(self.running.values()):
                 item.run.enforce_deadlines()
             now = time.time()
-            if now >= until or (self.sup.stop_now and self.sup.exit_deadline_passed()):
+            if now >= until or (self.ctx.stop_now and self.ctx.exit_deadline_passed()):
                 return
             wake = self.next_wakeup()
             pause = min(until, wake if wake is not None else until) - now
             time.sleep(min(max(pause, 0.01), KEEP_TIME_STEP_S))
-            self.sup.check_signals()  # stop (--now) is noticed meanwhile too
+            self.ctx.check_signals()  # stop (--now) is noticed meanwhile too
 
 
 def _remove(path: Optional[str]) -> None:

@@ -26,13 +26,23 @@ from typing import Any, Mapping, Optional
 
 from queuectl import wakeup
 from queuectl.config import Settings
-from queuectl.errors import StoreError
-from queuectl.maintenance import rescue, this_host
-from queuectl.models import WorkerInfo
+from queuectl.errors import StoreError, StoreLocked
+from queuectl.maintenance import this_host
 from queuectl.queue import Queue
 from queuectl.states import JobState
-from queuectl.worker.executor import TRIM_CHECK_S, Executor
+from queuectl.worker.context import WorkerContext
+from queuectl.worker.executor import Executor
 from queuectl.worker.fence import Fence, Watchdog
+from queuectl.worker.services import (
+    CancelWatch,
+    Heartbeat,
+    PollTick,
+    Promotion,
+    Rescue,
+    Trim,
+    store_call,
+    worker_info,
+)
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +51,8 @@ log = logging.getLogger(__name__)
 #: never left behind unsupervised; a detached worker starts with it ignored.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
-RESCUE_INTERVAL_S = 1.0  # dead local pids are seen within about this long
-CANCEL_CHECK_S = 0.1  # at most this often, look for cancelled running jobs on wake-up
-STOP_NOW_GRACE_S = 10.0  # after stop --now, how long to keep trying to record results
+START_RETRY_S = 0.5  # first pause when the store cannot be reached at start-up
+START_RETRY_MAX_S = 5.0
 
 
 @dataclass
@@ -63,55 +72,54 @@ class Supervisor:
         self.options = options
         self.queue = Queue(url, flags=options.flags, env=env, durable=False)
         self.url = self.queue.url
-        self.host = this_host()
-        self.worker_id = uuid.uuid4().hex[:12]
-        self.stopping = False
-        self.stop_now = False
-        self.settings: Settings = self.queue.settings()
-        self.jobs_done = 0
-        self.exit_reason = ""
-        self.executor = Executor(self, options.slots)
-        self.fence = Fence(self.settings.lease_timeout, self.settings.heartbeat_interval)
         self._signals = 0
         self._last_signal = ""  # the name of the last stop signal, for the log
         self._pipe_r, self._pipe_w = os.pipe()
         os.set_blocking(self._pipe_r, False)
         os.set_blocking(self._pipe_w, False)
-        self._due_hint: Optional[float] = None
-        self._last_activity = time.monotonic()
-        self._stop_now_at: Optional[float] = None
         self._stop_requested = False
+        self._early_reason = ""
         self._previous_wakeup_fd = -1
+        self._previous_signals: dict[int, Any] = {}
+        self.worker_id = uuid.uuid4().hex[:12]
 
-    # -- called by the slots ------------------------------------------------------------
-    def note_due(self, run_at: Optional[float]) -> None:
-        """A retry is due at `run_at`: make sure the loop wakes for it."""
-        if run_at is not None and (self._due_hint is None or run_at < self._due_hint):
-            self._due_hint = run_at
-
-    def on_job_started(self) -> None:
-        self._last_activity = time.monotonic()
-
-    def on_job_done(self) -> None:
-        self.jobs_done += 1
-        self._last_activity = time.monotonic()
+    def _build(self, settings: Settings) -> None:
+        """The context, the executor and the services, once the settings are read."""
+        options = self.options
+        self.ctx = WorkerContext(
+            queue=self.queue, worker_id=self.worker_id, host=this_host(),
+            slots=options.slots, queues=options.queues, settings=settings,
+            fence=Fence(settings.lease_timeout, settings.heartbeat_interval),
+            exit_reason=self._early_reason, check_signals=self.check_signals)
+        self.executor = ex = Executor(self.ctx, options.slots)
+        self.promotion = Promotion(self.ctx, ex)
+        self.ctx.note_due = self.promotion.note_due
+        self.cancels = CancelWatch(self.ctx, ex)
+        self.heartbeat = Heartbeat(self.ctx, ex, self.cancels,
+                                   lambda now: self._begin_stop(now=now))
+        self.rescue = Rescue(self.ctx, ex)
+        self.poll_tick = PollTick(self.ctx, ex, self.promotion)
+        self.trim = Trim(self.ctx, ex)
+        #: in the order they run when several are due at one wake-up
+        self.services: tuple[Any, ...] = (self.promotion, self.poll_tick, self.heartbeat,
+                                          self.rescue, self.trim)
 
     def request_stop(self, reason: str) -> None:
         """Ask for a graceful stop from another thread (e.g. the demo's progress view)."""
-        self.exit_reason = self.exit_reason or reason
+        ctx = getattr(self, "ctx", None)
+        if ctx is None:
+            self._early_reason = self._early_reason or reason
+        else:
+            ctx.exit_reason = ctx.exit_reason or reason
         self._stop_requested = True
         self._poke()
-
-    def exit_deadline_passed(self) -> bool:
-        return (self._stop_now_at is not None
-                and time.monotonic() - self._stop_now_at > STOP_NOW_GRACE_S)
 
     def check_signals(self) -> None:
         """Act on signals now (also called while a store call is being retried)."""
         self._drain_pipe()
         if self._signals:
             self._on_signal()
-        if self._stop_requested and not self.stopping:
+        if self._stop_requested and not self.ctx.stopping:
             self._begin_stop(now=False)
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -119,84 +127,90 @@ class Supervisor:
         """Run until stopped; returns the process exit code."""
         _raise_fd_limit(4 * self.options.slots + 64)  # a pidfd and a capture per job
         _keep_freed_heap()
-        listener = wakeup.Listener(self.url, self.worker_id)
-        previous = self._install_signals()
-        watchdog = Watchdog(self.fence, self._fenced)
-        now = time.time()
+        self._install_signals()  # before the first store call: start-up may wait
         try:
-            sent = self.fence.clock()
-            self.queue.backend.register_worker(self._info(now))
-            self.fence.acknowledged(sent)
-            watchdog.start()
-            log.info("worker %s started: %d slot(s), queues %s, store %s", self.worker_id,
-                     self.options.slots, ",".join(self.options.queues or ["*"]),
-                     self.queue.display_url)
-            self._rescue()
-            self._loop(listener)
+            settings = self._starting(self.queue.settings)
+            if settings is None:
+                return 0
+            self._build(settings)
+            return self._run_registered()
         finally:
-            watchdog.stop()
-            self._restore_signals(previous)
-            listener.close()
-            try:
-                self.queue.backend.unregister_worker(self.worker_id)
-            except StoreError as exc:
-                log.warning("could not unregister: %s", exc)
+            self._restore_signals()
             self.queue.close()
             os.close(self._pipe_r)
             os.close(self._pipe_w)
-        log.info("worker %s stopped (%s) after %d run(s)", self.worker_id,
-                 self.exit_reason or "stopped", self.jobs_done)
+
+    def _run_registered(self) -> int:
+        ctx = self.ctx
+        listener = wakeup.Listener(self.url, ctx.worker_id)
+        watchdog = Watchdog(ctx.fence, self._fenced)
+        registered = False
+        try:
+            sent = ctx.fence.clock()
+            registered = self._starting(self._register) is not None
+            if not registered:
+                return 0  # stopped while the store could not be reached
+            ctx.fence.acknowledged(sent)
+            watchdog.start()
+            log.info("worker %s started: %d slot(s), queues %s, store %s", ctx.worker_id,
+                     self.options.slots, ",".join(self.options.queues or ["*"]),
+                     self.queue.display_url)
+            self.rescue.run()
+            self._loop(listener)
+        finally:
+            watchdog.stop()
+            listener.close()
+            if registered:
+                try:
+                    ctx.backend.unregister_worker(ctx.worker_id)
+                except StoreError as exc:
+                    log.warning("could not unregister: %s", exc)
+        log.info("worker %s stopped (%s) after %d run(s)", ctx.worker_id,
+                 ctx.exit_reason or "stopped", ctx.jobs_done)
         return 0
 
-    def _info(self, now: float) -> WorkerInfo:
-        return WorkerInfo(id=self.worker_id, host=self.host, pid=os.getpid(),
-                          slots=self.options.slots, queues=self.options.queues or [],
-                          started_at=now, heartbeat_at=now)
+    def _register(self) -> bool:
+        self.ctx.backend.register_worker(worker_info(self.ctx, time.time()))
+        return True
+
+    def _starting(self, action: Any) -> Any:
+        """A start-up store call, retried while the store is locked, as the running
+        loop rides such moments out; a stop signal meanwhile ends the start (returns
+        None).  Other store errors (unreachable, read-only, corrupt) end it at once."""
+        delay = START_RETRY_S
+        said = False
+        while True:
+            try:
+                return action()
+            except StoreLocked as exc:
+                if not said:
+                    log.warning("store locked at start-up, retrying (Ctrl-C "
+                                "stops): %s", exc)
+                    said = True
+            deadline = time.monotonic() + delay
+            while time.monotonic() < deadline:
+                self._drain_pipe()
+                if self._signals or self._stop_requested:
+                    log.info("stopped before the store could be reached")
+                    return None
+                time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
+            delay = min(delay * 2, START_RETRY_MAX_S)
 
     def _loop(self, listener: wakeup.Listener) -> None:
-        slots = self.executor
-        backend = self.queue.backend
-        store_fd: Optional[int] = None
-        poller = slots.poller  # job pidfds are registered as jobs start and end
+        ctx = self.ctx
+        ex = self.executor
+        poller = ex.poller  # job pidfds are registered as jobs start and end
         poller.register(listener.fileno(), select.POLLIN)
         poller.register(self._pipe_r, select.POLLIN)
-        mono = time.monotonic()
-        next_beat = mono + self.settings.heartbeat_interval
-        next_rescue = mono + RESCUE_INTERVAL_S
-        next_poll = mono + self.settings.poll_interval
-        trim_every = TRIM_CHECK_S
-        next_trim = mono + trim_every
-        last_cancel_check = 0.0
-        next_due = self._next_due()
+        store_fd: Optional[int] = None
         while True:
-            if not self.stopping:
-                slots.fill()
+            if not ctx.stopping:
+                ex.fill()
                 self._check_exit()  # a burst over an empty queue ends now, not in 1 s
-            if self.stopping and not slots.busy:
+            if ctx.stopping and not ex.busy:
                 return
-            # -- sleep until something can happen --------------------------------------
-            now, mono = time.time(), time.monotonic()
-            deadline = min(next_beat, next_rescue, next_poll) - mono
-            if slots.busy:
-                deadline = min(deadline, next_trim - mono)
-            for moment in (self._earliest_due(next_due), slots.next_wakeup()):
-                if moment is not None:
-                    deadline = min(deadline, moment - now)
-            if self.options.idle_timeout_s is not None and not slots.busy:
-                deadline = min(deadline, self._last_activity + self.options.idle_timeout_s
-                               - mono)
-            # the LISTEN connection is re-made after a server restart: ask every time
-            fd = backend.wakeup_fd()
-            if fd != store_fd:
-                if store_fd is not None and store_fd not in slots.by_fd:
-                    try:
-                        poller.unregister(store_fd)  # the old, closed connection
-                    except KeyError:
-                        pass
-                if fd is not None:
-                    poller.register(fd, select.POLLIN)
-                store_fd = fd
-            events = poller.poll(max(0, int(deadline * 1000) + 1))
+            store_fd = self._watch_store_fd(store_fd)
+            events = poller.poll(self._sleep_ms())
             ready = [fd for fd, _ in events]
             # -- react -----------------------------------------------------------------
             if self._pipe_r in ready or self._stop_requested:
@@ -205,62 +219,67 @@ class Supervisor:
             if woken:
                 listener.drain()
             if store_fd is not None and store_fd in ready:
-                self._store(backend.drain_wakeups)
+                store_call(ctx.backend.drain_wakeups)
                 woken = True
+            ex.service(ready)
+            mono = ctx.clock.mono()
             if woken:
-                slots.maybe_work = True
-            slots.service(ready)
-            mono = time.monotonic()
-            if woken and slots.busy and mono - last_cancel_check >= CANCEL_CHECK_S:
-                last_cancel_check = mono
-                self._kill_cancelled()
-            due = self._earliest_due(next_due)
-            if due is not None and due <= time.time():
-                self._due_hint = None
-                self._promote()
-                slots.maybe_work = True
-                next_due = self._next_due()
-            elif woken:
-                next_due = self._next_due()  # new work may be due later
-            if mono >= next_poll:  # the safety net for lost wake-ups and remote work
-                next_poll = mono + self.settings.poll_interval
-                slots.maybe_work = True
-                next_due = self._next_due()
-            if mono >= next_beat:
-                next_beat = mono + self.settings.heartbeat_interval
-                self._heartbeat()
-                self._kill_cancelled()
-                last_cancel_check = mono
-            if mono >= next_rescue:
-                next_rescue = mono + RESCUE_INTERVAL_S
-                self._rescue()
-            if mono >= next_trim:
-                trim_every = slots.trim_outputs(trim_every)
-                next_trim = mono + trim_every
+                ex.maybe_work = True
+                self.cancels.on_wakeup(mono)
+                self.promotion.refresh()  # new work may be due later
+            for service in self.services:
+                service.tick(mono)
             self._check_exit()
 
-    def _earliest_due(self, next_run_at: Optional[float]) -> Optional[float]:
-        hint = self._due_hint
-        if next_run_at is None:
-            return hint
-        return next_run_at if hint is None else min(hint, next_run_at)
+    def _sleep_ms(self) -> int:
+        """How long the loop may sleep: until the first service, run deadline or idle
+        timeout."""
+        ctx, ex = self.ctx, self.executor
+        now, mono = ctx.clock.wall(), ctx.clock.mono()
+        deadline = ctx.settings.poll_interval
+        for service in self.services:
+            moment = service.wanted_at()
+            if moment is not None:
+                deadline = min(deadline, moment - mono)
+        wake = ex.next_wakeup()
+        if wake is not None:
+            deadline = min(deadline, wake - now)
+        if self.options.idle_timeout_s is not None and not ex.busy:
+            deadline = min(deadline, ctx.last_activity + self.options.idle_timeout_s
+                           - mono)
+        return max(0, int(deadline * 1000) + 1)
+
+    def _watch_store_fd(self, store_fd: Optional[int]) -> Optional[int]:
+        """The LISTEN connection is re-made after a server restart: ask every time."""
+        fd = self.ctx.backend.wakeup_fd()
+        if fd != store_fd:
+            poller = self.executor.poller
+            if store_fd is not None and store_fd not in self.executor.by_fd:
+                try:
+                    poller.unregister(store_fd)  # the old, closed connection
+                except KeyError:
+                    pass
+            if fd is not None:
+                poller.register(fd, select.POLLIN)
+        return fd
 
     def _check_exit(self) -> None:
-        if self.stopping:
+        ctx = self.ctx
+        if ctx.stopping:
             return
         idle = not self.executor.busy and not self.executor.maybe_work
-        if self.options.burst and idle and self._store(self._nothing_left):
-            self.exit_reason = "burst: nothing left to run"
+        if self.options.burst and idle and store_call(self._nothing_left):
+            ctx.exit_reason = "burst: nothing left to run"
             self._begin_stop(now=False)
         if (self.options.idle_timeout_s is not None and idle
-                and time.monotonic() - self._last_activity >= self.options.idle_timeout_s):
-            self.exit_reason = f"idle for {self.options.idle_timeout_s:g}s"
+                and ctx.clock.mono() - ctx.last_activity >= self.options.idle_timeout_s):
+            ctx.exit_reason = f"idle for {self.options.idle_timeout_s:g}s"
             self._begin_stop(now=False)
 
     def _nothing_left(self) -> bool:
         """Burst mode's end: nothing due now and no failed job waiting for its retry
         (jobs scheduled for later do not keep a burst worker alive)."""
-        backend = self.queue.backend
+        backend = self.ctx.backend
         now = time.time()
         if self.options.queues:  # only this worker's queues count
             first = backend.next_run_at(self.options.queues, 0.0)
@@ -275,125 +294,59 @@ class Supervisor:
         return not any(backend.list_jobs([JobState.FAILED], name, 1)
                        for name in self.options.queues)
 
-    # -- periodic work ------------------------------------------------------------------
-    def _store(self, action: Any) -> Any:
-        try:
-            return action()
-        except StoreError as exc:
-            log.warning("store error: %s", exc)
-            return None
-
-    def _heartbeat(self) -> None:
-        sent = self.fence.clock()
-        try:
-            request = self.queue.backend.heartbeat(
-                self.worker_id, busy=self.executor.busy, jobs_done=self.jobs_done,
-                now=time.time())
-            if request == "gone":
-                log.warning("this worker's registration was removed (considered dead); "
-                            "registering again")
-                self.queue.backend.register_worker(self._info(time.time()))
-        except StoreError as exc:
-            log.warning("store error: %s", exc)
-            return  # not acknowledged: the fence deadline keeps running
-        if self.fence.acknowledged(sent):
-            log.warning("the store answers again: fence lifted, claiming again")
-            self.executor.maybe_work = True
-        refreshed = self._store(self.queue.settings)
-        if refreshed is not None:
-            self.settings = refreshed
-            self.fence.update(refreshed.lease_timeout, refreshed.heartbeat_interval)
-        if request == "now":
-            self.exit_reason = "worker stop --now"
-            self._begin_stop(now=True)
-        elif request == "graceful" and not self.stopping:
-            self.exit_reason = "worker stop"
-            self._begin_stop(now=False)
-
     def _fenced(self) -> None:
         """The watchdog thread: no heartbeat was acknowledged for too long."""
         killed = self.executor.fence_kill()
         log.error("fenced: the store has not acknowledged a heartbeat for %.1fs (it "
                   "rescues jobs after lease-timeout); killed %d running job(s) and stopped "
-                  "claiming until it answers", self.fence.fence_after, killed)
+                  "claiming until it answers", self.ctx.fence.fence_after, killed)
         self._poke()
-
-    def _rescue(self) -> None:
-        report = self._store(lambda: rescue(self.queue.backend, self.settings, time.time(),
-                                            host=self.host, exclude=self.worker_id))
-        if report and report.requeued:
-            self.executor.maybe_work = True
-        self._reclaim_lost()
-
-    def _reclaim_lost(self) -> None:
-        """Jobs the store says this worker runs but no slot does: a claim whose answer
-        was lost with a broken connection, or a finish lost to a server crash.  They
-        go back to pending (the history says why) instead of waiting forever."""
-        held = self._store(lambda: self.queue.backend.processing_jobs([self.worker_id]))
-        running = {job.id for job in self.executor.jobs()}
-        for job in held or []:
-            if job.id not in running:
-                log.warning("job %s was held by this worker without running; requeued",
-                            job.id)
-                self.executor.give_back(job, job.worker or self.host, None,
-                                     "claim or result lost with the store connection")
-
-    def _promote(self) -> None:
-        self._store(lambda: self.queue.backend.promote_due(time.time()))
-
-    def _next_due(self) -> Optional[float]:
-        """When the next waiting (scheduled or backing-off) job becomes due."""
-        return self._store(lambda: self.queue.backend.next_run_at(self.options.queues,
-                                                                  time.time()))
-
-    def _kill_cancelled(self) -> None:
-        for job in self.executor.jobs():
-            current = self._store(lambda job_id=job.id: self.queue.backend.get(job_id))
-            if current is not None and current.state is JobState.CANCELLED:
-                if self.executor.kill(job.id):
-                    log.info("job %s was cancelled: killing it", job.id)
 
     # -- stopping -----------------------------------------------------------------------
     def _begin_stop(self, *, now: bool) -> None:
-        if now and not self.stop_now:
-            self.stop_now = True
-            self._stop_now_at = time.monotonic()
+        ctx = self.ctx
+        if now and not ctx.stop_now:
+            ctx.stop_now = True
+            ctx.stop_now_at = ctx.clock.mono()
             log.warning("stopping now: killing running jobs and putting them back")
             self.executor.kill()
-        elif not self.stopping:
+        elif not ctx.stopping:
             busy = self.executor.busy
             log.info("stopping: %s", f"waiting for {busy} running job(s) to finish"
                      if busy else "no job running")
-        self.stopping = True
+        ctx.stopping = True
 
     def _on_signal(self) -> None:
+        ctx = self.ctx
         if self._signals >= 2:
-            self.exit_reason = self.exit_reason or "second signal"
+            ctx.exit_reason = ctx.exit_reason or "second signal"
             self._begin_stop(now=True)
             return
-        if self.stopping:
+        if ctx.stopping:
             return
         # A signal from `worker stop --now` on this host comes with a store flag.
-        request = self._store(lambda: self.queue.backend.heartbeat(
-            self.worker_id, busy=self.executor.busy, jobs_done=self.jobs_done, now=time.time()))
-        self.exit_reason = self.exit_reason or self._last_signal or "signal"
+        request = store_call(lambda: ctx.backend.heartbeat(
+            ctx.worker_id, busy=self.executor.busy, jobs_done=ctx.jobs_done,
+            now=time.time()))
+        ctx.exit_reason = ctx.exit_reason or self._last_signal or "signal"
         self._begin_stop(now=request == "now")
 
-    def _install_signals(self) -> dict[int, Any]:
+    def _install_signals(self) -> None:
         """Signals only count: the C-level handler writes one byte per delivered signal
         to the self-pipe (set_wakeup_fd), so two quick Ctrl-Cs are two, even when
         Python would run its handler only once for both."""
         previous: dict[int, Any] = {}
         if threading.current_thread() is not threading.main_thread():
-            return previous
+            return
         for signum in STOP_SIGNALS:
             if signum == signal.SIGHUP and signal.getsignal(signum) == signal.SIG_IGN:
                 continue  # detached (or under nohup): a hang-up is not for this worker
             previous[signum] = signal.signal(signum, self._handle_signal)
         self._previous_wakeup_fd = signal.set_wakeup_fd(self._pipe_w)
-        return previous
+        self._previous_signals = previous
 
-    def _restore_signals(self, previous: dict[int, Any]) -> None:
+    def _restore_signals(self) -> None:
+        previous, self._previous_signals = self._previous_signals, {}
         if previous:
             signal.set_wakeup_fd(self._previous_wakeup_fd)
         for signum, handler in previous.items():
