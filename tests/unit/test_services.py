@@ -4,6 +4,7 @@ given, not before, and does what it says in the store."""
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Iterator
 
@@ -12,6 +13,7 @@ import pytest
 from queuectl.models import NewJob, WorkerInfo
 from queuectl.queue import Queue
 from queuectl.states import JobState
+from queuectl.worker import unrecorded
 from queuectl.worker.context import Clock, WorkerContext
 from queuectl.worker.executor import TRIM_CHECK_S, Executor
 from queuectl.worker.fence import Fence
@@ -188,3 +190,25 @@ def test_trim_sleeps_while_nothing_runs(ctx: WorkerContext, clock: FakeClock) ->
     clock.advance(TRIM_CHECK_S)
     trim.tick(clock.mono())
     assert trim.next_at == pytest.approx(clock.m + TRIM_CHECK_S)
+
+
+def test_a_kept_result_is_recorded_while_its_run_still_holds_the_job(
+        ctx: WorkerContext, clock: FakeClock) -> None:
+    ctx.queue.enqueue([NewJob(command="true", id="kept"), NewJob(command="true",
+                                                                 id="moved")])
+    clock.advance(1)
+    held = [ctx.backend.claim("w-gone", "testhost:9/1", None, clock.w) for _ in "ab"]
+    assert all(held)
+    fields = {"now": clock.w, "exit_code": 0, "error": None, "output": "out",
+              "history_entry": {"attempt": 1, "result": "completed"}}
+    records = [unrecorded.finished(job, JobState.COMPLETED, None, fields)
+               for job in held if job]
+    assert unrecorded.save(ctx.queue.url, "w-gone", records)
+    moved = next(job for job in held if job and job.id == "moved")
+    assert ctx.backend.requeue(moved, now=clock.w, count_attempt=True, rescued=True,
+                               history_entry={"event": "worker lost"})
+    assert unrecorded.replay(ctx.backend, ctx.queue.url, clock.w) == 1
+    assert ctx.queue.get("kept").state is JobState.COMPLETED
+    assert ctx.queue.get("moved").state is JobState.PENDING  # not overwritten
+    assert os.listdir(unrecorded.folder(ctx.queue.url)) == []  # each applied or dropped
+    assert unrecorded.replay(ctx.backend, ctx.queue.url, clock.w) == 0

@@ -20,7 +20,7 @@ from queuectl.errors import StoreError
 from queuectl.models import Job, Outcome
 from queuectl.retry import Decision, decide, effective_timeout
 from queuectl.states import JobState
-from queuectl.worker import capture
+from queuectl.worker import capture, unrecorded
 from queuectl.worker.runner import Run
 
 if TYPE_CHECKING:
@@ -56,6 +56,7 @@ class Executor:
         self.count = count
         self.running: dict[int, Running] = {}  # slot index -> running job
         self.maybe_work = True  # False after a claim found nothing, until a wake-up
+        self.unrecorded = 0  # ended runs whose results a store call is retrying
         self._labels: list[str] = []
         self._labels_pid = 0
         # The supervisor's poll set: job pidfds come and go with their jobs.
@@ -238,12 +239,17 @@ class Executor:
                  for item, decision, fields in results]
         recorded = self._retrying(lambda: ctx.backend.finish_and_claim(
             batch, worker_id=ctx.worker_id, workers=[self.label(slot) for slot in free],
-            queues=ctx.queues, now=now))
-        done, jobs = recorded if recorded else ([False] * len(results), [])
+            queues=ctx.queues, now=now), pending=len(batch))
+        if recorded is None:  # given up (stop --now): kept for the next worker here
+            self._keep([unrecorded.finished(*entry) for entry in batch])
+            for item, _, _ in results:
+                _remove(item.path)
+                ctx.job_done()
+            return
+        done, jobs = recorded
         for (item, decision, _), ok in zip(results, done):
             self._recorded(item, decision, now, ok)
-        if recorded:
-            self._start_claimed(free, jobs)
+        self._start_claimed(free, jobs)
 
     def _recorded(self, item: Running, decision: Decision, now: float, done: bool) -> None:
         """Log a recorded result and let go of its capture file."""
@@ -270,26 +276,51 @@ class Executor:
         entry = {"attempt": job.attempts, "event": "requeued", "worker": label,
                  "started_at": outcome.started_at if outcome else None,
                  "finished_at": outcome.finished_at if outcome else None, "error": reason}
-        if self._retrying(lambda: self.ctx.backend.requeue(
-                job, now=time.time(), count_attempt=False, rescued=False,
-                history_entry=entry)):
+        done = self._retrying(lambda: self.ctx.backend.requeue(
+            job, now=time.time(), count_attempt=False, rescued=False,
+            history_entry=entry), pending=1)
+        if done is None:
+            self._keep([unrecorded.given_back(job, entry)])
+        elif done:
             log.info("job %s put back to pending (%s)", job.id, reason)
 
-    def _retrying(self, action: Callable[[], Any]) -> Any:
+    def _keep(self, records: list[dict[str, Any]]) -> None:
+        path = unrecorded.save(self.ctx.queue.url, self.ctx.worker_id, records)
+        if path:
+            log.error("kept %d result(s) that could not be recorded in %s: the next "
+                      "worker started on this host records them", len(records), path)
+
+    def _retrying(self, action: Callable[[], Any], pending: int = 0) -> Any:
         """Run a store call until it succeeds: a result must not be lost to a store
-        that is locked or restarting for a while.  Gives up only after stop --now."""
+        that is locked, full or restarting for a while.  Gives up (None) only after
+        stop --now has waited long enough; the caller keeps what was not recorded."""
+        ctx = self.ctx
         delay = STORE_RETRY_S
-        while True:
-            try:
-                return action()
-            except StoreError as exc:
-                self.ctx.check_signals()
-                if self.ctx.stop_now and self.ctx.exit_deadline_passed():
-                    log.error("giving up recording a result: %s", exc)
-                    return None
-                log.warning("store error, retrying in %.1fs: %s", delay, exc)
-                self._keep_time_for(delay)
-                delay = min(delay * 2, STORE_RETRY_MAX_S)
+        told_stopping = False
+        try:
+            while True:
+                try:
+                    return action()
+                except StoreError as exc:
+                    self.unrecorded = pending
+                    ctx.check_signals()
+                    if ctx.stop_now and ctx.exit_deadline_passed():
+                        log.error("giving up recording %d result(s) for now: %s",
+                                  pending, exc)
+                        return None
+                    if ctx.stopping and not ctx.stop_now and not told_stopping:
+                        told_stopping = True
+                        log.warning(
+                            "stopping, but %d ended job result(s) cannot be recorded "
+                            "(%s); still trying. A second signal (or worker stop "
+                            "--now) keeps them on disk for the next worker on this "
+                            "host and exits", pending, exc)
+                    else:
+                        log.warning("store error, retrying in %.1fs: %s", delay, exc)
+                    self._keep_time_for(delay)
+                    delay = min(delay * 2, STORE_RETRY_MAX_S)
+        finally:
+            self.unrecorded = 0
 
     def _keep_time_for(self, seconds: float) -> None:
         """Wait before the store is tried again, enforcing the running jobs' timeouts

@@ -27,6 +27,7 @@ from queuectl.errors import StoreError
 from queuectl.maintenance import rescue
 from queuectl.models import WorkerInfo
 from queuectl.states import JobState
+from queuectl.worker import unrecorded
 from queuectl.worker.context import WorkerContext
 from queuectl.worker.executor import TRIM_CHECK_S, Executor
 
@@ -161,6 +162,11 @@ class Rescue(Service):
 
     def run(self) -> None:
         ctx = self.ctx
+        # results a supervisor here could not record before it exited come first:
+        # otherwise their jobs would be rescued and run again
+        if store_call(lambda: unrecorded.replay(ctx.backend, ctx.queue.url,
+                                                ctx.clock.wall())):
+            self.executor.maybe_work = True
         report = store_call(lambda: rescue(ctx.backend, ctx.settings, ctx.clock.wall(),
                                            host=ctx.host, exclude=ctx.worker_id))
         if report and report.requeued:

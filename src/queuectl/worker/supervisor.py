@@ -311,9 +311,13 @@ class Supervisor:
             log.warning("stopping now: killing running jobs and putting them back")
             self.executor.kill()
         elif not ctx.stopping:
-            busy = self.executor.busy
-            log.info("stopping: %s", f"waiting for {busy} running job(s) to finish"
-                     if busy else "no job running")
+            busy, waiting = self.executor.busy, self.executor.unrecorded
+            if waiting:
+                log.warning("stopping: %d ended job result(s) are not recorded yet (the "
+                            "store refuses writes), %d job(s) in slots", waiting, busy)
+            else:
+                log.info("stopping: %s", f"waiting for {busy} running job(s) to finish"
+                         if busy else "no job running")
         ctx.stopping = True
 
     def _on_signal(self) -> None:
