@@ -133,8 +133,9 @@ def test_persistence_across_worker_restart(cli: Any, q: Any, workers: Any) -> No
 def test_rescued_job_output_is_its_own_run_only(cli: Any, q: Any, workers: Any) -> None:
     """The shell of a SIGKILLed supervisor's job lives on; what it still prints must
     not end up in the output of the run that replaces it."""
+    pause = f"sleep 1.{uuid.uuid4().int % 10**6:06d}"  # a text no other process has
     cli("enqueue", "--id", "lost", "--command",
-        "sleep 1.5; echo run-$QUEUECTL_JOB_ATTEMPT")
+        f"{pause}; echo run-$QUEUECTL_JOB_ATTEMPT")
     first = workers.start("--count", "1")
     wait_for(lambda: state(q, "lost") == "processing", timeout=20, message="first run")
     os.kill(first.pid, signal.SIGKILL)  # the supervisor only: its job's shell lives on
@@ -143,7 +144,8 @@ def test_rescued_job_output_is_its_own_run_only(cli: Any, q: Any, workers: Any) 
     shown = job(q, "lost")
     assert shown["state"] == "completed"
     assert any(h.get("event") == "worker lost" for h in shown["history"])
-    time.sleep(1.0)  # the orphaned first run has printed by now
+    # the orphaned first run is gone (killed by the rescue), so nothing can print later
+    wait_for(lambda: not process_running(pause), timeout=20, message="no run left")
     assert shown["output"] == "run-2\n"
     assert cli("logs", "lost").stdout == "run-2\n"
 
@@ -153,8 +155,9 @@ def test_rescue_on_the_same_host_ends_the_lost_run(cli: Any, q: Any, workers: An
     """A job is never run twice at once: when a SIGKILLed supervisor's job is rescued
     on its host, the shell it left behind is killed before the job runs again."""
     out = tmp_path / "runs"
+    pause = f"sleep 2.{uuid.uuid4().int % 10**6:06d}"  # a text no other process has
     cli("enqueue", "--id", "lost", "--command",
-        f"echo start-$QUEUECTL_JOB_ATTEMPT >> {out}; sleep 2; "
+        f"echo start-$QUEUECTL_JOB_ATTEMPT >> {out}; {pause}; "
         f"echo end-$QUEUECTL_JOB_ATTEMPT >> {out}")
     first = workers.start("--count", "1")
     wait_for(lambda: out.exists(), timeout=20, message="first run")
@@ -162,7 +165,8 @@ def test_rescue_on_the_same_host_ends_the_lost_run(cli: Any, q: Any, workers: An
     first.wait(timeout=10)
     assert workers.start("--count", "1", "--burst").wait(timeout=60) == 0
     assert state(q, "lost") == "completed"
-    time.sleep(2.5)  # long enough for a surviving first run to have ended
+    wait_for(lambda: not process_running(pause), timeout=20,
+             message="no run of the job left")
     assert out.read_text().split() == ["start-1", "start-2", "end-2"]
 
 
