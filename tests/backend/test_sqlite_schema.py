@@ -1,41 +1,17 @@
-"""SQLite specifics: migrations, query plans that stay flat at depth, store errors."""
+"""SQLite specifics: query plans that stay flat at depth, store errors (the schema
+itself: test_schema.py)."""
 
 from __future__ import annotations
 
 import json
 import os
-import sqlite3
 from pathlib import Path
 
 import pytest
 
 from queuectl.backends import open_backend
-from queuectl.backends.sqlfile import load_migrations, load_queries
+from queuectl.backends.sqlfile import load_queries
 from queuectl.errors import StoreError
-
-
-def schema(path: Path) -> list[tuple[str, str]]:
-    with sqlite3.connect(path) as conn:
-        return sorted(conn.execute(
-            "SELECT name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'"))
-
-
-def test_migrating_from_empty_gives_the_current_schema(tmp_path: Path) -> None:
-    store = open_backend(str(tmp_path / "a.db"))
-    assert store.schema_version() == load_migrations("sqlite")[-1][0]
-    store.close()
-    first = schema(tmp_path / "a.db")
-    again = open_backend(str(tmp_path / "a.db"))  # re-opening migrates nothing
-    again.close()
-    assert schema(tmp_path / "a.db") == first
-    # a store built by replaying every migration by hand has the same tables
-    manual = sqlite3.connect(tmp_path / "b.db")
-    for _, _, sql in load_migrations("sqlite"):
-        manual.executescript(sql)
-    manual.close()
-    names = {name for name, _ in schema(tmp_path / "b.db")}
-    assert names <= {name for name, _ in first}
-    assert {"jobs", "jobs_ready", "state_counts", "workers", "config"} <= names
 
 
 def _plan(store, name: str, params: dict) -> str:  # type: ignore[no-untyped-def]
