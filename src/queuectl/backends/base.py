@@ -15,6 +15,7 @@ from typing import (
     Iterable,
     Iterator,
     Mapping,
+    NamedTuple,
     Optional,
     Protocol,
     Sequence,
@@ -139,10 +140,34 @@ class Backend(Protocol):
         """Processing jobs whose worker is not registered at all."""
 
     def purge(self, states: Sequence[JobState], finished_before: Optional[float]) -> int:
-        """Delete jobs in `states`, finished before the time if given."""
+        """Delete jobs in `states`, finished before the time if given, with their
+        output chunks and dependency edges (in one transaction)."""
 
     def clear(self) -> int:
-        """Delete every job."""
+        """Delete every job (with their output chunks and dependency edges)."""
+
+    # -- output chunks (what `logs -f` on another host reads) -------------------------
+    def append_output(self, job_id: str, attempt: int, seq: int, data: bytes,
+                      now: float) -> None:
+        """Store a chunk of run `attempt`'s output; `seq` is its byte offset in that
+        run's output.  The same (job, attempt, seq) twice is stored once."""
+
+    def read_output(self, job_id: str, attempt: int, from_offset: int,
+                    limit: int) -> list[OutputChunk]:
+        """Up to `limit` chunks of one run that hold bytes at or after `from_offset`,
+        in offset order (the first may start before it; a gap means dropped bytes)."""
+
+    def drop_output(self, job_id: str, attempt: Optional[int] = None,
+                    before: Optional[int] = None) -> int:
+        """Delete a job's chunks: of one run, or of every run when `attempt` is None;
+        with `before`, only the chunks that end at or before that offset.  Returns
+        how many went."""
+
+    def publish_output(self, chunks: Sequence[tuple[str, int, int, bytes]],
+                       drops: Sequence[tuple[str, int, Optional[int]]],
+                       now: float) -> None:
+        """`append_output` for each (job id, attempt, offset, data) and `drop_output`
+        for each (job id, attempt, before), in one transaction (a publisher's round)."""
 
     # -- workers ----------------------------------------------------------------------
     def register_worker(self, info: WorkerInfo) -> None:
@@ -174,6 +199,13 @@ class Backend(Protocol):
 
 
 # -- helpers shared by the implementations ------------------------------------------
+
+class OutputChunk(NamedTuple):
+    """A published piece of a run's output."""
+
+    seq: int  # the byte offset of `data` in the run's output
+    data: bytes
+
 
 JOB_COLUMNS = (
     "id, command, state, queue, priority, run_at, attempts, max_retries, backoff_base, "
@@ -220,6 +252,11 @@ def row_to_worker(row: Sequence[Any]) -> WorkerInfo:
                       queues=_json_field(queues, []) or [], started_at=started_at,
                       heartbeat_at=heartbeat_at, busy=busy, jobs_done=jobs_done,
                       stop_requested=stop)
+
+
+def sql_values() -> dict[str, str]:
+    """What the `{NAME}` placeholders of the SQL files stand for (sqlfile.render_queries)."""
+    return {"job_columns": JOB_COLUMNS, "worker_columns": WORKER_COLUMNS}
 
 
 def prefix_upper_bound(prefix: str) -> str:
@@ -460,11 +497,46 @@ class SqlVerbs:
         return [row_to_job(r) for r in self._all("orphaned_jobs")]
 
     def purge(self, states: Sequence[JobState], finished_before: Optional[float]) -> int:
-        return self._run("purge", {"states": self._array([s.value for s in states]),
-                                   "before": finished_before})
+        params = {"states": self._array([s.value for s in states]),
+                  "before": finished_before}
+        with self._errors(), self._transaction():
+            self._run("purge_output", params)
+            self._run("purge_edges", params)
+            return self._run("purge", params)
 
     def clear(self) -> int:
-        return self._run("clear")
+        with self._errors(), self._transaction():
+            self._run("clear_output")
+            self._run("clear_edges")
+            return self._run("clear")
+
+    # -- output chunks ----------------------------------------------------------------
+    def append_output(self, job_id: str, attempt: int, seq: int, data: bytes,
+                      now: float) -> None:
+        self._run("append_output", {"job_id": job_id, "attempt": attempt, "seq": seq,
+                                    "data": bytes(data), "now": now})
+
+    def read_output(self, job_id: str, attempt: int, from_offset: int,
+                    limit: int) -> list[OutputChunk]:
+        rows = self._all("read_output", {"job_id": job_id, "attempt": attempt,
+                                         "from_offset": from_offset, "limit": limit})
+        return [OutputChunk(seq, bytes(data)) for seq, data in rows]
+
+    def drop_output(self, job_id: str, attempt: Optional[int] = None,
+                    before: Optional[int] = None) -> int:
+        return self._run("drop_output", {"job_id": job_id, "attempt": attempt,
+                                         "before": before})
+
+    def publish_output(self, chunks: Sequence[tuple[str, int, int, bytes]],
+                       drops: Sequence[tuple[str, int, Optional[int]]],
+                       now: float) -> None:
+        if not chunks and not drops:
+            return
+        with self._errors(), self._transaction():
+            for job_id, attempt, seq, data in chunks:
+                self.append_output(job_id, attempt, seq, data, now)
+            for job_id, attempt, before in drops:
+                self.drop_output(job_id, attempt, before)
 
     # -- workers --------------------------------------------------------------------
     def register_worker(self, info: WorkerInfo) -> None:

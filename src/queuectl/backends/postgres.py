@@ -20,15 +20,14 @@ from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
 
 from queuectl.backends.base import (
     BATCH_ROWS,
-    JOB_COLUMNS,
-    WORKER_COLUMNS,
     SqlVerbs,
     batched,
     insert_jobs,
     insert_params,
     row_to_job,
+    sql_values,
 )
-from queuectl.backends.sqlfile import load_migrations, load_queries
+from queuectl.backends.sqlfile import load_migrations, render_queries
 from queuectl.errors import DuplicateJob, StoreError
 from queuectl.models import Job, NewJob
 from queuectl.states import JobState, Transition
@@ -47,14 +46,8 @@ _QUERIES: Optional[dict[str, str]] = None
 def _queries() -> dict[str, str]:
     global _QUERIES
     if _QUERIES is None:
-        queries = {name: sql.replace("{job_columns}", JOB_COLUMNS)
-                   .replace("{worker_columns}", WORKER_COLUMNS)
-                   for name, sql in load_queries("postgres").items()}
-        batch = queries.pop("finish_and_claim")
-        queries["finish_and_claim"] = batch.replace("{queue_filter}", "")
-        queries["finish_and_claim_in_queues"] = batch.replace(
-            "{queue_filter}", "AND queue = ANY(%(queues)s::text[])")
-        _QUERIES = queries
+        _QUERIES = render_queries("postgres", sql_values(),
+                                  "AND queue = ANY(%(queues)s::text[])")
     return _QUERIES
 
 

@@ -19,16 +19,15 @@ from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
 
 from queuectl.backends.base import (
     BATCH_ROWS,
-    JOB_COLUMNS,
-    WORKER_COLUMNS,
     SqlVerbs,
     batched,
     insert_jobs,
     insert_params,
     insert_values,
     row_to_job,
+    sql_values,
 )
-from queuectl.backends.sqlfile import load_migrations, load_queries
+from queuectl.backends.sqlfile import load_migrations, render_queries
 from queuectl.backends.sqlite_open import BUSY_TIMEOUT_MS, configure, connect, store_error
 from queuectl.errors import DuplicateJob, StoreError
 from queuectl.models import Job, NewJob
@@ -54,9 +53,8 @@ _QUERIES: dict[str, str] | None = None
 def _queries() -> dict[str, str]:
     global _QUERIES
     if _QUERIES is None:
-        _QUERIES = {name: sql.replace("{job_columns}", JOB_COLUMNS)
-                    .replace("{worker_columns}", WORKER_COLUMNS)
-                    for name, sql in load_queries("sqlite").items()}
+        _QUERIES = render_queries("sqlite", sql_values(),
+                                  "AND queue IN (SELECT value FROM json_each(:queues))")
     return _QUERIES
 
 

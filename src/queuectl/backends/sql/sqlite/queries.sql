@@ -164,13 +164,52 @@ SELECT {job_columns} FROM jobs
 WHERE state = 'processing'
   AND (worker_id IS NULL OR worker_id NOT IN (SELECT id FROM workers))
 
+-- name: _purged
+jobs.state IN (SELECT value FROM json_each(:states))
+  AND (:before IS NULL OR COALESCE(jobs.finished_at, jobs.updated_at) < :before)
+
+-- name: purge_output
+-- A purge deletes the jobs' output chunks and dependency edges first, in its
+-- transaction (no foreign keys: DECISIONS 18); looked up from the (small) chunk and
+-- edge tables, not from the jobs going.
+DELETE FROM job_output
+WHERE EXISTS (SELECT 1 FROM jobs WHERE jobs.id = job_output.job_id AND {_purged})
+
+-- name: purge_edges
+DELETE FROM job_dependencies
+WHERE EXISTS (SELECT 1 FROM jobs WHERE jobs.id = job_dependencies.job_id AND {_purged})
+
 -- name: purge
-DELETE FROM jobs
-WHERE state IN (SELECT value FROM json_each(:states))
-  AND (:before IS NULL OR COALESCE(finished_at, updated_at) < :before)
+DELETE FROM jobs WHERE {_purged}
+
+-- name: clear_output
+DELETE FROM job_output
+
+-- name: clear_edges
+DELETE FROM job_dependencies
 
 -- name: clear
 DELETE FROM jobs
+
+-- name: append_output
+-- A chunk of a running job's output; `seq` is its byte offset in the run's output.
+-- The same chunk twice (a publish retried) is stored once.
+INSERT INTO job_output (job_id, attempt, seq, data, created_at)
+VALUES (:job_id, :attempt, :seq, :data, :now)
+ON CONFLICT (job_id, attempt, seq) DO NOTHING
+
+-- name: read_output
+-- The chunks of one run that hold bytes at or after :from_offset, in order.
+SELECT seq, data FROM job_output
+WHERE job_id = :job_id AND attempt = :attempt AND seq + length(data) > :from_offset
+ORDER BY seq LIMIT :limit
+
+-- name: drop_output
+-- A job's chunks: of one run or of all (:attempt NULL), all or only those that end
+-- at or before :before.
+DELETE FROM job_output
+WHERE job_id = :job_id AND (:attempt IS NULL OR attempt = :attempt)
+  AND (:before IS NULL OR seq + length(data) <= :before)
 
 -- name: register_worker
 INSERT INTO workers (id, host, pid, slots, queues, started_at, heartbeat_at, busy,
