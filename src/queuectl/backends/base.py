@@ -24,7 +24,14 @@ from typing import (
 
 from queuectl.errors import StoreError
 from queuectl.models import Job, NewJob, WorkerInfo
-from queuectl.states import JobState, Transition
+from queuectl.states import (
+    FINISH_TARGETS,
+    SQL_LISTS,
+    JobState,
+    Transition,
+    check_target,
+    sql_literals,
+)
 
 
 class Backend(Protocol):
@@ -255,8 +262,11 @@ def row_to_worker(row: Sequence[Any]) -> WorkerInfo:
 
 
 def sql_values() -> dict[str, str]:
-    """What the `{NAME}` placeholders of the SQL files stand for (sqlfile.render_queries)."""
-    return {"job_columns": JOB_COLUMNS, "worker_columns": WORKER_COLUMNS}
+    """What the `{NAME}` placeholders of the SQL files stand for (sqlfile.render_queries):
+    the state lists of states.py (`{CLAIMABLE}`, `{PROCESSING}`...) and column lists."""
+    values = {name: sql_literals(states) for name, states in SQL_LISTS.items()}
+    values.update(job_columns=JOB_COLUMNS, worker_columns=WORKER_COLUMNS)
+    return values
 
 
 def prefix_upper_bound(prefix: str) -> str:
@@ -407,6 +417,7 @@ class SqlVerbs:
     def finish(self, job: Job, state: JobState, run_at: Optional[float], *, now: float,
                exit_code: Optional[int], error: Optional[str], output: Optional[str],
                history_entry: Mapping[str, Any]) -> bool:
+        check_target(FINISH_TARGETS, state, "finish")
         return self._run("finish", {
             "id": job.id, "worker_id": job.worker_id, "state": state.value,
             "run_at": run_at, "now": now, "exit_code": exit_code,
@@ -421,6 +432,8 @@ class SqlVerbs:
         to one job per label in `workers`, all in one transaction.  A busy supervisor
         often sees several of its jobs end at once: on SQLite one commit for four of
         them cost 0.23 ms per job instead of 0.43 for a commit each."""
+        for _, state, _, _ in results:  # all of them before anything is written
+            check_target(FINISH_TARGETS, state, "finish_and_claim")
         with self._errors(), self._transaction():
             done = [self.finish(job, state, run_at, **fields)
                     for job, state, run_at, fields in results]

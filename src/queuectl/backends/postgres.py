@@ -30,7 +30,7 @@ from queuectl.backends.base import (
 from queuectl.backends.sqlfile import load_migrations, render_queries
 from queuectl.errors import DuplicateJob, StoreError
 from queuectl.models import Job, NewJob
-from queuectl.states import JobState, Transition
+from queuectl.states import FINISH_TARGETS, REQUEUE_TARGETS, JobState, Transition, check_target
 
 try:
     import psycopg
@@ -267,6 +267,8 @@ class PostgresBackend(SqlVerbs):
                      now: float) -> tuple[list[bool], list[Job]]:
         """`SqlVerbs.finish_and_claim` in one statement: one round trip instead of one per
         result and per claim (a busy 4-slot supervisor spent 0.65 ms per job on them)."""
+        for _, state, _, _ in results:
+            check_target(FINISH_TARGETS, state, "finish_and_claim")
         rows_in = [_result_row(job, state, run_at, **fields)
                    for job, state, run_at, fields in results]
         columns = list(zip(*rows_in)) if rows_in else [()] * 8
@@ -282,6 +284,7 @@ class PostgresBackend(SqlVerbs):
     def requeue(self, job: Job, *, now: float, count_attempt: bool, rescued: bool,
                 history_entry: Mapping[str, Any],
                 to_state: JobState = JobState.PENDING) -> bool:
+        check_target(REQUEUE_TARGETS, to_state, "requeue")
         params = {"id": job.id, "worker_id": job.worker_id, "state": to_state.value,
                   "now": now, "uncount": 0 if count_attempt else 1,
                   "rescued": 1 if rescued else 0,

@@ -31,7 +31,7 @@ from queuectl.backends.sqlfile import load_migrations, render_queries
 from queuectl.backends.sqlite_open import BUSY_TIMEOUT_MS, configure, connect, store_error
 from queuectl.errors import DuplicateJob, StoreError
 from queuectl.models import Job, NewJob
-from queuectl.states import JobState, Transition
+from queuectl.states import REQUEUE_TARGETS, JobState, Transition, check_target
 
 # Connections to the same file from threads of one process take turns through this
 # lock instead of through SQLite's busy handler, which sleeps 1, 2, 5, 10... ms when
@@ -362,6 +362,7 @@ class SqliteBackend(SqlVerbs):
     def requeue(self, job: Job, *, now: float, count_attempt: bool, rescued: bool,
                 history_entry: Mapping[str, Any],
                 to_state: JobState = JobState.PENDING) -> bool:
+        check_target(REQUEUE_TARGETS, to_state, "requeue")
         return self._run("requeue", {
             "id": job.id, "worker_id": job.worker_id, "state": to_state.value, "now": now,
             "uncount": 0 if count_attempt else 1, "rescued": 1 if rescued else 0,

@@ -29,7 +29,7 @@ VALUES (%(id)s, %(command)s, %(state)s, %(queue)s, %(priority)s, %(run_at)s,
 
 -- name: live_job_by_unique_key
 SELECT id FROM jobs
-WHERE unique_key = %(unique_key)s AND state IN ('scheduled', 'pending', 'processing', 'failed')
+WHERE unique_key = %(unique_key)s AND state IN ({LIVE})
 
 -- name: claim
 -- One statement: SKIP LOCKED lets concurrent claimers pass each other's candidate row.
@@ -38,12 +38,12 @@ WHERE unique_key = %(unique_key)s AND state IN ('scheduled', 'pending', 'process
 -- pending again while its run goes on, and another slot would run it too.
 WITH durable AS (SELECT set_config('synchronous_commit', 'on', true))
 UPDATE jobs
-SET state = 'processing', attempts = attempts + 1, started_at = %(now)s,
+SET state = {PROCESSING}, attempts = attempts + 1, started_at = %(now)s,
     updated_at = %(now)s, finished_at = NULL, output = NULL, worker = %(worker)s,
     worker_id = %(worker_id)s
 WHERE seq = (
     SELECT seq FROM jobs
-    WHERE state IN ('pending', 'scheduled', 'failed') AND run_at <= %(now)s
+    WHERE state IN ({CLAIMABLE}) AND run_at <= %(now)s
     ORDER BY priority DESC, run_at, seq
     LIMIT 1
     FOR UPDATE SKIP LOCKED)
@@ -53,12 +53,12 @@ RETURNING {job_columns}
 -- name: claim_in_queues
 WITH durable AS (SELECT set_config('synchronous_commit', 'on', true))
 UPDATE jobs
-SET state = 'processing', attempts = attempts + 1, started_at = %(now)s,
+SET state = {PROCESSING}, attempts = attempts + 1, started_at = %(now)s,
     updated_at = %(now)s, finished_at = NULL, output = NULL, worker = %(worker)s,
     worker_id = %(worker_id)s
 WHERE seq = (
     SELECT seq FROM jobs
-    WHERE state IN ('pending', 'scheduled', 'failed') AND run_at <= %(now)s
+    WHERE state IN ({CLAIMABLE}) AND run_at <= %(now)s
       AND queue = ANY(%(queues)s)
     ORDER BY priority DESC, run_at, seq
     LIMIT 1
@@ -72,29 +72,29 @@ UPDATE jobs
 SET state = %(state)s, run_at = COALESCE(%(run_at)s, run_at), updated_at = %(now)s,
     finished_at = %(now)s, exit_code = %(exit_code)s, error = %(error)s,
     output = %(output)s, history = history || jsonb_build_array(%(entry)s::jsonb)
-WHERE id = %(id)s AND state = 'processing' AND worker_id = %(worker_id)s
+WHERE id = %(id)s AND state = {PROCESSING} AND worker_id = %(worker_id)s
 
 -- name: requeue
 UPDATE jobs
 SET state = %(state)s, updated_at = %(now)s, run_at = %(now)s,
     attempts = GREATEST(0, attempts - %(uncount)s), rescues = rescues + %(rescued)s,
-    finished_at = CASE WHEN %(state)s = 'dead' THEN %(now)s ELSE NULL END,
+    finished_at = CASE WHEN %(state)s = {DEAD} THEN %(now)s ELSE NULL END,
     error = COALESCE(%(error)s, error),
     history = history || jsonb_build_array(%(entry)s::jsonb)
-WHERE id = %(id)s AND state = 'processing' AND worker_id = %(worker_id)s
+WHERE id = %(id)s AND state = {PROCESSING} AND worker_id = %(worker_id)s
 
 -- name: transition
 -- Back to pending (retry, dlq retry) starts afresh: the last run's result stays in
 -- the history only.
 UPDATE jobs
 SET state = %(state)s, updated_at = %(now)s,
-    run_at = CASE WHEN %(state)s = 'pending' THEN %(now)s ELSE run_at END,
+    run_at = CASE WHEN %(state)s = {PENDING} THEN %(now)s ELSE run_at END,
     attempts = CASE WHEN %(reset)s THEN 0 ELSE attempts END,
-    finished_at = CASE WHEN %(state)s = 'cancelled' THEN %(now)s
-                       WHEN %(state)s = 'pending' THEN NULL ELSE finished_at END,
-    error = CASE WHEN %(state)s = 'cancelled' THEN COALESCE(%(note)s, error)
-                 WHEN %(state)s = 'pending' THEN NULL ELSE error END,
-    exit_code = CASE WHEN %(state)s = 'pending' THEN NULL ELSE exit_code END,
+    finished_at = CASE WHEN %(state)s = {CANCELLED} THEN %(now)s
+                       WHEN %(state)s = {PENDING} THEN NULL ELSE finished_at END,
+    error = CASE WHEN %(state)s = {CANCELLED} THEN COALESCE(%(note)s, error)
+                 WHEN %(state)s = {PENDING} THEN NULL ELSE error END,
+    exit_code = CASE WHEN %(state)s = {PENDING} THEN NULL ELSE exit_code END,
     history = history || jsonb_build_array(%(entry)s::jsonb)
 WHERE id = %(id)s AND state = ANY(%(sources)s)
 RETURNING {job_columns}
@@ -130,31 +130,31 @@ SELECT state, COUNT(*) FROM jobs GROUP BY state
 
 -- name: oldest_due
 SELECT MIN(run_at) FROM jobs
-WHERE state IN ('pending', 'scheduled', 'failed') AND run_at <= %(now)s
+WHERE state IN ({CLAIMABLE}) AND run_at <= %(now)s
 
 -- name: finished_since
 SELECT COUNT(*) FROM jobs WHERE finished_at >= %(since)s
 
 -- name: next_run_at
 SELECT MIN(run_at) FROM jobs
-WHERE state IN ('pending', 'scheduled', 'failed') AND run_at > %(after)s
+WHERE state IN ({CLAIMABLE}) AND run_at > %(after)s
 
 -- name: next_run_at_in_queues
 SELECT MIN(run_at) FROM jobs
-WHERE state IN ('pending', 'scheduled', 'failed') AND run_at > %(after)s
+WHERE state IN ({CLAIMABLE}) AND run_at > %(after)s
   AND queue = ANY(%(queues)s)
 
 -- name: promote_due
-UPDATE jobs SET state = 'pending', updated_at = %(now)s
-WHERE state IN ('scheduled', 'failed') AND run_at <= %(now)s
+UPDATE jobs SET state = {PENDING}, updated_at = %(now)s
+WHERE state IN ({WAITING}) AND run_at <= %(now)s
 
 -- name: processing_jobs
 SELECT {job_columns} FROM jobs
-WHERE state = 'processing' AND worker_id = ANY(%(worker_ids)s)
+WHERE state = {PROCESSING} AND worker_id = ANY(%(worker_ids)s)
 
 -- name: orphaned_jobs
 SELECT {job_columns} FROM jobs
-WHERE state = 'processing'
+WHERE state = {PROCESSING}
   AND (worker_id IS NULL OR worker_id NOT IN (SELECT id FROM workers))
 
 -- name: _purged
@@ -261,11 +261,11 @@ WITH finished AS (
     -- `= ANY` keeps a generic plan on the id index (joined with the results alone it
     -- scanned every row in 'processing'); the same for `seq` in `claimed` below
     WHERE jobs.id = ANY(%(ids)s::text[]) AND jobs.id = r.id
-      AND jobs.state = 'processing' AND jobs.worker_id = r.worker_id
+      AND jobs.state = {PROCESSING} AND jobs.worker_id = r.worker_id
     RETURNING jobs.id
 ), due AS (
     SELECT seq, priority, run_at FROM jobs
-    WHERE state IN ('pending', 'scheduled', 'failed') AND run_at <= %(now)s
+    WHERE state IN ({CLAIMABLE}) AND run_at <= %(now)s
       {queue_filter}
     ORDER BY priority DESC, run_at, seq
     LIMIT cardinality(%(workers)s::text[])
@@ -274,7 +274,7 @@ WITH finished AS (
     SELECT seq, row_number() OVER (ORDER BY priority DESC, run_at, seq) AS n FROM due
 ), claimed AS (
     UPDATE jobs
-    SET state = 'processing', attempts = attempts + 1, started_at = %(now)s,
+    SET state = {PROCESSING}, attempts = attempts + 1, started_at = %(now)s,
         updated_at = %(now)s, finished_at = NULL, output = NULL,
         worker = (%(workers)s::text[])[picked.n], worker_id = %(worker_id)s
     FROM picked
@@ -302,7 +302,7 @@ SET state = %(state)s, updated_at = %(now)s, run_at = %(now)s,
 WHERE state = ANY(%(sources)s)
   AND (unique_key IS NULL OR (
         NOT EXISTS (SELECT 1 FROM jobs AS live WHERE live.unique_key = jobs.unique_key
-                    AND live.state IN ('scheduled', 'pending', 'processing', 'failed'))
+                    AND live.state IN ({LIVE}))
         AND seq = (SELECT MAX(seq) FROM jobs AS same
                    WHERE same.unique_key = jobs.unique_key
                      AND same.state = ANY(%(sources)s))))
@@ -318,6 +318,6 @@ VALUES (%(id)s, %(command)s, %(state)s, %(queue)s, %(priority)s, %(run_at)s,
         %(max_retries)s, %(backoff_base)s, %(timeout)s, %(cwd)s, %(env)s::jsonb,
         %(depends_on)s::jsonb, %(unique_key)s, %(now)s, %(now)s)
 ON CONFLICT (unique_key)
-    WHERE unique_key IS NOT NULL AND state IN ('scheduled', 'pending', 'processing', 'failed')
+    WHERE unique_key IS NOT NULL AND state IN ({LIVE})
     DO NOTHING
 RETURNING id

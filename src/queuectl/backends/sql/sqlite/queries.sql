@@ -48,28 +48,28 @@ UPDATE state_counts SET n = (SELECT COUNT(*) FROM jobs WHERE jobs.state = state_
 -- name: live_job_by_unique_key
 SELECT id FROM jobs
 WHERE unique_key = :unique_key
-  AND state IN ('scheduled', 'pending', 'processing', 'failed')
+  AND state IN ({LIVE})
 
 -- name: claim
 -- One statement: pick the best due job and take it.  SQLite runs the whole UPDATE
 -- under its single write lock, so two workers can never take the same row.
 UPDATE jobs
-SET state = 'processing', attempts = attempts + 1, started_at = :now, updated_at = :now,
+SET state = {PROCESSING}, attempts = attempts + 1, started_at = :now, updated_at = :now,
     finished_at = NULL, output = NULL, worker = :worker, worker_id = :worker_id
 WHERE seq = (
     SELECT seq FROM jobs INDEXED BY jobs_ready
-    WHERE state IN ('pending', 'scheduled', 'failed') AND run_at <= :now
+    WHERE state IN ({CLAIMABLE}) AND run_at <= :now
     ORDER BY priority DESC, run_at, seq
     LIMIT 1)
 RETURNING {job_columns}
 
 -- name: claim_in_queues
 UPDATE jobs
-SET state = 'processing', attempts = attempts + 1, started_at = :now, updated_at = :now,
+SET state = {PROCESSING}, attempts = attempts + 1, started_at = :now, updated_at = :now,
     finished_at = NULL, output = NULL, worker = :worker, worker_id = :worker_id
 WHERE seq = (
     SELECT seq FROM jobs INDEXED BY jobs_ready
-    WHERE state IN ('pending', 'scheduled', 'failed') AND run_at <= :now
+    WHERE state IN ({CLAIMABLE}) AND run_at <= :now
       AND queue IN (SELECT value FROM json_each(:queues))
     ORDER BY priority DESC, run_at, seq
     LIMIT 1)
@@ -81,29 +81,29 @@ UPDATE jobs
 SET state = :state, run_at = COALESCE(:run_at, run_at), updated_at = :now,
     finished_at = :now, exit_code = :exit_code, error = :error, output = :output,
     history = json_insert(COALESCE(history, '[]'), '$[#]', json(:entry))
-WHERE id = :id AND state = 'processing' AND worker_id = :worker_id
+WHERE id = :id AND state = {PROCESSING} AND worker_id = :worker_id
 
 -- name: requeue
 UPDATE jobs
 SET state = :state, updated_at = :now, run_at = :now,
     attempts = MAX(0, attempts - :uncount), rescues = rescues + :rescued,
-    finished_at = CASE WHEN :state = 'dead' THEN :now ELSE NULL END,
+    finished_at = CASE WHEN :state = {DEAD} THEN :now ELSE NULL END,
     error = COALESCE(:error, error),
     history = json_insert(COALESCE(history, '[]'), '$[#]', json(:entry))
-WHERE id = :id AND state = 'processing' AND worker_id = :worker_id
+WHERE id = :id AND state = {PROCESSING} AND worker_id = :worker_id
 
 -- name: transition
 -- Back to pending (retry, dlq retry) starts afresh: the last run's result stays in
 -- the history only.
 UPDATE jobs
 SET state = :state, updated_at = :now,
-    run_at = CASE WHEN :state = 'pending' THEN :now ELSE run_at END,
+    run_at = CASE WHEN :state = {PENDING} THEN :now ELSE run_at END,
     attempts = CASE WHEN :reset THEN 0 ELSE attempts END,
-    finished_at = CASE WHEN :state = 'cancelled' THEN :now
-                       WHEN :state = 'pending' THEN NULL ELSE finished_at END,
-    error = CASE WHEN :state = 'cancelled' THEN COALESCE(:note, error)
-                 WHEN :state = 'pending' THEN NULL ELSE error END,
-    exit_code = CASE WHEN :state = 'pending' THEN NULL ELSE exit_code END,
+    finished_at = CASE WHEN :state = {CANCELLED} THEN :now
+                       WHEN :state = {PENDING} THEN NULL ELSE finished_at END,
+    error = CASE WHEN :state = {CANCELLED} THEN COALESCE(:note, error)
+                 WHEN :state = {PENDING} THEN NULL ELSE error END,
+    exit_code = CASE WHEN :state = {PENDING} THEN NULL ELSE exit_code END,
     history = json_insert(COALESCE(history, '[]'), '$[#]', json(:entry))
 WHERE id = :id AND state IN (SELECT value FROM json_each(:sources))
 RETURNING {job_columns}
@@ -137,31 +137,31 @@ SELECT state, n FROM state_counts
 
 -- name: oldest_due
 SELECT MIN(run_at) FROM jobs INDEXED BY jobs_due
-WHERE state IN ('pending', 'scheduled', 'failed') AND run_at <= :now
+WHERE state IN ({CLAIMABLE}) AND run_at <= :now
 
 -- name: finished_since
 SELECT COUNT(*) FROM jobs WHERE finished_at >= :since
 
 -- name: next_run_at
 SELECT MIN(run_at) FROM jobs INDEXED BY jobs_due
-WHERE state IN ('pending', 'scheduled', 'failed') AND run_at > :after
+WHERE state IN ({CLAIMABLE}) AND run_at > :after
 
 -- name: next_run_at_in_queues
 SELECT MIN(run_at) FROM jobs INDEXED BY jobs_due
-WHERE state IN ('pending', 'scheduled', 'failed') AND run_at > :after
+WHERE state IN ({CLAIMABLE}) AND run_at > :after
   AND queue IN (SELECT value FROM json_each(:queues))
 
 -- name: promote_due
-UPDATE jobs SET state = 'pending', updated_at = :now
-WHERE state IN ('scheduled', 'failed') AND run_at <= :now
+UPDATE jobs SET state = {PENDING}, updated_at = :now
+WHERE state IN ({WAITING}) AND run_at <= :now
 
 -- name: processing_jobs
 SELECT {job_columns} FROM jobs
-WHERE state = 'processing' AND worker_id IN (SELECT value FROM json_each(:worker_ids))
+WHERE state = {PROCESSING} AND worker_id IN (SELECT value FROM json_each(:worker_ids))
 
 -- name: orphaned_jobs
 SELECT {job_columns} FROM jobs
-WHERE state = 'processing'
+WHERE state = {PROCESSING}
   AND (worker_id IS NULL OR worker_id NOT IN (SELECT id FROM workers))
 
 -- name: _purged
@@ -256,7 +256,7 @@ SET state = :state, updated_at = :now, run_at = :now,
 WHERE state IN (SELECT value FROM json_each(:sources))
   AND (unique_key IS NULL OR (
         NOT EXISTS (SELECT 1 FROM jobs AS live WHERE live.unique_key = jobs.unique_key
-                    AND live.state IN ('scheduled', 'pending', 'processing', 'failed'))
+                    AND live.state IN ({LIVE}))
         AND seq = (SELECT MAX(seq) FROM jobs AS same
                    WHERE same.unique_key = jobs.unique_key
                      AND same.state IN (SELECT value FROM json_each(:sources)))))
@@ -270,6 +270,6 @@ INSERT INTO jobs (id, command, state, queue, priority, run_at, max_retries, back
 VALUES (:id, :command, :state, :queue, :priority, :run_at, :max_retries, :backoff_base,
         :timeout, :cwd, :env, :depends_on, :unique_key, :now, :now, '[]')
 ON CONFLICT (unique_key)
-    WHERE unique_key IS NOT NULL AND state IN ('scheduled', 'pending', 'processing', 'failed')
+    WHERE unique_key IS NOT NULL AND state IN ({LIVE})
     DO NOTHING
 RETURNING id
