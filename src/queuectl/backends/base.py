@@ -266,6 +266,10 @@ def sql_values() -> dict[str, str]:
     the state lists of states.py (`{CLAIMABLE}`, `{PROCESSING}`...) and column lists."""
     values = {name: sql_literals(states) for name, states in SQL_LISTS.items()}
     values.update(job_columns=JOB_COLUMNS, worker_columns=WORKER_COLUMNS)
+    # a batch row is a JSON array in INSERT_FIELDS order (insert_values): the column
+    # list and the position each column is read from are made from the same tuple
+    values["batch_columns"] = ", ".join(INSERT_FIELDS)
+    values["batch_values"] = ", ".join(f"value ->> {i}" for i in range(len(INSERT_FIELDS)))
     return values
 
 

@@ -39,7 +39,6 @@ except ImportError:  # pragma: no cover - reported as a clear StoreError below
     psycopg = None  # type: ignore[assignment]
 
 CONNECT_TIMEOUT_S = 5
-CHANNEL = "queuectl_jobs"
 _QUERIES: Optional[dict[str, str]] = None
 
 
@@ -85,15 +84,10 @@ class PostgresBackend(SqlVerbs):
             except psycopg.Error as exc:
                 self._conn = None
                 raise self._error(exc) from exc
-            if not self._durable:
-                # Like SQLite's synchronous=NORMAL for worker transitions: a transition
-                # lost to a server crash only means the job runs again.
-                self._conn.execute("SET synchronous_commit = off")
-                # A supervisor repeats a few short statements, all on indexes with any
-                # parameters (checked with EXPLAIN): planning `finish_and_claim` afresh each
-                # time, as PostgreSQL chose to, cost a third of its server time.
+            if not self._durable:  # a supervisor's connection (see the SQL comments)
+                self._conn.execute(self._q["session_cheap_commits"])
                 try:
-                    self._conn.execute("SET plan_cache_mode = force_generic_plan")
+                    self._conn.execute(self._q["session_generic_plans"])
                 except psycopg.Error:  # before PostgreSQL 12: plans as the server likes
                     pass
         return self._conn
@@ -195,7 +189,7 @@ class PostgresBackend(SqlVerbs):
             if self._listen is None or self._listen.closed:
                 self._listen = psycopg.connect(self.url, autocommit=True,
                                                connect_timeout=CONNECT_TIMEOUT_S)
-                self._listen.execute(f"LISTEN {CHANNEL}")
+                self._listen.execute(self._q["listen"])
             return self._listen.pgconn.socket
         except psycopg.Error:
             self._listen = None
@@ -250,9 +244,9 @@ class PostgresBackend(SqlVerbs):
         return stored
 
     def _duplicate(self, ids: list[str]) -> Exception:
-        found = self.execute_raw("SELECT id FROM jobs WHERE id = ANY(%s) LIMIT 1", (ids,))
+        found = self._read_one("first_existing_id", {"ids": ids})
         if found:
-            return DuplicateJob(f"job {found[0][0]!r} already exists")
+            return DuplicateJob(f"job {found[0]!r} already exists")
         return StoreError("a job with the same unique key was enqueued at the same time")
 
     def _text(self, value: Optional[str]) -> Optional[str]:

@@ -27,42 +27,52 @@ VALUES (%(id)s, %(command)s, %(state)s, %(queue)s, %(priority)s, %(run_at)s,
         %(max_retries)s, %(backoff_base)s, %(timeout)s, %(cwd)s, %(env)s::jsonb,
         %(depends_on)s::jsonb, %(unique_key)s, %(now)s, %(now)s)
 
+-- name: listen
+LISTEN queuectl_jobs
+
+-- name: session_cheap_commits
+-- A supervisor's connection, like SQLite's synchronous=NORMAL for worker transitions:
+-- a transition lost to a server crash only means the job runs again.
+SET synchronous_commit = off
+
+-- name: session_generic_plans
+-- A supervisor repeats a few short statements, all on indexes with any parameters
+-- (checked with EXPLAIN): planning `finish_and_claim` afresh each time, as PostgreSQL
+-- chose to, cost a third of its server time.
+SET plan_cache_mode = force_generic_plan
+
+-- name: first_existing_id
+SELECT id FROM jobs WHERE id = ANY(%(ids)s) LIMIT 1
+
 -- name: live_job_by_unique_key
 SELECT id FROM jobs
 WHERE unique_key = %(unique_key)s AND state IN ({LIVE})
 
+-- name: _due
+-- The claim's walk, for every claiming statement: due jobs in claim order along
+-- jobs_ready, each locked, skipping those another claimer holds (SKIP LOCKED lets
+-- concurrent claimers pass each other's candidate rows).  `{queue_filter}` makes
+-- two statements, with and without a filter on queues: `(queues IS NULL OR queue =
+-- ANY(queues))` made the generic plan sort every due job instead of walking the
+-- claim index.
+FROM jobs
+WHERE state IN ({CLAIMABLE}) AND run_at <= %(now)s
+  {queue_filter}
+ORDER BY priority DESC, run_at, seq
+
+-- name: _take
+-- What a claim sets, but for `worker` (the slot's label).
+state = {PROCESSING}, attempts = attempts + 1, started_at = %(now)s,
+    updated_at = %(now)s, finished_at = NULL, output = NULL, worker_id = %(worker_id)s
+
 -- name: claim
--- One statement: SKIP LOCKED lets concurrent claimers pass each other's candidate row.
 -- A claim commits durably (synchronous_commit on for this transaction) although the
 -- worker's connection has it off: a claim lost to a server crash would make the job
 -- pending again while its run goes on, and another slot would run it too.
 WITH durable AS (SELECT set_config('synchronous_commit', 'on', true))
 UPDATE jobs
-SET state = {PROCESSING}, attempts = attempts + 1, started_at = %(now)s,
-    updated_at = %(now)s, finished_at = NULL, output = NULL, worker = %(worker)s,
-    worker_id = %(worker_id)s
-WHERE seq = (
-    SELECT seq FROM jobs
-    WHERE state IN ({CLAIMABLE}) AND run_at <= %(now)s
-    ORDER BY priority DESC, run_at, seq
-    LIMIT 1
-    FOR UPDATE SKIP LOCKED)
-  AND EXISTS (SELECT 1 FROM durable)
-RETURNING {job_columns}
-
--- name: claim_in_queues
-WITH durable AS (SELECT set_config('synchronous_commit', 'on', true))
-UPDATE jobs
-SET state = {PROCESSING}, attempts = attempts + 1, started_at = %(now)s,
-    updated_at = %(now)s, finished_at = NULL, output = NULL, worker = %(worker)s,
-    worker_id = %(worker_id)s
-WHERE seq = (
-    SELECT seq FROM jobs
-    WHERE state IN ({CLAIMABLE}) AND run_at <= %(now)s
-      AND queue = ANY(%(queues)s)
-    ORDER BY priority DESC, run_at, seq
-    LIMIT 1
-    FOR UPDATE SKIP LOCKED)
+SET {_take}, worker = %(worker)s
+WHERE seq = (SELECT seq {_due} LIMIT 1 FOR UPDATE SKIP LOCKED)
   AND EXISTS (SELECT 1 FROM durable)
 RETURNING {job_columns}
 
@@ -244,11 +254,8 @@ DELETE FROM config WHERE key = %(key)s
 -- name: finish_and_claim
 -- A supervisor's step in one round trip: record the results of the runs that ended
 -- together (each guarded like `finish`), then take up to one due job per free slot
--- label, best first.  Every part sees the same snapshot: the finished jobs are still
--- 'processing' there, so the claim cannot pick them.  `{queue_filter}` makes two
--- statements, with and without a filter on queues: `(queues IS NULL OR queue =
--- ANY(queues))` made the generic plan sort every due job instead of walking the claim
--- index.
+-- label, best first (`_due`, as `claim`).  Every part sees the same snapshot: the
+-- finished jobs are still 'processing' there, so the claim cannot pick them.
 WITH finished AS (
     UPDATE jobs
     SET state = r.state, run_at = COALESCE(r.run_at, jobs.run_at), updated_at = %(now)s,
@@ -264,19 +271,14 @@ WITH finished AS (
       AND jobs.state = {PROCESSING} AND jobs.worker_id = r.worker_id
     RETURNING jobs.id
 ), due AS (
-    SELECT seq, priority, run_at FROM jobs
-    WHERE state IN ({CLAIMABLE}) AND run_at <= %(now)s
-      {queue_filter}
-    ORDER BY priority DESC, run_at, seq
+    SELECT seq, priority, run_at {_due}
     LIMIT cardinality(%(workers)s::text[])
     FOR UPDATE SKIP LOCKED
 ), picked AS (
     SELECT seq, row_number() OVER (ORDER BY priority DESC, run_at, seq) AS n FROM due
 ), claimed AS (
     UPDATE jobs
-    SET state = {PROCESSING}, attempts = attempts + 1, started_at = %(now)s,
-        updated_at = %(now)s, finished_at = NULL, output = NULL,
-        worker = (%(workers)s::text[])[picked.n], worker_id = %(worker_id)s
+    SET {_take}, worker = (%(workers)s::text[])[picked.n]
     FROM picked
     WHERE jobs.seq = ANY(ARRAY(SELECT seq FROM picked)) AND jobs.seq = picked.seq
     RETURNING picked.n, {job_columns}
