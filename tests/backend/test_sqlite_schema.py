@@ -62,8 +62,7 @@ def test_named_blocks_are_complete(tmp_path: Path) -> None:
     store = open_backend(str(tmp_path / "q.db"))
     try:
         for name in ("claim", "claim_in_queues", "finish", "requeue", "transition",
-                     "counts", "insert_job", "insert_job_batch", "count_inserted",
-                     "recount_states"):
+                     "counts", "insert_job", "insert_job_batch", "count_inserted"):
             assert store.query_text(name), name
     finally:
         store.close()
@@ -87,8 +86,8 @@ def test_both_dialects_name_the_same_sql_blocks() -> None:
     PostgreSQL finishes and claims a batch in one statement (its claim is fragments
     both statements share), notifies, listens, sets a supervisor's session up, and
     locks migrations."""
-    sqlite_only = {"insert_command", "insert_job_batch", "count_inserted", "recount_states",
-                   "store_tables", "cache_size_get", "cache_size_batch"}
+    sqlite_only = {"insert_command", "insert_job_batch", "count_inserted", "store_tables",
+                   "cache_size_get", "cache_size_batch"}
     postgres_only = {"finish_and_claim", "notify", "migrate_lock", "_due", "_take",
                      "listen", "session_cheap_commits", "session_generic_plans",
                      "first_existing_id"}

@@ -11,7 +11,7 @@ import click
 from queuectl.cli import render
 from queuectl.cli.context import json_option, state
 from queuectl.errors import InvalidInput
-from queuectl.states import FINISHED, JobState, parse_state
+from queuectl.states import FINISHED, parse_state
 from queuectl.times import ago, iso_utc, local_text, parse_duration
 
 
@@ -133,4 +133,4 @@ def time_cmd() -> None:
     click.echo(f"UTC:   {iso_utc(now)}")
 
 
-__all__ = ["status", "cleanup", "purge", "clear", "migrate", "time_cmd", "JobState"]
+__all__ = ["status", "cleanup", "purge", "clear", "migrate", "time_cmd"]

@@ -3,7 +3,6 @@ the `scheduler` names for a detached supervisor."""
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from typing import Any, Optional
@@ -276,4 +275,4 @@ def scheduler_logs(lines: int, follow: bool) -> None:
                 time.sleep(0.2)
 
 
-__all__ = ["worker", "workers", "start", "stop", "scheduler", "os"]
+__all__ = ["worker", "workers", "start", "stop", "scheduler"]

@@ -40,10 +40,6 @@ VALUES (:id, :command, 'pending', :now, :now, :now, '[]')
 -- Enqueue adds its batch to the per-state counts in the same transaction.
 UPDATE state_counts SET n = n + :n WHERE state = :state
 
--- name: recount_states
--- Recompute every per-state count from the table (after bulk loads or repairs).
-UPDATE state_counts SET n = (SELECT COUNT(*) FROM jobs WHERE jobs.state = state_counts.state)
-
 -- name: store_tables
 -- What a file holds before it is taken as a store (a foreign database is refused).
 SELECT name FROM sqlite_master WHERE type = 'table'
