@@ -11,7 +11,7 @@ from typing import Any, Mapping
 from queuectl.errors import InvalidInput
 from queuectl.jobcore import check_command as _command
 from queuectl.jobcore import new_job_id
-from queuectl.models import DEFAULT_PRIORITY, DEFAULT_QUEUE, MAX_PRIORITY, MIN_PRIORITY, NewJob
+from queuectl.models import MAX_PRIORITY, MIN_PRIORITY, NewJob
 from queuectl.times import parse_duration, parse_when
 
 FIELDS = ("id", "command", "priority", "delay", "run_at", "timeout", "max_retries",
@@ -192,6 +192,3 @@ def _id_list(value: Any, name: str) -> list[str]:
     items = value if isinstance(value, list) else [value]
     return [_job_id(item) for item in items]
 
-
-def defaults_text() -> str:
-    return f"priority {DEFAULT_PRIORITY}, queue {DEFAULT_QUEUE!r}"

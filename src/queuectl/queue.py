@@ -163,13 +163,13 @@ class Queue:
     @property
     def publishes_output(self) -> bool:
         """Whether workers publish running jobs' output through this store, so that
-        `logs -f` on any host can read it."""
-        return False
+        `logs -f` on any host can read it (every store keeps output chunks)."""
+        return True
 
     def read_output(self, job_id: str, attempt: int, from_offset: int,
                     limit: int) -> list[tuple[int, bytes]]:
         """Published output chunks of a run, (byte offset, data), from `from_offset`."""
-        return []
+        return list(self.backend.read_output(job_id, attempt, from_offset, limit))
 
     def wake_workers(self) -> None:
         if not self.backend.notifies_through_store:

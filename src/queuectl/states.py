@@ -5,7 +5,7 @@ backends perform each one as a single guarded update (``... WHERE state IN (from
 so a transition that lost a race simply matches no row.  The state lists in the SQL
 files come from here: `{CLAIMABLE}`, `{PENDING}`... are filled in by
 backends/sqlfile.py, and the literals a migration must spell out (partial indexes)
-are checked against these sets by tests/unit/test_sql_states.py.
+are checked against these sets by tests/backend/test_sql_states.py.
 """
 
 from __future__ import annotations

@@ -356,3 +356,69 @@ def test_config_store(backend: Any) -> None:
     assert backend.config_items() == {"max-retries": "6"}
     assert backend.config_unset("max-retries") is True
     assert backend.config_unset("max-retries") is False
+
+
+# -- output chunks -----------------------------------------------------------------------
+def _raw(backend: Any, sql: str, *params: Any) -> list[Any]:
+    """A statement written with `?` placeholders, on either store."""
+    if backend.url.startswith("postgres"):
+        sql = sql.replace("?", "%s")
+    return backend.execute_raw(sql, params)
+
+
+def test_output_chunks_are_kept_per_run_in_offset_order(backend: Any) -> None:
+    add(backend, new("a"))
+    binary = b"\x00\xff\xfe not utf-8 \x80"
+    backend.append_output("a", 1, 6, b"world\n", NOW)  # out of order on purpose
+    backend.append_output("a", 1, 0, b"hello ", NOW)
+    backend.append_output("a", 1, 12, binary, NOW)
+    backend.append_output("a", 1, 0, b"hello ", NOW + 1)  # a retried publish: once
+    backend.append_output("a", 2, 0, b"second run", NOW)
+    chunks = backend.read_output("a", 1, 0, 10)
+    assert [(c.seq, c.data) for c in chunks] == [(0, b"hello "), (6, b"world\n"),
+                                                 (12, binary)]
+    assert all(isinstance(data, bytes) for _, data in chunks)
+    # from an offset inside a chunk: that chunk and the later ones
+    assert [seq for seq, _ in backend.read_output("a", 1, 8, 10)] == [6, 12]
+    assert [seq for seq, _ in backend.read_output("a", 1, 12, 10)] == [12]
+    assert backend.read_output("a", 1, 12 + len(binary), 10) == []
+    assert [seq for seq, _ in backend.read_output("a", 1, 0, 2)] == [0, 6]  # the limit
+    assert backend.read_output("a", 2, 0, 10) == [(0, b"second run")]
+    assert backend.read_output("a", 3, 0, 10) == []
+    assert backend.read_output("nope", 1, 0, 10) == []
+
+
+def test_dropping_output_of_a_prefix_a_run_or_every_run(backend: Any) -> None:
+    add(backend, new("a"), new("b"))
+    for seq in (0, 4, 8):
+        backend.append_output("a", 1, seq, b"abcd", NOW)
+    backend.append_output("a", 2, 0, b"x", NOW)
+    backend.append_output("b", 1, 0, b"y", NOW)
+    assert backend.drop_output("a", 1, before=6) == 1  # only chunks that end by 6
+    assert [seq for seq, _ in backend.read_output("a", 1, 0, 10)] == [4, 8]
+    assert backend.drop_output("a", 1) == 2
+    assert backend.read_output("a", 1, 0, 10) == [] and backend.read_output("a", 2, 0, 9)
+    backend.publish_output([("a", 3, 0, b"z"), ("b", 1, 1, b"w")], [("a", 2, None)],
+                           NOW)
+    assert backend.read_output("a", 2, 0, 10) == []
+    assert backend.read_output("a", 3, 0, 10) == [(0, b"z")]
+    assert backend.drop_output("a") == 1  # every run of the job
+    assert [seq for seq, _ in backend.read_output("b", 1, 0, 10)] == [0, 1]
+
+
+def test_purge_and_clear_take_output_and_dependency_edges_with_the_jobs(
+        backend: Any) -> None:
+    add(backend, new("done"), new("live"))
+    job = claim(backend)
+    assert job is not None and job.id == "done" and finish(backend, job)
+    for job_id in ("done", "live"):
+        backend.append_output(job_id, 1, 0, b"out", NOW)
+        _raw(backend, "INSERT INTO job_dependencies (job_id, depends_on, condition) "
+                      "VALUES (?, 'x', 'completed')", job_id)
+    assert backend.purge([JobState.COMPLETED], None) == 1
+    assert backend.read_output("done", 1, 0, 10) == []
+    assert backend.read_output("live", 1, 0, 10) == [(0, b"out")]
+    assert _raw(backend, "SELECT job_id FROM job_dependencies") == [("live",)]
+    assert backend.clear() == 1
+    assert backend.read_output("live", 1, 0, 10) == []
+    assert _raw(backend, "SELECT job_id FROM job_dependencies") == []

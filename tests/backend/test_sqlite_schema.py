@@ -1,41 +1,17 @@
-"""SQLite specifics: migrations, query plans that stay flat at depth, store errors."""
+"""SQLite specifics: query plans that stay flat at depth, store errors (the schema
+itself: test_schema.py)."""
 
 from __future__ import annotations
 
 import json
 import os
-import sqlite3
 from pathlib import Path
 
 import pytest
 
 from queuectl.backends import open_backend
-from queuectl.backends.sqlfile import load_migrations, load_queries
+from queuectl.backends.sqlfile import load_queries
 from queuectl.errors import StoreError
-
-
-def schema(path: Path) -> list[tuple[str, str]]:
-    with sqlite3.connect(path) as conn:
-        return sorted(conn.execute(
-            "SELECT name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'"))
-
-
-def test_migrating_from_empty_gives_the_current_schema(tmp_path: Path) -> None:
-    store = open_backend(str(tmp_path / "a.db"))
-    assert store.schema_version() == load_migrations("sqlite")[-1][0]
-    store.close()
-    first = schema(tmp_path / "a.db")
-    again = open_backend(str(tmp_path / "a.db"))  # re-opening migrates nothing
-    again.close()
-    assert schema(tmp_path / "a.db") == first
-    # a store built by replaying every migration by hand has the same tables
-    manual = sqlite3.connect(tmp_path / "b.db")
-    for _, _, sql in load_migrations("sqlite"):
-        manual.executescript(sql)
-    manual.close()
-    names = {name for name, _ in schema(tmp_path / "b.db")}
-    assert names <= {name for name, _ in first}
-    assert {"jobs", "jobs_ready", "state_counts", "workers", "config"} <= names
 
 
 def _plan(store, name: str, params: dict) -> str:  # type: ignore[no-untyped-def]
@@ -82,20 +58,38 @@ def test_corrupt_or_foreign_files_are_store_errors(tmp_path: Path, content: byte
     assert path.read_bytes() == content  # never "repaired" by overwriting
 
 
-def test_named_blocks_are_complete() -> None:
-    queries = load_queries("sqlite")
-    for name in ("claim", "claim_in_queues", "finish", "requeue", "transition", "counts",
-                 "insert_job", "count_inserted", "recount_states"):
-        assert queries.get(name), name
+def test_named_blocks_are_complete(tmp_path: Path) -> None:
+    store = open_backend(str(tmp_path / "q.db"))
+    try:
+        for name in ("claim", "claim_in_queues", "finish", "requeue", "transition",
+                     "counts", "insert_job", "insert_job_batch", "count_inserted"):
+            assert store.query_text(name), name
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgres"])
+def test_the_claim_is_written_once(dialect: str) -> None:
+    """One block (SQLite) or fragment (PostgreSQL) walks the claim index; the queue
+    filtered variants are generated from it."""
+    walks = [name for name, text in load_queries(dialect).items()
+             if "state IN ({CLAIMABLE}) AND run_at <=" in text
+             and "ORDER BY priority DESC, run_at, seq" in text]
+    assert walks == (["claim"] if dialect == "sqlite" else ["_due"])
 
 
 def test_both_dialects_name_the_same_sql_blocks() -> None:
     """Same verbs under the same block names, but for what one store does its own way:
     SQLite keeps a counts table, unpacks big batches from JSON and has the quick
     enqueue lane (cli/quick.py);
-    PostgreSQL finishes and claims a batch in one statement, notifies, and locks
-    migrations."""
-    sqlite_only = {"insert_command", "insert_job_batch", "count_inserted", "recount_states"}
-    postgres_only = {"finish_and_claim", "notify", "migrate_lock"}
+    SQLite also looks at a file before taking it and sizes its page cache for a batch;
+    PostgreSQL finishes and claims a batch in one statement (its claim is fragments
+    both statements share), notifies, listens, sets a supervisor's session up, and
+    locks migrations."""
+    sqlite_only = {"insert_command", "insert_job_batch", "count_inserted", "store_tables",
+                   "cache_size_get", "cache_size_batch"}
+    postgres_only = {"finish_and_claim", "notify", "migrate_lock", "_due", "_take",
+                     "listen", "session_cheap_commits", "session_generic_plans",
+                     "first_existing_id"}
     shared = set(load_queries("sqlite")) - sqlite_only
     assert shared == set(load_queries("postgres")) - postgres_only

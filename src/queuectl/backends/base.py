@@ -15,6 +15,7 @@ from typing import (
     Iterable,
     Iterator,
     Mapping,
+    NamedTuple,
     Optional,
     Protocol,
     Sequence,
@@ -23,7 +24,14 @@ from typing import (
 
 from queuectl.errors import StoreError
 from queuectl.models import Job, NewJob, WorkerInfo
-from queuectl.states import JobState, Transition
+from queuectl.states import (
+    FINISH_TARGETS,
+    SQL_LISTS,
+    JobState,
+    Transition,
+    check_target,
+    sql_literals,
+)
 
 
 class Backend(Protocol):
@@ -139,10 +147,34 @@ class Backend(Protocol):
         """Processing jobs whose worker is not registered at all."""
 
     def purge(self, states: Sequence[JobState], finished_before: Optional[float]) -> int:
-        """Delete jobs in `states`, finished before the time if given."""
+        """Delete jobs in `states`, finished before the time if given, with their
+        output chunks and dependency edges (in one transaction)."""
 
     def clear(self) -> int:
-        """Delete every job."""
+        """Delete every job (with their output chunks and dependency edges)."""
+
+    # -- output chunks (what `logs -f` on another host reads) -------------------------
+    def append_output(self, job_id: str, attempt: int, seq: int, data: bytes,
+                      now: float) -> None:
+        """Store a chunk of run `attempt`'s output; `seq` is its byte offset in that
+        run's output.  The same (job, attempt, seq) twice is stored once."""
+
+    def read_output(self, job_id: str, attempt: int, from_offset: int,
+                    limit: int) -> list[OutputChunk]:
+        """Up to `limit` chunks of one run that hold bytes at or after `from_offset`,
+        in offset order (the first may start before it; a gap means dropped bytes)."""
+
+    def drop_output(self, job_id: str, attempt: Optional[int] = None,
+                    before: Optional[int] = None) -> int:
+        """Delete a job's chunks: of one run, or of every run when `attempt` is None;
+        with `before`, only the chunks that end at or before that offset.  Returns
+        how many went."""
+
+    def publish_output(self, chunks: Sequence[tuple[str, int, int, bytes]],
+                       drops: Sequence[tuple[str, int, Optional[int]]],
+                       now: float) -> None:
+        """`append_output` for each (job id, attempt, offset, data) and `drop_output`
+        for each (job id, attempt, before), in one transaction (a publisher's round)."""
 
     # -- workers ----------------------------------------------------------------------
     def register_worker(self, info: WorkerInfo) -> None:
@@ -174,6 +206,13 @@ class Backend(Protocol):
 
 
 # -- helpers shared by the implementations ------------------------------------------
+
+class OutputChunk(NamedTuple):
+    """A published piece of a run's output."""
+
+    seq: int  # the byte offset of `data` in the run's output
+    data: bytes
+
 
 JOB_COLUMNS = (
     "id, command, state, queue, priority, run_at, attempts, max_retries, backoff_base, "
@@ -220,6 +259,18 @@ def row_to_worker(row: Sequence[Any]) -> WorkerInfo:
                       queues=_json_field(queues, []) or [], started_at=started_at,
                       heartbeat_at=heartbeat_at, busy=busy, jobs_done=jobs_done,
                       stop_requested=stop)
+
+
+def sql_values() -> dict[str, str]:
+    """What the `{NAME}` placeholders of the SQL files stand for (sqlfile.render_queries):
+    the state lists of states.py (`{CLAIMABLE}`, `{PROCESSING}`...) and column lists."""
+    values = {name: sql_literals(states) for name, states in SQL_LISTS.items()}
+    values.update(job_columns=JOB_COLUMNS, worker_columns=WORKER_COLUMNS)
+    # a batch row is a JSON array in INSERT_FIELDS order (insert_values): the column
+    # list and the position each column is read from are made from the same tuple
+    values["batch_columns"] = ", ".join(INSERT_FIELDS)
+    values["batch_values"] = ", ".join(f"value ->> {i}" for i in range(len(INSERT_FIELDS)))
+    return values
 
 
 def prefix_upper_bound(prefix: str) -> str:
@@ -370,6 +421,7 @@ class SqlVerbs:
     def finish(self, job: Job, state: JobState, run_at: Optional[float], *, now: float,
                exit_code: Optional[int], error: Optional[str], output: Optional[str],
                history_entry: Mapping[str, Any]) -> bool:
+        check_target(FINISH_TARGETS, state, "finish")
         return self._run("finish", {
             "id": job.id, "worker_id": job.worker_id, "state": state.value,
             "run_at": run_at, "now": now, "exit_code": exit_code,
@@ -384,6 +436,8 @@ class SqlVerbs:
         to one job per label in `workers`, all in one transaction.  A busy supervisor
         often sees several of its jobs end at once: on SQLite one commit for four of
         them cost 0.23 ms per job instead of 0.43 for a commit each."""
+        for _, state, _, _ in results:  # all of them before anything is written
+            check_target(FINISH_TARGETS, state, "finish_and_claim")
         with self._errors(), self._transaction():
             done = [self.finish(job, state, run_at, **fields)
                     for job, state, run_at, fields in results]
@@ -460,11 +514,46 @@ class SqlVerbs:
         return [row_to_job(r) for r in self._all("orphaned_jobs")]
 
     def purge(self, states: Sequence[JobState], finished_before: Optional[float]) -> int:
-        return self._run("purge", {"states": self._array([s.value for s in states]),
-                                   "before": finished_before})
+        params = {"states": self._array([s.value for s in states]),
+                  "before": finished_before}
+        with self._errors(), self._transaction():
+            self._run("purge_output", params)
+            self._run("purge_edges", params)
+            return self._run("purge", params)
 
     def clear(self) -> int:
-        return self._run("clear")
+        with self._errors(), self._transaction():
+            self._run("clear_output")
+            self._run("clear_edges")
+            return self._run("clear")
+
+    # -- output chunks ----------------------------------------------------------------
+    def append_output(self, job_id: str, attempt: int, seq: int, data: bytes,
+                      now: float) -> None:
+        self._run("append_output", {"job_id": job_id, "attempt": attempt, "seq": seq,
+                                    "data": bytes(data), "now": now})
+
+    def read_output(self, job_id: str, attempt: int, from_offset: int,
+                    limit: int) -> list[OutputChunk]:
+        rows = self._all("read_output", {"job_id": job_id, "attempt": attempt,
+                                         "from_offset": from_offset, "limit": limit})
+        return [OutputChunk(seq, bytes(data)) for seq, data in rows]
+
+    def drop_output(self, job_id: str, attempt: Optional[int] = None,
+                    before: Optional[int] = None) -> int:
+        return self._run("drop_output", {"job_id": job_id, "attempt": attempt,
+                                         "before": before})
+
+    def publish_output(self, chunks: Sequence[tuple[str, int, int, bytes]],
+                       drops: Sequence[tuple[str, int, Optional[int]]],
+                       now: float) -> None:
+        if not chunks and not drops:
+            return
+        with self._errors(), self._transaction():
+            for job_id, attempt, seq, data in chunks:
+                self.append_output(job_id, attempt, seq, data, now)
+            for job_id, attempt, before in drops:
+                self.drop_output(job_id, attempt, before)
 
     # -- workers --------------------------------------------------------------------
     def register_worker(self, info: WorkerInfo) -> None:

@@ -20,18 +20,17 @@ from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
 
 from queuectl.backends.base import (
     BATCH_ROWS,
-    JOB_COLUMNS,
-    WORKER_COLUMNS,
     SqlVerbs,
     batched,
     insert_jobs,
     insert_params,
     row_to_job,
+    sql_values,
 )
-from queuectl.backends.sqlfile import load_migrations, load_queries
+from queuectl.backends.sqlfile import load_migrations, render_queries
 from queuectl.errors import DuplicateJob, StoreError
 from queuectl.models import Job, NewJob
-from queuectl.states import JobState, Transition
+from queuectl.states import FINISH_TARGETS, REQUEUE_TARGETS, JobState, Transition, check_target
 
 try:
     import psycopg
@@ -40,21 +39,14 @@ except ImportError:  # pragma: no cover - reported as a clear StoreError below
     psycopg = None  # type: ignore[assignment]
 
 CONNECT_TIMEOUT_S = 5
-CHANNEL = "queuectl_jobs"
 _QUERIES: Optional[dict[str, str]] = None
 
 
 def _queries() -> dict[str, str]:
     global _QUERIES
     if _QUERIES is None:
-        queries = {name: sql.replace("{job_columns}", JOB_COLUMNS)
-                   .replace("{worker_columns}", WORKER_COLUMNS)
-                   for name, sql in load_queries("postgres").items()}
-        batch = queries.pop("finish_and_claim")
-        queries["finish_and_claim"] = batch.replace("{queue_filter}", "")
-        queries["finish_and_claim_in_queues"] = batch.replace(
-            "{queue_filter}", "AND queue = ANY(%(queues)s::text[])")
-        _QUERIES = queries
+        _QUERIES = render_queries("postgres", sql_values(),
+                                  "AND queue = ANY(%(queues)s::text[])")
     return _QUERIES
 
 
@@ -92,15 +84,10 @@ class PostgresBackend(SqlVerbs):
             except psycopg.Error as exc:
                 self._conn = None
                 raise self._error(exc) from exc
-            if not self._durable:
-                # Like SQLite's synchronous=NORMAL for worker transitions: a transition
-                # lost to a server crash only means the job runs again.
-                self._conn.execute("SET synchronous_commit = off")
-                # A supervisor repeats a few short statements, all on indexes with any
-                # parameters (checked with EXPLAIN): planning `finish_and_claim` afresh each
-                # time, as PostgreSQL chose to, cost a third of its server time.
+            if not self._durable:  # a supervisor's connection (see the SQL comments)
+                self._conn.execute(self._q["session_cheap_commits"])
                 try:
-                    self._conn.execute("SET plan_cache_mode = force_generic_plan")
+                    self._conn.execute(self._q["session_generic_plans"])
                 except psycopg.Error:  # before PostgreSQL 12: plans as the server likes
                     pass
         return self._conn
@@ -202,7 +189,7 @@ class PostgresBackend(SqlVerbs):
             if self._listen is None or self._listen.closed:
                 self._listen = psycopg.connect(self.url, autocommit=True,
                                                connect_timeout=CONNECT_TIMEOUT_S)
-                self._listen.execute(f"LISTEN {CHANNEL}")
+                self._listen.execute(self._q["listen"])
             return self._listen.pgconn.socket
         except psycopg.Error:
             self._listen = None
@@ -257,9 +244,9 @@ class PostgresBackend(SqlVerbs):
         return stored
 
     def _duplicate(self, ids: list[str]) -> Exception:
-        found = self.execute_raw("SELECT id FROM jobs WHERE id = ANY(%s) LIMIT 1", (ids,))
+        found = self._read_one("first_existing_id", {"ids": ids})
         if found:
-            return DuplicateJob(f"job {found[0][0]!r} already exists")
+            return DuplicateJob(f"job {found[0]!r} already exists")
         return StoreError("a job with the same unique key was enqueued at the same time")
 
     def _text(self, value: Optional[str]) -> Optional[str]:
@@ -274,6 +261,8 @@ class PostgresBackend(SqlVerbs):
                      now: float) -> tuple[list[bool], list[Job]]:
         """`SqlVerbs.finish_and_claim` in one statement: one round trip instead of one per
         result and per claim (a busy 4-slot supervisor spent 0.65 ms per job on them)."""
+        for _, state, _, _ in results:
+            check_target(FINISH_TARGETS, state, "finish_and_claim")
         rows_in = [_result_row(job, state, run_at, **fields)
                    for job, state, run_at, fields in results]
         columns = list(zip(*rows_in)) if rows_in else [()] * 8
@@ -289,6 +278,7 @@ class PostgresBackend(SqlVerbs):
     def requeue(self, job: Job, *, now: float, count_attempt: bool, rescued: bool,
                 history_entry: Mapping[str, Any],
                 to_state: JobState = JobState.PENDING) -> bool:
+        check_target(REQUEUE_TARGETS, to_state, "requeue")
         params = {"id": job.id, "worker_id": job.worker_id, "state": to_state.value,
                   "now": now, "uncount": 0 if count_attempt else 1,
                   "rescued": 1 if rescued else 0,

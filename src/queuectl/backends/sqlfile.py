@@ -63,10 +63,13 @@ def render_queries(dialect: str, values: dict[str, str],
     * a block that holds `{queue_filter}` gives two statements: `name` without a
       filter on queues and `name_in_queues` with `queue_filter` (a filter such as
       `(queues IS NULL OR queue = ANY(...))` in one statement made the planners sort
-      every due job instead of walking the claim index)."""
+      every due job instead of walking the claim index).
+
+    A fragment's own comment lines stay in the file: they would end inside the
+    statement's line it is put into."""
     blocks = load_queries(dialect)
-    fragments = {"{" + name + "}": text for name, text in blocks.items()
-                 if name.startswith("_")}
+    fragments = {"{" + name + "}": _without_comments(text)
+                 for name, text in blocks.items() if name.startswith("_")}
     filled = {"{" + key + "}": text for key, text in values.items()}
     out: dict[str, str] = {}
     for name, text in blocks.items():
@@ -81,6 +84,11 @@ def render_queries(dialect: str, values: dict[str, str],
             text = text.replace("{queue_filter}", "")
         out[name] = text
     return out
+
+
+def _without_comments(text: str) -> str:
+    return "\n".join(line for line in text.splitlines()
+                     if not line.lstrip().startswith("--")).strip()
 
 
 def _migration_files(dialect: str) -> list[tuple[int, str, str]]:

@@ -19,20 +19,20 @@ from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
 
 from queuectl.backends.base import (
     BATCH_ROWS,
-    JOB_COLUMNS,
-    WORKER_COLUMNS,
+    INSERT_FIELDS,
     SqlVerbs,
     batched,
     insert_jobs,
     insert_params,
     insert_values,
     row_to_job,
+    sql_values,
 )
-from queuectl.backends.sqlfile import load_migrations, load_queries
+from queuectl.backends.sqlfile import load_migrations, render_queries
 from queuectl.backends.sqlite_open import BUSY_TIMEOUT_MS, configure, connect, store_error
 from queuectl.errors import DuplicateJob, StoreError
 from queuectl.models import Job, NewJob
-from queuectl.states import JobState, Transition
+from queuectl.states import REQUEUE_TARGETS, JobState, Transition, check_target
 
 # Connections to the same file from threads of one process take turns through this
 # lock instead of through SQLite's busy handler, which sleeps 1, 2, 5, 10... ms when
@@ -54,10 +54,12 @@ _QUERIES: dict[str, str] | None = None
 def _queries() -> dict[str, str]:
     global _QUERIES
     if _QUERIES is None:
-        _QUERIES = {name: sql.replace("{job_columns}", JOB_COLUMNS)
-                    .replace("{worker_columns}", WORKER_COLUMNS)
-                    for name, sql in load_queries("sqlite").items()}
+        _QUERIES = render_queries("sqlite", sql_values(),
+                                  "AND queue IN (SELECT value FROM json_each(:queues))")
     return _QUERIES
+
+
+_STATE = INSERT_FIELDS.index("state")
 
 
 class _Conflict(Exception):
@@ -172,8 +174,7 @@ class SqliteBackend(SqlVerbs):
         self._migrate()
 
     def _refuse_foreign_file(self) -> None:
-        tables = {row[0] for row in self._db.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table'")}
+        tables = {row[0] for row in self._db.execute(self._q["store_tables"])}
         others = sorted(tables - {"schema_version", "sqlite_sequence"})
         if "schema_version" not in tables and others:
             raise StoreError(f"{self.path} is an SQLite database of another program "
@@ -304,17 +305,14 @@ class SqliteBackend(SqlVerbs):
                              [{"state": state, "n": n} for state, n in added.items()])
 
     def enqueue_stream(self, jobs: Iterable[NewJob], now: float) -> list[str]:
-        # A big batch touches every page of five indexes: a 64 MiB page cache (the
-        # default is 2 MiB) keeps them in memory until the commit (1.70 -> 1.53 s for
-        # 100,000 jobs).
-        with self._errors():
-            cache = int(self._db.execute("PRAGMA cache_size").fetchone()[0])
-            self._db.execute("PRAGMA cache_size = -65536")
+        with self._errors():  # a bigger page cache for the batch (cache_size_batch)
+            cache = int(self._db.execute(self._q["cache_size_get"]).fetchone()[0])
+            self._db.execute(self._q["cache_size_batch"])
         try:
             return self._enqueue_slices(jobs, now)
         finally:
-            try:
-                self._db.execute(f"PRAGMA cache_size = {cache}")
+            try:  # a PRAGMA takes no parameters; `cache` is the int SQLite gave
+                self._db.execute(f"PRAGMA cache_size = {cache:d}")
             except sqlite3.Error:
                 pass  # only a cache size; the outcome above is what counts
 
@@ -345,7 +343,7 @@ class SqliteBackend(SqlVerbs):
             return [job.id for job in stored]
         values = [insert_values(job, now) for job in batch]
         self._db.execute(self._q["insert_job_batch"], {"rows": json.dumps(values), "now": now})
-        self._count_inserted([row[2] for row in values])
+        self._count_inserted([row[_STATE] for row in values])
         return [str(job.id) for job in batch]
 
     def _duplicate(self, ids: list[str], exc: BaseException | None) -> Exception:
@@ -364,6 +362,7 @@ class SqliteBackend(SqlVerbs):
     def requeue(self, job: Job, *, now: float, count_attempt: bool, rescued: bool,
                 history_entry: Mapping[str, Any],
                 to_state: JobState = JobState.PENDING) -> bool:
+        check_target(REQUEUE_TARGETS, to_state, "requeue")
         return self._run("requeue", {
             "id": job.id, "worker_id": job.worker_id, "state": to_state.value, "now": now,
             "uncount": 0 if count_attempt else 1, "rescued": 1 if rescued else 0,

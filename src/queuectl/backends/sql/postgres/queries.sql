@@ -27,42 +27,52 @@ VALUES (%(id)s, %(command)s, %(state)s, %(queue)s, %(priority)s, %(run_at)s,
         %(max_retries)s, %(backoff_base)s, %(timeout)s, %(cwd)s, %(env)s::jsonb,
         %(depends_on)s::jsonb, %(unique_key)s, %(now)s, %(now)s)
 
+-- name: listen
+LISTEN queuectl_jobs
+
+-- name: session_cheap_commits
+-- A supervisor's connection, like SQLite's synchronous=NORMAL for worker transitions:
+-- a transition lost to a server crash only means the job runs again.
+SET synchronous_commit = off
+
+-- name: session_generic_plans
+-- A supervisor repeats a few short statements, all on indexes with any parameters
+-- (checked with EXPLAIN): planning `finish_and_claim` afresh each time, as PostgreSQL
+-- chose to, cost a third of its server time.
+SET plan_cache_mode = force_generic_plan
+
+-- name: first_existing_id
+SELECT id FROM jobs WHERE id = ANY(%(ids)s) LIMIT 1
+
 -- name: live_job_by_unique_key
 SELECT id FROM jobs
-WHERE unique_key = %(unique_key)s AND state IN ('scheduled', 'pending', 'processing', 'failed')
+WHERE unique_key = %(unique_key)s AND state IN ({LIVE})
+
+-- name: _due
+-- The claim's walk, for every claiming statement: due jobs in claim order along
+-- jobs_ready, each locked, skipping those another claimer holds (SKIP LOCKED lets
+-- concurrent claimers pass each other's candidate rows).  `{queue_filter}` makes
+-- two statements, with and without a filter on queues: `(queues IS NULL OR queue =
+-- ANY(queues))` made the generic plan sort every due job instead of walking the
+-- claim index.
+FROM jobs
+WHERE state IN ({CLAIMABLE}) AND run_at <= %(now)s
+  {queue_filter}
+ORDER BY priority DESC, run_at, seq
+
+-- name: _take
+-- What a claim sets, but for `worker` (the slot's label).
+state = {PROCESSING}, attempts = attempts + 1, started_at = %(now)s,
+    updated_at = %(now)s, finished_at = NULL, output = NULL, worker_id = %(worker_id)s
 
 -- name: claim
--- One statement: SKIP LOCKED lets concurrent claimers pass each other's candidate row.
 -- A claim commits durably (synchronous_commit on for this transaction) although the
 -- worker's connection has it off: a claim lost to a server crash would make the job
 -- pending again while its run goes on, and another slot would run it too.
 WITH durable AS (SELECT set_config('synchronous_commit', 'on', true))
 UPDATE jobs
-SET state = 'processing', attempts = attempts + 1, started_at = %(now)s,
-    updated_at = %(now)s, finished_at = NULL, output = NULL, worker = %(worker)s,
-    worker_id = %(worker_id)s
-WHERE seq = (
-    SELECT seq FROM jobs
-    WHERE state IN ('pending', 'scheduled', 'failed') AND run_at <= %(now)s
-    ORDER BY priority DESC, run_at, seq
-    LIMIT 1
-    FOR UPDATE SKIP LOCKED)
-  AND EXISTS (SELECT 1 FROM durable)
-RETURNING {job_columns}
-
--- name: claim_in_queues
-WITH durable AS (SELECT set_config('synchronous_commit', 'on', true))
-UPDATE jobs
-SET state = 'processing', attempts = attempts + 1, started_at = %(now)s,
-    updated_at = %(now)s, finished_at = NULL, output = NULL, worker = %(worker)s,
-    worker_id = %(worker_id)s
-WHERE seq = (
-    SELECT seq FROM jobs
-    WHERE state IN ('pending', 'scheduled', 'failed') AND run_at <= %(now)s
-      AND queue = ANY(%(queues)s)
-    ORDER BY priority DESC, run_at, seq
-    LIMIT 1
-    FOR UPDATE SKIP LOCKED)
+SET {_take}, worker = %(worker)s
+WHERE seq = (SELECT seq {_due} LIMIT 1 FOR UPDATE SKIP LOCKED)
   AND EXISTS (SELECT 1 FROM durable)
 RETURNING {job_columns}
 
@@ -72,29 +82,29 @@ UPDATE jobs
 SET state = %(state)s, run_at = COALESCE(%(run_at)s, run_at), updated_at = %(now)s,
     finished_at = %(now)s, exit_code = %(exit_code)s, error = %(error)s,
     output = %(output)s, history = history || jsonb_build_array(%(entry)s::jsonb)
-WHERE id = %(id)s AND state = 'processing' AND worker_id = %(worker_id)s
+WHERE id = %(id)s AND state = {PROCESSING} AND worker_id = %(worker_id)s
 
 -- name: requeue
 UPDATE jobs
 SET state = %(state)s, updated_at = %(now)s, run_at = %(now)s,
     attempts = GREATEST(0, attempts - %(uncount)s), rescues = rescues + %(rescued)s,
-    finished_at = CASE WHEN %(state)s = 'dead' THEN %(now)s ELSE NULL END,
+    finished_at = CASE WHEN %(state)s = {DEAD} THEN %(now)s ELSE NULL END,
     error = COALESCE(%(error)s, error),
     history = history || jsonb_build_array(%(entry)s::jsonb)
-WHERE id = %(id)s AND state = 'processing' AND worker_id = %(worker_id)s
+WHERE id = %(id)s AND state = {PROCESSING} AND worker_id = %(worker_id)s
 
 -- name: transition
 -- Back to pending (retry, dlq retry) starts afresh: the last run's result stays in
 -- the history only.
 UPDATE jobs
 SET state = %(state)s, updated_at = %(now)s,
-    run_at = CASE WHEN %(state)s = 'pending' THEN %(now)s ELSE run_at END,
+    run_at = CASE WHEN %(state)s = {PENDING} THEN %(now)s ELSE run_at END,
     attempts = CASE WHEN %(reset)s THEN 0 ELSE attempts END,
-    finished_at = CASE WHEN %(state)s = 'cancelled' THEN %(now)s
-                       WHEN %(state)s = 'pending' THEN NULL ELSE finished_at END,
-    error = CASE WHEN %(state)s = 'cancelled' THEN COALESCE(%(note)s, error)
-                 WHEN %(state)s = 'pending' THEN NULL ELSE error END,
-    exit_code = CASE WHEN %(state)s = 'pending' THEN NULL ELSE exit_code END,
+    finished_at = CASE WHEN %(state)s = {CANCELLED} THEN %(now)s
+                       WHEN %(state)s = {PENDING} THEN NULL ELSE finished_at END,
+    error = CASE WHEN %(state)s = {CANCELLED} THEN COALESCE(%(note)s, error)
+                 WHEN %(state)s = {PENDING} THEN NULL ELSE error END,
+    exit_code = CASE WHEN %(state)s = {PENDING} THEN NULL ELSE exit_code END,
     history = history || jsonb_build_array(%(entry)s::jsonb)
 WHERE id = %(id)s AND state = ANY(%(sources)s)
 RETURNING {job_columns}
@@ -130,41 +140,81 @@ SELECT state, COUNT(*) FROM jobs GROUP BY state
 
 -- name: oldest_due
 SELECT MIN(run_at) FROM jobs
-WHERE state IN ('pending', 'scheduled', 'failed') AND run_at <= %(now)s
+WHERE state IN ({CLAIMABLE}) AND run_at <= %(now)s
 
 -- name: finished_since
 SELECT COUNT(*) FROM jobs WHERE finished_at >= %(since)s
 
 -- name: next_run_at
 SELECT MIN(run_at) FROM jobs
-WHERE state IN ('pending', 'scheduled', 'failed') AND run_at > %(after)s
+WHERE state IN ({CLAIMABLE}) AND run_at > %(after)s
 
 -- name: next_run_at_in_queues
 SELECT MIN(run_at) FROM jobs
-WHERE state IN ('pending', 'scheduled', 'failed') AND run_at > %(after)s
+WHERE state IN ({CLAIMABLE}) AND run_at > %(after)s
   AND queue = ANY(%(queues)s)
 
 -- name: promote_due
-UPDATE jobs SET state = 'pending', updated_at = %(now)s
-WHERE state IN ('scheduled', 'failed') AND run_at <= %(now)s
+UPDATE jobs SET state = {PENDING}, updated_at = %(now)s
+WHERE state IN ({WAITING}) AND run_at <= %(now)s
 
 -- name: processing_jobs
 SELECT {job_columns} FROM jobs
-WHERE state = 'processing' AND worker_id = ANY(%(worker_ids)s)
+WHERE state = {PROCESSING} AND worker_id = ANY(%(worker_ids)s)
 
 -- name: orphaned_jobs
 SELECT {job_columns} FROM jobs
-WHERE state = 'processing'
+WHERE state = {PROCESSING}
   AND (worker_id IS NULL OR worker_id NOT IN (SELECT id FROM workers))
 
--- name: purge
-DELETE FROM jobs
-WHERE state = ANY(%(states)s)
+-- name: _purged
+jobs.state = ANY(%(states)s)
   AND (%(before)s::double precision IS NULL
-       OR COALESCE(finished_at, updated_at) < %(before)s::double precision)
+       OR COALESCE(jobs.finished_at, jobs.updated_at) < %(before)s::double precision)
+
+-- name: purge_output
+-- A purge deletes the jobs' output chunks and dependency edges first, in its
+-- transaction (no foreign keys: DECISIONS 18); looked up from the (small) chunk and
+-- edge tables, not from the jobs going.
+DELETE FROM job_output
+WHERE EXISTS (SELECT 1 FROM jobs WHERE jobs.id = job_output.job_id AND {_purged})
+
+-- name: purge_edges
+DELETE FROM job_dependencies
+WHERE EXISTS (SELECT 1 FROM jobs WHERE jobs.id = job_dependencies.job_id AND {_purged})
+
+-- name: purge
+DELETE FROM jobs WHERE {_purged}
+
+-- name: clear_output
+DELETE FROM job_output
+
+-- name: clear_edges
+DELETE FROM job_dependencies
 
 -- name: clear
 DELETE FROM jobs
+
+-- name: append_output
+-- A chunk of a running job's output; `seq` is its byte offset in the run's output.
+-- The same chunk twice (a publish retried) is stored once.
+INSERT INTO job_output (job_id, attempt, seq, data, created_at)
+VALUES (%(job_id)s, %(attempt)s, %(seq)s, %(data)s, %(now)s)
+ON CONFLICT (job_id, attempt, seq) DO NOTHING
+
+-- name: read_output
+-- The chunks of one run that hold bytes at or after :from_offset, in order.
+SELECT seq, data FROM job_output
+WHERE job_id = %(job_id)s AND attempt = %(attempt)s
+  AND seq + octet_length(data) > %(from_offset)s
+ORDER BY seq LIMIT %(limit)s
+
+-- name: drop_output
+-- A job's chunks: of one run or of all (attempt NULL), all or only those that end at
+-- or before `before`.
+DELETE FROM job_output
+WHERE job_id = %(job_id)s AND (%(attempt)s::integer IS NULL OR attempt = %(attempt)s)
+  AND (%(before)s::bigint IS NULL OR seq + octet_length(data) <= %(before)s)
 
 -- name: register_worker
 INSERT INTO workers (id, host, pid, slots, queues, started_at, heartbeat_at, busy,
@@ -204,11 +254,8 @@ DELETE FROM config WHERE key = %(key)s
 -- name: finish_and_claim
 -- A supervisor's step in one round trip: record the results of the runs that ended
 -- together (each guarded like `finish`), then take up to one due job per free slot
--- label, best first.  Every part sees the same snapshot: the finished jobs are still
--- 'processing' there, so the claim cannot pick them.  `{queue_filter}` makes two
--- statements, with and without a filter on queues: `(queues IS NULL OR queue =
--- ANY(queues))` made the generic plan sort every due job instead of walking the claim
--- index.
+-- label, best first (`_due`, as `claim`).  Every part sees the same snapshot: the
+-- finished jobs are still 'processing' there, so the claim cannot pick them.
 WITH finished AS (
     UPDATE jobs
     SET state = r.state, run_at = COALESCE(r.run_at, jobs.run_at), updated_at = %(now)s,
@@ -221,22 +268,17 @@ WITH finished AS (
     -- `= ANY` keeps a generic plan on the id index (joined with the results alone it
     -- scanned every row in 'processing'); the same for `seq` in `claimed` below
     WHERE jobs.id = ANY(%(ids)s::text[]) AND jobs.id = r.id
-      AND jobs.state = 'processing' AND jobs.worker_id = r.worker_id
+      AND jobs.state = {PROCESSING} AND jobs.worker_id = r.worker_id
     RETURNING jobs.id
 ), due AS (
-    SELECT seq, priority, run_at FROM jobs
-    WHERE state IN ('pending', 'scheduled', 'failed') AND run_at <= %(now)s
-      {queue_filter}
-    ORDER BY priority DESC, run_at, seq
+    SELECT seq, priority, run_at {_due}
     LIMIT cardinality(%(workers)s::text[])
     FOR UPDATE SKIP LOCKED
 ), picked AS (
     SELECT seq, row_number() OVER (ORDER BY priority DESC, run_at, seq) AS n FROM due
 ), claimed AS (
     UPDATE jobs
-    SET state = 'processing', attempts = attempts + 1, started_at = %(now)s,
-        updated_at = %(now)s, finished_at = NULL, output = NULL,
-        worker = (%(workers)s::text[])[picked.n], worker_id = %(worker_id)s
+    SET {_take}, worker = (%(workers)s::text[])[picked.n]
     FROM picked
     WHERE jobs.seq = ANY(ARRAY(SELECT seq FROM picked)) AND jobs.seq = picked.seq
     RETURNING picked.n, {job_columns}
@@ -262,7 +304,7 @@ SET state = %(state)s, updated_at = %(now)s, run_at = %(now)s,
 WHERE state = ANY(%(sources)s)
   AND (unique_key IS NULL OR (
         NOT EXISTS (SELECT 1 FROM jobs AS live WHERE live.unique_key = jobs.unique_key
-                    AND live.state IN ('scheduled', 'pending', 'processing', 'failed'))
+                    AND live.state IN ({LIVE}))
         AND seq = (SELECT MAX(seq) FROM jobs AS same
                    WHERE same.unique_key = jobs.unique_key
                      AND same.state = ANY(%(sources)s))))
@@ -278,6 +320,6 @@ VALUES (%(id)s, %(command)s, %(state)s, %(queue)s, %(priority)s, %(run_at)s,
         %(max_retries)s, %(backoff_base)s, %(timeout)s, %(cwd)s, %(env)s::jsonb,
         %(depends_on)s::jsonb, %(unique_key)s, %(now)s, %(now)s)
 ON CONFLICT (unique_key)
-    WHERE unique_key IS NOT NULL AND state IN ('scheduled', 'pending', 'processing', 'failed')
+    WHERE unique_key IS NOT NULL AND state IN ({LIVE})
     DO NOTHING
 RETURNING id
