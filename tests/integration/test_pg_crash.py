@@ -9,8 +9,6 @@ import collections
 import json
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import run_cli, wait_for
 from tests.integration.conftest import Workers
 from tests.integration.test_pg_restart import BIN, Server, server  # noqa: F401

@@ -21,6 +21,7 @@ from queuectl.models import Job, Outcome
 from queuectl.retry import Decision, decide, effective_timeout
 from queuectl.states import JobState
 from queuectl.worker import capture, unrecorded
+from queuectl.worker.outputpub import Chunk, Drop, OutputPublisher
 from queuectl.worker.runner import Run
 
 if TYPE_CHECKING:
@@ -57,6 +58,9 @@ class Executor:
         self.running: dict[int, Running] = {}  # slot index -> running job
         self.maybe_work = True  # False after a claim found nothing, until a wake-up
         self.unrecorded = 0  # ended runs whose results a store call is retrying
+        #: copies long runs' output into the store for followers on other hosts
+        self.publisher = (OutputPublisher(ctx.clock.mono)
+                          if ctx.queue.publishes_output else None)
         self._labels: list[str] = []
         self._labels_pid = 0
         # The supervisor's poll set: job pidfds come and go with their jobs.
@@ -118,6 +122,8 @@ class Executor:
                   timeout_s=effective_timeout(job, settings),
                   output_limit=settings.output_limit)
         run.start()
+        if self.publisher is not None and run.output_fd >= 0:
+            self.publisher.track(run, job.id, job.attempts, run.output_fd)
         self.running[slot] = Running(job, run, slot, self.label(slot), path)
         fd = run.fileno()
         if fd >= 0:
@@ -153,6 +159,10 @@ class Executor:
             fd = item.run.fileno()
             outcome = item.run.check()
             if outcome is not None:
+                if self.publisher is not None:
+                    rest = self.publisher.finish(item.run)
+                    if rest:  # a run that published: its followers see the end
+                        self._publish(rest, [])
                 del self.running[slot]
                 if fd >= 0:
                     self.poller.unregister(fd)
@@ -172,6 +182,23 @@ class Executor:
         if grown <= TRIM_GROWTH_BYTES:
             return TRIM_CHECK_S
         return max(TRIM_CHECK_MIN_S, interval * TRIM_GROWTH_BYTES / grown)
+
+    def publish_output(self) -> None:
+        """Publish what long runs printed since the last round (worker.outputpub)."""
+        if self.publisher is not None:
+            chunks, drops = self.publisher.collect()
+            if chunks or drops:
+                self._publish(chunks, drops)
+
+    def _publish(self, chunks: list[Chunk], drops: list[Drop]) -> None:
+        try:
+            self.ctx.backend.publish_output(chunks, drops, now=time.time())
+        except StoreError as exc:  # followers elsewhere miss a part; the run goes on
+            log.debug("could not publish output: %s", exc)
+
+    def close(self) -> None:
+        if self.publisher is not None:
+            self.publisher.close()
 
     def fence_kill(self) -> int:
         """KILL every running job's process group now (called from the fencing

@@ -91,6 +91,11 @@ class Run:
         if self._killed and self._proc is not None:  # kill() came before start()
             self._terminate()
 
+    @property
+    def output_fd(self) -> int:
+        """The capture's descriptor while the run is live (-1 when there is none)."""
+        return self._out_fd
+
     def fileno(self) -> int:
         """A descriptor that becomes readable when the child exits (-1: poll by time)."""
         return -1 if self._pidfd is None else self._pidfd

@@ -13,6 +13,7 @@ logged and the work is tried again at the next tick.
     Promotion   relabel due scheduled/backing-off jobs pending, at their due time
     PollTick    the safety net for lost wake-ups and work enqueued on other hosts
     Trim        bound running jobs' captures (sooner while a job prints fast)
+    Publish     copy long runs' output into the store for followers on other hosts
     CancelWatch kill running jobs that a user cancelled
 """
 
@@ -247,6 +248,24 @@ class PollTick(Service):
     def run(self) -> None:
         self.executor.maybe_work = True
         self.promotion.refresh()
+
+
+class Publish:
+    """Copies long runs' new output into the store every outputpub.PUBLISH_EVERY_S,
+    for `logs -f` on other hosts; idle while no run is tracked."""
+
+    def __init__(self, ctx: WorkerContext, executor: Executor) -> None:
+        self.ctx = ctx
+        self.executor = executor
+
+    def wanted_at(self) -> Optional[float]:
+        publisher = self.executor.publisher
+        return None if publisher is None else publisher.next_at()
+
+    def tick(self, mono: float) -> None:
+        moment = self.wanted_at()
+        if moment is not None and mono >= moment:
+            self.executor.publish_output()
 
 
 class Trim(Service):

@@ -38,6 +38,7 @@ from queuectl.worker.services import (
     Heartbeat,
     PollTick,
     Promotion,
+    Publish,
     Rescue,
     Trim,
     store_call,
@@ -100,9 +101,10 @@ class Supervisor:
         self.rescue = Rescue(self.ctx, ex)
         self.poll_tick = PollTick(self.ctx, ex, self.promotion)
         self.trim = Trim(self.ctx, ex)
+        self.publish = Publish(self.ctx, ex)
         #: in the order they run when several are due at one wake-up
         self.services: tuple[Any, ...] = (self.promotion, self.poll_tick, self.heartbeat,
-                                          self.rescue, self.trim)
+                                          self.rescue, self.trim, self.publish)
 
     def request_stop(self, reason: str) -> None:
         """Ask for a graceful stop from another thread (e.g. the demo's progress view)."""
@@ -160,6 +162,7 @@ class Supervisor:
         finally:
             watchdog.stop()
             listener.close()
+            self.executor.close()
             if registered:
                 try:
                     ctx.backend.unregister_worker(ctx.worker_id)
