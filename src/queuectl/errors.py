@@ -64,6 +64,11 @@ class StoreError(QueuectlError):
     exit_code = EXIT_STORE
 
 
+class StoreCorrupt(StoreError):
+    """The store's file is damaged (SQLite reports a malformed page, or a stored value
+    cannot be read back).  Once seen, nothing more is written to that store."""
+
+
 class WorkerError(QueuectlError):
     """Starting or stopping workers failed."""
 

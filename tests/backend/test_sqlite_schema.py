@@ -91,11 +91,12 @@ def test_named_blocks_are_complete() -> None:
 
 def test_both_dialects_name_the_same_sql_blocks() -> None:
     """Same verbs under the same block names, but for what one store does its own way:
-    SQLite keeps a counts table, unpacks big batches from JSON and has the quick
-    enqueue lane (cli/quick.py);
+    SQLite keeps a counts table, unpacks big batches from JSON, has the quick
+    enqueue lane (cli/quick.py) and probes its b-trees at open;
     PostgreSQL finishes and claims a batch in one statement, notifies, and locks
     migrations."""
-    sqlite_only = {"insert_command", "insert_job_batch", "count_inserted", "recount_states"}
+    sqlite_only = {"insert_command", "insert_job_batch", "count_inserted", "recount_states",
+                   "probe_edges"}
     postgres_only = {"finish_and_claim", "notify", "migrate_lock"}
     shared = set(load_queries("sqlite")) - sqlite_only
     assert shared == set(load_queries("postgres")) - postgres_only

@@ -13,7 +13,7 @@ import os
 import sys
 import time
 
-from queuectl.errors import QueuectlError
+from queuectl.errors import QueuectlError, StoreCorrupt
 from queuectl.jobcore import check_command, looks_like_json_object, new_job_id
 
 COMMANDS = ("enqueue", "add")
@@ -61,9 +61,10 @@ def quick_enqueue(args: list[str]) -> int | None:
             return None
     except sqlite3.Error as exc:
         error = store_error(exc, path)
-        if "locked" not in error.message:
+        if "locked" not in error.message and not isinstance(error, StoreCorrupt):
             return None  # nothing was written; the full path says what is wrong
-        sys.stderr.write(f"queuectl: error: {error.message}\n")  # not wait twice
+        hint = f" ({error.hint})" if error.hint else ""
+        sys.stderr.write(f"queuectl: error: {error.message}{hint}\n")  # not twice
         return error.exit_code
     except OSError:
         return None

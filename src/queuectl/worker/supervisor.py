@@ -26,7 +26,7 @@ from typing import Any, Mapping, Optional
 
 from queuectl import wakeup
 from queuectl.config import Settings
-from queuectl.errors import StoreError
+from queuectl.errors import StoreCorrupt, StoreError
 from queuectl.maintenance import rescue, this_host
 from queuectl.models import WorkerInfo
 from queuectl.queue import Queue
@@ -133,6 +133,9 @@ class Supervisor:
                      self.queue.display_url)
             self._rescue()
             self._loop(listener)
+        except StoreCorrupt:
+            self.executor.fence_kill()  # their results could not be recorded
+            raise
         finally:
             watchdog.stop()
             self._restore_signals(previous)
