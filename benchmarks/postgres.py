@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Iterator, Optional
 
 from benchmarks.cases import Context, b1_throughput, b2_pickup, b7_contention
 from benchmarks.harness import Row
@@ -27,15 +27,22 @@ def fresh_database(server_url: str) -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def b8_postgres(ctx: Context) -> list[Row]:
-    url = ctx.db_url or DEFAULT_PG
+def reachable(url: str) -> Optional[str]:
+    """None when a server answers at `url`, else why not (one line)."""
     try:
         import psycopg
 
         psycopg.connect(url, connect_timeout=3).close()
-    except Exception as exc:  # no server: B8 is reported as not run
-        return [Row("B8", f"PostgreSQL not reachable at {url}: {exc}".splitlines()[0], 0, "",
-                    "", None, store="postgres")]
+    except Exception as exc:  # any failure means "not reachable"
+        return f"PostgreSQL not reachable at {url}: {exc}".splitlines()[0]
+    return None
+
+
+def b8_postgres(ctx: Context) -> list[Row]:
+    url = ctx.db_url or DEFAULT_PG
+    why = reachable(url)
+    if why is not None:  # no server: B8 is reported as not run
+        return [Row("B8", why, 0, "", "", None, store="postgres")]
     rows: list[Row] = []
     with fresh_database(url) as db:
         rows += b1_throughput(ctx, db=db, store="postgres")

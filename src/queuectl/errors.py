@@ -69,6 +69,11 @@ class StoreLocked(StoreError):
     moment that a worker rides out by trying again."""
 
 
+class StoreCorrupt(StoreError):
+    """The store's file is damaged (SQLite reports a malformed page, or a stored value
+    cannot be read back).  Once seen, nothing more is written to that store."""
+
+
 class WorkerError(QueuectlError):
     """Starting or stopping workers failed."""
 

@@ -4,8 +4,11 @@
 from __future__ import annotations
 
 import os
+import stat
 import sys
 import zlib
+
+from queuectl.errors import WorkerError
 
 APP = "queuectl"
 
@@ -50,9 +53,62 @@ def runtime_dir(url: str, sqlite_file: str | None) -> str:
 def wake_dir(url: str) -> str:
     """Folder of the wake-up sockets of a store's local workers.
 
-    Kept short (Unix socket paths are limited to ~100 bytes) and private per user."""
+    Kept short (Unix socket paths are limited to ~100 bytes) and private per user:
+    `queuectl-UID/KEY` in $XDG_RUNTIME_DIR, else in $TMPDIR or /tmp, where another
+    user may have created it first (see `make_wake_dir`, `unsafe_dir`)."""
     base = os.environ.get("XDG_RUNTIME_DIR") or os.environ.get("TMPDIR") or "/tmp"
     return os.path.join(base, f"{APP}-{os.getuid()}", store_key(url))
+
+
+def unsafe_dir(path: str) -> str | None:
+    """Why `path` is not a folder that only this user controls, or None.  A folder of
+    this user that others may only read (`queuectl-UID` was made 0755 by older
+    versions) is made 0700; one that others may write to is not: they may have put
+    something in it."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return "does not exist"
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror})"
+    if stat.S_ISLNK(st.st_mode):
+        return "is a symbolic link, not a folder"
+    if not stat.S_ISDIR(st.st_mode):
+        return "is not a folder"
+    if st.st_uid != os.getuid():
+        return f"belongs to another user (uid {st.st_uid}; you are uid {os.getuid()})"
+    if st.st_mode & 0o022:
+        return (f"has mode {stat.S_IMODE(st.st_mode):04o}: other users may write to it "
+                f"(it must be {PRIVATE_DIR_MODE:04o})")
+    if st.st_mode & 0o077:
+        try:
+            os.chmod(path, PRIVATE_DIR_MODE)
+        except OSError as exc:
+            return f"has mode {stat.S_IMODE(st.st_mode):04o} and cannot be made private " \
+                   f"({exc.strerror})"
+    return None
+
+
+def make_wake_dir(url: str) -> str:
+    """The wake folder of `url` and its per-user parent, created 0700 where missing and
+    checked with `unsafe_dir`.  WorkerError, naming the folder and what to do, when
+    one of them is not safe to use."""
+    folder = wake_dir(url)
+    for path in (os.path.dirname(folder), folder):
+        try:
+            os.mkdir(path, PRIVATE_DIR_MODE)
+            os.chmod(path, PRIVATE_DIR_MODE)  # whatever the umask
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise WorkerError(f"cannot create the wake-up folder {path}: {exc.strerror} "
+                              "(set XDG_RUNTIME_DIR or TMPDIR to a folder of yours)") from exc
+        problem = unsafe_dir(path)
+        if problem is not None:
+            raise WorkerError(f"refusing the wake-up folder {path}: it {problem}",
+                              hint="remove it, or set XDG_RUNTIME_DIR to a private folder "
+                                   "of yours")
+    return folder
 
 
 def open_private(path: str, flags: int = os.O_WRONLY | os.O_CREAT | os.O_APPEND) -> int:

@@ -3,7 +3,7 @@
 Each supervisor binds a Unix datagram socket in the store's wake folder; whoever
 changes the queue (enqueue, retry, cancel, stop) sends one byte to every socket there.
 A lost datagram costs nothing but latency: workers still poll slowly as a safety net.
-PostgreSQL adds LISTEN/NOTIFY behind the same `Listener.wait()` seam.
+PostgreSQL adds LISTEN/NOTIFY: the supervisor polls that connection's socket too.
 """
 
 from __future__ import annotations
@@ -13,21 +13,22 @@ from __future__ import annotations
 import _socket
 import errno
 import os
-import select
 
-from queuectl.paths import wake_dir
+from queuectl.paths import make_wake_dir, unsafe_dir, wake_dir
 
 WAKE = b"w"
 
 
 def notify(url: str) -> int:
-    """Wake every local supervisor of the store at `url`; returns how many were sent."""
+    """Wake every local supervisor of the store at `url`; returns how many were sent.
+    A wake folder that is not safe to use (`paths.unsafe_dir`) is skipped: the job is
+    stored all the same, and the workers' poll finds it."""
     folder = wake_dir(url)
     try:
         names = os.listdir(folder)
     except OSError:
         return 0
-    if not names:
+    if not names or unsafe_dir(os.path.dirname(folder)) or unsafe_dir(folder):
         return 0
     sent = 0
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_DGRAM)
@@ -59,35 +60,18 @@ def _remove_stale(path: str) -> None:
 
 
 class Listener:
-    """A supervisor's wake-up socket.  `wait()` returns when woken or on timeout."""
+    """A supervisor's wake-up socket, polled by its loop (`fileno`, then `drain`)."""
 
     def __init__(self, url: str, name: str) -> None:
-        folder = wake_dir(url)
-        os.makedirs(folder, mode=0o700, exist_ok=True)
+        folder = make_wake_dir(url)  # WorkerError when it is not safe to use
         self.path = os.path.join(folder, f"{name}.sock")
         _remove_stale(self.path)
         self._sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_DGRAM)
         self._sock.bind(self.path)
         self._sock.setblocking(False)
-        self._extra: list[int] = []
 
     def fileno(self) -> int:
         return self._sock.fileno()
-
-    def add_fd(self, fd: int) -> None:
-        """Also wake when `fd` becomes readable (a self-pipe, a database socket)."""
-        self._extra.append(fd)
-
-    def wait(self, timeout: float | None) -> bool:
-        """Block until a wake-up arrives or `timeout` seconds pass; True if woken."""
-        fds = [self._sock.fileno(), *self._extra]
-        try:
-            ready, _, _ = select.select(fds, [], [], timeout)
-        except InterruptedError:
-            return True
-        if self._sock.fileno() in ready:
-            self.drain()
-        return bool(ready)
 
     def drain(self) -> None:
         while True:

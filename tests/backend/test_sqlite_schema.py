@@ -80,14 +80,14 @@ def test_the_claim_is_written_once(dialect: str) -> None:
 
 def test_both_dialects_name_the_same_sql_blocks() -> None:
     """Same verbs under the same block names, but for what one store does its own way:
-    SQLite keeps a counts table, unpacks big batches from JSON and has the quick
-    enqueue lane (cli/quick.py);
+    SQLite keeps a counts table, unpacks big batches from JSON, has the quick
+    enqueue lane (cli/quick.py) and probes its b-trees at open;
     SQLite also looks at a file before taking it and sizes its page cache for a batch;
     PostgreSQL finishes and claims a batch in one statement (its claim is fragments
     both statements share), notifies, listens, sets a supervisor's session up, and
     locks migrations."""
     sqlite_only = {"insert_command", "insert_job_batch", "count_inserted", "store_tables",
-                   "cache_size_get", "cache_size_batch"}
+                   "cache_size_get", "cache_size_batch", "probe_edges"}
     postgres_only = {"finish_and_claim", "notify", "migrate_lock", "_due", "_take",
                      "listen", "session_cheap_commits", "session_generic_plans",
                      "first_existing_id"}

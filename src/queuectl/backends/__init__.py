@@ -17,6 +17,12 @@ def is_postgres(url: str) -> bool:
     return url.startswith(("postgresql://", "postgres://"))
 
 
+def pg_where(url: str) -> str:
+    """host:port/db of a PostgreSQL URL, without credentials (for error messages)."""
+    rest = url.split("://", 1)[-1]
+    return rest.rsplit("@", 1)[-1].split("?", 1)[0]
+
+
 def display_url(url: str) -> str:
     """The store URL to print or log: a PostgreSQL password is masked."""
     if not is_postgres(url):

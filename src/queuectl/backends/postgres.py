@@ -18,6 +18,7 @@ import time
 from contextlib import contextmanager
 from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
 
+from queuectl.backends import pg_where
 from queuectl.backends.base import (
     BATCH_ROWS,
     SqlVerbs,
@@ -50,12 +51,6 @@ def _queries() -> dict[str, str]:
     return _QUERIES
 
 
-def _where(url: str) -> str:
-    """host:port/db of a URL, without credentials."""
-    rest = url.split("://", 1)[-1]
-    return rest.rsplit("@", 1)[-1].split("?", 1)[0]
-
-
 class PostgresBackend(SqlVerbs):
     """Backend over one PostgreSQL database.  One instance = one connection."""
 
@@ -67,7 +62,7 @@ class PostgresBackend(SqlVerbs):
             raise StoreError("PostgreSQL support needs psycopg: "
                              "pip install 'queuectl[postgres]'")
         self.url = url
-        self._where = _where(url)
+        self._where = pg_where(url)
         self._durable = durable
         self._q = _queries()
         self._conn: Any = None

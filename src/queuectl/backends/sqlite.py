@@ -29,8 +29,14 @@ from queuectl.backends.base import (
     sql_values,
 )
 from queuectl.backends.sqlfile import load_migrations, render_queries
-from queuectl.backends.sqlite_open import BUSY_TIMEOUT_MS, configure, connect, store_error
-from queuectl.errors import DuplicateJob, StoreError
+from queuectl.backends.sqlite_open import (
+    BUSY_TIMEOUT_MS,
+    configure,
+    connect,
+    probe,
+    store_error,
+)
+from queuectl.errors import DuplicateJob, StoreCorrupt, StoreError
 from queuectl.models import Job, NewJob
 from queuectl.states import REQUEUE_TARGETS, JobState, Transition, check_target
 
@@ -48,6 +54,19 @@ def _file_lock(path: str) -> threading.RLock:
         if lock is None:
             lock = _FILE_LOCKS[key] = threading.RLock()
         return lock
+
+
+# Stores this process has seen damaged (by real path): every later statement on them,
+# from any connection, is refused, so that nothing more is written to a corrupt file.
+_CORRUPT: dict[str, StoreCorrupt] = {}
+
+
+def _refuse_if_corrupt(key: str) -> None:
+    seen = _CORRUPT.get(key)
+    if seen is not None:
+        raise StoreCorrupt(seen.message, hint=seen.hint)
+
+
 _QUERIES: dict[str, str] | None = None
 
 
@@ -132,6 +151,8 @@ class SqliteBackend(SqlVerbs):
         self.url = "sqlite:///" + path
         self._q = _queries()
         self._lock = _file_lock(path)
+        self._key = os.path.realpath(path)
+        _refuse_if_corrupt(self._key)
         parent = os.path.dirname(os.path.abspath(path))
         try:
             os.makedirs(parent, exist_ok=True)
@@ -141,12 +162,12 @@ class SqliteBackend(SqlVerbs):
         try:
             self._db = connect(path)
         except sqlite3.Error as exc:
-            raise store_error(exc, path) from exc
+            raise self._mapped(exc) from exc
         try:
             self._setup_when_free(durable)
         except sqlite3.Error as exc:
             self._db.close()
-            raise store_error(exc, path) from exc
+            raise self._mapped(exc) from exc
         except StoreError:
             self._db.close()
             raise
@@ -169,17 +190,21 @@ class SqliteBackend(SqlVerbs):
                 time.sleep(0.01)
 
     def _setup(self, durable: bool) -> None:
-        self._refuse_foreign_file()  # before WAL mode changes the file's header
+        tables = self._refuse_foreign_file()  # before WAL mode changes the file's header
+        if {"jobs", "state_counts", "workers", "config"} <= tables:
+            probe(self._db, self._q)  # before anything is written
         configure(self._db, durable)
         self._migrate()
 
-    def _refuse_foreign_file(self) -> None:
+    def _refuse_foreign_file(self) -> set[str]:
+        """The file's tables, unless they are another program's."""
         tables = {row[0] for row in self._db.execute(self._q["store_tables"])}
         others = sorted(tables - {"schema_version", "sqlite_sequence"})
         if "schema_version" not in tables and others:
             raise StoreError(f"{self.path} is an SQLite database of another program "
                              f"(it holds {', '.join(others[:3])}), not a queuectl store; "
                              "give a new file")
+        return tables
 
     def _migrate(self) -> None:
         migrations = load_migrations("sqlite")
@@ -211,12 +236,17 @@ class SqliteBackend(SqlVerbs):
         try:
             yield self._db
         except BaseException:
-            self._db.execute("ROLLBACK")
+            # SQLite rolls back by itself after some errors (a corrupt page is one):
+            # a second ROLLBACK would hide the error behind "no transaction is active"
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
+        if _CORRUPT:
+            _refuse_if_corrupt(self._key)
         try:
             with self._lock:
                 yield
@@ -229,11 +259,20 @@ class SqliteBackend(SqlVerbs):
                 self._db.execute("ROLLBACK")
             except sqlite3.Error:
                 pass
-        return store_error(exc, self.path)
+        return self._mapped(exc)
+
+    def _mapped(self, exc: sqlite3.Error) -> StoreError:
+        """The StoreError for `exc`; a corrupt store is remembered (see _CORRUPT)."""
+        error = store_error(exc, self.path)
+        if isinstance(error, StoreCorrupt):
+            _CORRUPT.setdefault(self._key, error)
+        return error
 
     # The one-statement helpers skip the context manager: they run several times per
     # job in a worker's hot loop.
     def _one(self, name: str, params: Mapping[str, Any] | None = None) -> Any:
+        if _CORRUPT:
+            _refuse_if_corrupt(self._key)
         with self._lock:
             try:
                 return self._db.execute(self._q[name], params or {}).fetchone()
@@ -241,6 +280,8 @@ class SqliteBackend(SqlVerbs):
                 raise self._failed(exc) from exc
 
     def _all(self, name: str, params: Mapping[str, Any] | None = None) -> list[Any]:
+        if _CORRUPT:
+            _refuse_if_corrupt(self._key)
         with self._lock:
             try:
                 return self._db.execute(self._q[name], params or {}).fetchall()
@@ -248,6 +289,8 @@ class SqliteBackend(SqlVerbs):
                 raise self._failed(exc) from exc
 
     def _run(self, name: str, params: Mapping[str, Any] | None = None) -> int:
+        if _CORRUPT:
+            _refuse_if_corrupt(self._key)
         with self._lock:
             try:
                 return self._db.execute(self._q[name], params or {}).rowcount
@@ -356,7 +399,7 @@ class SqliteBackend(SqlVerbs):
             if self._db.execute(self._q["get_job"], {"id": job_id}).fetchone():
                 return DuplicateJob(f"job {job_id!r} already exists")
         if isinstance(exc, sqlite3.Error):
-            return store_error(exc, self.path)
+            return self._mapped(exc)
         return StoreError(f"store error ({exc}): {self.path}")
 
     def requeue(self, job: Job, *, now: float, count_attempt: bool, rescued: bool,

@@ -1,4 +1,4 @@
-"""Store-wide commands: status, cleanup, purge, clear, migrate, time."""
+"""Store-wide commands: status, cleanup, purge, clear, migrate, doctor, time."""
 
 from __future__ import annotations
 
@@ -109,8 +109,65 @@ def clear(yes: bool) -> None:
 
 @click.command()
 @json_option
-def migrate() -> None:
-    """Create or upgrade the store's schema (also done automatically on first use)."""
+def doctor() -> None:
+    """Check the whole store: exit 0 when healthy, 3 when it is damaged.
+
+    SQLite: PRAGMA integrity_check reads every page (seconds on a big store; every
+    command does only a cheap check when it opens the store).  PostgreSQL: the
+    server answers and the schema is one this queuectl knows; the server checks
+    its own pages.  Nothing is written.
+
+    \b
+      queuectl doctor
+      queuectl --db /srv/jobs.db doctor --json
+    """
+    _report_health()
+
+
+def _report_health() -> None:
+    from queuectl.doctor import check_store
+
+    st = state()
+    health = check_store(st.db)
+    if st.json:
+        render.emit_json(health.to_dict())
+    else:
+        click.echo(f"Store: {health.store} ({health.kind})")
+        if health.schema_version is not None:
+            click.echo(f"Schema version: {health.schema_version}")
+        for note in health.notes:
+            click.echo(f"Note: {note}")
+        if health.ok:
+            click.echo("Integrity: ok")
+        else:
+            click.echo(f"Integrity: {len(health.problems)} problem(s)")
+            for problem in health.problems[:PROBLEMS_SHOWN]:
+                click.echo(f"  {render.visible(problem)}")
+            if len(health.problems) > PROBLEMS_SHOWN:
+                click.echo(f"  ... and {len(health.problems) - PROBLEMS_SHOWN} more "
+                           "(all of them with --json)")
+    error = health.error()
+    if error is not None:
+        raise error
+
+
+PROBLEMS_SHOWN = 20
+
+
+@click.command()
+@click.option("--check", is_flag=True,
+              help="Only check the store, as `queuectl doctor` does; change nothing.")
+@json_option
+def migrate(check: bool) -> None:
+    """Create or upgrade the store's schema (also done automatically on first use).
+
+    \b
+      queuectl migrate
+      queuectl migrate --check      # the full check of `queuectl doctor`
+    """
+    if check:
+        _report_health()
+        return
     st = state()
     q = st.queue()
     version = q.schema_version()
@@ -133,4 +190,4 @@ def time_cmd() -> None:
     click.echo(f"UTC:   {iso_utc(now)}")
 
 
-__all__ = ["status", "cleanup", "purge", "clear", "migrate", "time_cmd"]
+__all__ = ["status", "cleanup", "purge", "clear", "migrate", "doctor", "time_cmd"]

@@ -35,6 +35,7 @@ COMMANDS: dict[str, str] = {
     "purge": "admin:purge",
     "cleanup": "admin:cleanup",
     "migrate": "admin:migrate",
+    "doctor": "admin:doctor",
     "time": "admin:time_cmd",
     "worker": "workers:worker",
     "workers": "workers:workers",
@@ -48,7 +49,8 @@ SECTIONS = [
     ("Jobs", ["enqueue", "add", "schedule", "list", "show", "logs", "wait", "cancel",
               "retry", "dlq"]),
     ("Workers", ["worker", "workers", "start", "stop", "scheduler"]),
-    ("Store", ["status", "config", "cleanup", "purge", "clear", "migrate", "time", "demo"]),
+    ("Store", ["status", "config", "cleanup", "purge", "clear", "migrate", "doctor", "time",
+               "demo"]),
 ]
 HIDDEN = {"list-jobs", "scheduled", "dequeue"}
 
@@ -88,7 +90,8 @@ Examples:
   queuectl --db postgresql://host/db status     # a shared PostgreSQL store
 
 The store: --db PATH|URL, else $QUEUECTL_DB, else the file in the user data dir.
-Exit codes: 0 ok, 1 operation failed, 2 usage or bad input, 3 store unavailable."""
+Exit codes: 0 ok, 1 operation failed, 2 usage or bad input, 3 store unavailable,
+locked or corrupt (`queuectl doctor` checks it)."""
 
 
 @click.group(cls=LazyGroup, invoke_without_command=True, epilog=EPILOG,

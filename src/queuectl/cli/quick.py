@@ -3,7 +3,8 @@ job model or the store layer.
 
 The full CLI imports ~50 ms of modules before it does anything, and scripts that
 enqueue jobs one by one pay that every time.  This lane takes only the plain form
-(one command argument, no options) on an existing SQLite store at the current schema.
+(one command argument, no options) on an existing store at the current schema: SQLite
+through sqlite_open.py, PostgreSQL through libpq.py (libpq with ctypes, no psycopg).
 For anything else it returns None, having written nothing, and the full CLI handles
 the command (and reports every error) as it always does."""
 
@@ -13,7 +14,7 @@ import os
 import sys
 import time
 
-from queuectl.errors import QueuectlError
+from queuectl.errors import QueuectlError, StoreCorrupt
 from queuectl.jobcore import check_command, looks_like_json_object, new_job_id
 
 COMMANDS = ("enqueue", "add")
@@ -50,7 +51,7 @@ def quick_enqueue(args: list[str]) -> int | None:
     except (QueuectlError, UnicodeEncodeError):
         return None
     if is_postgres(path):
-        return None
+        return _quick_postgres(path, command)
     import sqlite3
 
     from queuectl.backends.sqlite_open import enqueue_command, store_error
@@ -61,15 +62,42 @@ def quick_enqueue(args: list[str]) -> int | None:
             return None
     except sqlite3.Error as exc:
         error = store_error(exc, path)
-        if "locked" not in error.message:
+        if "locked" not in error.message and not isinstance(error, StoreCorrupt):
             return None  # nothing was written; the full path says what is wrong
-        sys.stderr.write(f"queuectl: error: {error.message}\n")  # not wait twice
+        hint = f" ({error.hint})" if error.hint else ""
+        sys.stderr.write(f"queuectl: error: {error.message}{hint}\n")  # not twice
         return error.exit_code
     except OSError:
         return None
     from queuectl import wakeup
 
     wakeup.notify(path)
+    _print_id(job_id)
+    return 0
+
+
+def _quick_postgres(url: str, command: str) -> int | None:
+    """The lane on PostgreSQL: libpq through ctypes (backends/libpq.py), no psycopg."""
+    from queuectl.backends import pg_where
+    from queuectl.backends.libpq import enqueue_command
+    from queuectl.backends.sqlfile import latest_version
+
+    job_id = new_job_id()
+    try:
+        if not enqueue_command(url, pg_where(url), job_id, command, time.time(),
+                               latest_version("postgres")):
+            return None
+    except QueuectlError as error:  # unreachable: not waited for twice
+        hint = f" ({error.hint})" if error.hint else ""
+        sys.stderr.write(f"queuectl: error: {error.message}{hint}\n")
+        return error.exit_code
+    except OSError:
+        return None
+    _print_id(job_id)
+    return 0
+
+
+def _print_id(job_id: str) -> None:
     try:
         sys.stdout.write(job_id + "\n")
         sys.stdout.flush()
@@ -77,7 +105,6 @@ def quick_enqueue(args: list[str]) -> int | None:
         quiet_stdout()
     if sys.stderr.isatty():
         sys.stderr.write(f"Enqueued job {job_id} (pending)\n")
-    return 0
 
 
 def quiet_stdout() -> None:

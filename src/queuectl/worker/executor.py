@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional
 
-from queuectl.errors import StoreError
+from queuectl.errors import StoreCorrupt, StoreError
 from queuectl.models import Job, Outcome
 from queuectl.retry import Decision, decide, effective_timeout
 from queuectl.states import JobState
@@ -96,6 +96,8 @@ class Executor:
             _, jobs = ctx.backend.finish_and_claim(
                 [], worker_id=ctx.worker_id, workers=[self.label(slot) for slot in free],
                 queues=ctx.queues, now=time.time())
+        except StoreCorrupt:
+            raise  # nothing more is written to a damaged store: the worker stops
         except StoreError as exc:
             log.warning("claim failed: %s", exc)
             return  # the loop's next poll tick tries again
@@ -328,6 +330,8 @@ class Executor:
             while True:
                 try:
                     return action()
+                except StoreCorrupt:
+                    raise
                 except StoreError as exc:
                     self.unrecorded = pending
                     ctx.check_signals()

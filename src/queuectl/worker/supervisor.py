@@ -26,7 +26,7 @@ from typing import Any, Mapping, Optional
 
 from queuectl import wakeup
 from queuectl.config import Settings
-from queuectl.errors import StoreError, StoreLocked
+from queuectl.errors import StoreCorrupt, StoreError, StoreLocked
 from queuectl.maintenance import this_host
 from queuectl.queue import Queue
 from queuectl.states import JobState
@@ -159,6 +159,9 @@ class Supervisor:
                      self.queue.display_url)
             self.rescue.run()
             self._loop(listener)
+        except StoreCorrupt:
+            self.executor.fence_kill()  # their results could not be recorded
+            raise
         finally:
             watchdog.stop()
             listener.close()
