@@ -42,6 +42,9 @@ class Status:
     oldest_due_age_s: Optional[float]
     finished_last_minute: int
     now: float
+    #: scheduled/failed jobs already due (a supervisor relabels them pending; while
+    #: none runs they keep their label): counted up to DUE_CAP
+    due_waiting: int = 0
 
     @property
     def total(self) -> int:
@@ -57,7 +60,11 @@ class Status:
             "oldest_pending_age_s": (None if self.oldest_due_age_s is None
                                      else round(self.oldest_due_age_s, 3)),
             "throughput_last_minute": self.finished_last_minute,
+            "due_waiting": self.due_waiting,
         }
+
+
+DUE_CAP = 10_000  # status counts due scheduled/failed jobs up to this many
 
 
 @dataclass
@@ -329,7 +336,8 @@ class Queue:
         oldest = self.backend.oldest_due(now)
         return Status(url=self.display_url, counts=self.backend.counts(), workers=workers,
                       oldest_due_age_s=None if oldest is None else now - oldest,
-                      finished_last_minute=self.backend.finished_since(now - 60), now=now)
+                      finished_last_minute=self.backend.finished_since(now - 60), now=now,
+                      due_waiting=self.backend.due_waiting(now, DUE_CAP))
 
     def workers(self) -> list[tuple[WorkerInfo, bool]]:
         """Every registration with whether it is alive."""

@@ -95,19 +95,6 @@ def check_target(allowed: frozenset[JobState], state: JobState, verb: str) -> No
                          f"the transition table allows {names}")
 
 
-def display_state(state: JobState, run_at: float, now: float | None) -> JobState:
-    """The state to report: a waiting (scheduled/failed) job whose run_at has come is
-    due, so it is shown as pending whether or not a supervisor has relabelled it."""
-    if now is not None and state in WAITING and run_at <= now:
-        return S.PENDING
-    return state
-
-
-def stored_states(shown: frozenset[JobState] | set[JobState]) -> frozenset[JobState]:
-    """The stored states whose jobs may be reported as one of `shown`."""
-    return frozenset(shown) | (WAITING if S.PENDING in shown else frozenset())
-
-
 #: The `{NAME}` placeholders of the SQL files: each state, and each named list.
 SQL_LISTS: dict[str, tuple[JobState, ...]] = {
     "CLAIMABLE": CLAIMABLE_ORDER, "LIVE": LIVE_ORDER, "WAITING": WAITING_ORDER,

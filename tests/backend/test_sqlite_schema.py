@@ -26,6 +26,7 @@ def _plan(store, name: str, params: dict) -> str:  # type: ignore[no-untyped-def
     ("list_jobs_in_states", {"states": json.dumps(["pending"]), "limit": 50, "offset": 0,
                              "queue": None}, "jobs_state"),
     ("oldest_due", {"now": 1.0}, "jobs_due"),
+    ("due_waiting", {"now": 1.0, "cap": 10}, "jobs_state"),
     ("next_run_at", {"after": 1.0}, "jobs_due"),
 ])
 def test_hot_queries_use_their_index(tmp_path: Path, name: str, params: dict,

@@ -13,6 +13,8 @@ from typing import Any, Callable
 
 import pytest
 
+from tests.conftest import wait_for
+
 Cli = Callable[..., subprocess.CompletedProcess]
 
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3})?Z$")
@@ -724,3 +726,11 @@ def test_corrupt_store_exit_3_untouched(tmp_path: Path) -> None:
     missing = tmp_path / "no-such-dir-file"
     missing.write_text("")
     fails(run_cli("list", db=str(missing / "q.db")), 3)
+
+
+def test_status_says_how_many_waiting_jobs_are_due(cli: Any) -> None:
+    assert cli("enqueue", "--command", "true", "--run-at", "+1s").returncode == 0
+    assert "Due now" not in cli("status").stdout  # not yet: it is a second away
+    wait_for(lambda: "Due now: 1 of the scheduled/failed jobs" in cli("status").stdout,
+             timeout=15, message="status reporting the due job")
+    assert '"due_waiting": 1' in cli("--json", "status").stdout

@@ -131,6 +131,10 @@ class Backend(Protocol):
     def oldest_due(self, now: float) -> Optional[float]:
         """run_at of the oldest job that is due but not yet claimed."""
 
+    def due_waiting(self, now: float, cap: int) -> int:
+        """scheduled/failed jobs whose run_at has come (not yet relabelled pending by
+        a supervisor), counted up to `cap`."""
+
     def finished_since(self, since: float) -> int:
         """Jobs that reached a finished state (or failed a run) at or after `since`."""
 
@@ -493,6 +497,9 @@ class SqlVerbs:
 
     def oldest_due(self, now: float) -> Optional[float]:
         return self._read_one("oldest_due", {"now": now})[0]
+
+    def due_waiting(self, now: float, cap: int) -> int:
+        return int(self._read_one("due_waiting", {"now": now, "cap": cap})[0])
 
     def finished_since(self, since: float) -> int:
         return self._read_one("finished_since", {"since": since})[0]

@@ -31,6 +31,13 @@ def status() -> None:
         return
     click.echo(f"Store: {report.url}")
     render.counts_table(report.counts)
+    if report.due_waiting:
+        from queuectl.queue import DUE_CAP
+
+        many = f"{report.due_waiting:,}+" if report.due_waiting >= DUE_CAP \
+            else f"{report.due_waiting:,}"
+        click.echo(f"Due now: {many} of the scheduled/failed jobs (their time has come; "
+                   "a worker takes them as pending)")
     slots = sum(w.slots for w in report.workers)
     busy = sum(w.busy for w in report.workers)
     if report.workers:

@@ -142,6 +142,12 @@ SELECT state, COUNT(*) FROM jobs GROUP BY state
 SELECT MIN(run_at) FROM jobs
 WHERE state IN ({CLAIMABLE}) AND run_at <= %(now)s
 
+-- name: due_waiting
+-- scheduled/failed jobs whose time has come but that no supervisor has relabelled
+-- pending yet (none runs): counted up to :cap rows
+SELECT COUNT(*) FROM (SELECT 1 FROM jobs
+                      WHERE state IN ({WAITING}) AND run_at <= %(now)s LIMIT %(cap)s) AS due
+
 -- name: finished_since
 SELECT COUNT(*) FROM jobs WHERE finished_at >= %(since)s
 

@@ -147,6 +147,12 @@ SELECT state, n FROM state_counts
 SELECT MIN(run_at) FROM jobs INDEXED BY jobs_due
 WHERE state IN ({CLAIMABLE}) AND run_at <= :now
 
+-- name: due_waiting
+-- scheduled/failed jobs whose time has come but that no supervisor has relabelled
+-- pending yet (none runs): counted up to :cap rows through the state index
+SELECT COUNT(*) FROM (SELECT 1 FROM jobs INDEXED BY jobs_state
+                      WHERE state IN ({WAITING}) AND run_at <= :now LIMIT :cap)
+
 -- name: finished_since
 SELECT COUNT(*) FROM jobs WHERE finished_at >= :since
 
