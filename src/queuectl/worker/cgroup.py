@@ -120,7 +120,8 @@ class Pool:
         self._made = 0
         self._lock = threading.Lock()
 
-    def acquire(self) -> Group:
+    def acquire(self) -> Optional[Group]:
+        """An empty group; None if none can be made (the run goes without)."""
         with self._lock:
             if self._draining:
                 self._recycle()
@@ -129,10 +130,13 @@ class Pool:
             self._made += 1
             path = f"{self.base}/{self._made}"
         try:
-            os.mkdir(path)
-        except FileExistsError:
-            pass
-        return Group(path)
+            try:
+                os.mkdir(path)
+            except FileExistsError:
+                pass
+            return Group(path)
+        except OSError:
+            return None
 
     def release(self, group: Group) -> None:
         """Back to the pool once empty (a group still exiting is set aside and

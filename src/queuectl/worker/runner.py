@@ -101,7 +101,10 @@ class Run:
             self._proc = _Child.spawn(command, out_fd, self.cwd, env)
             self.pid = self._proc.pid
             if group is not None and not entered:  # a command near the 128 KiB limit
-                group.add(self.pid)
+                try:
+                    group.add(self.pid)
+                except OSError:  # it has already exited; its group is still killed
+                    pass
             self._pidfd = _pidfd(self.pid)
             if self.timeout_s > 0:
                 self._deadline = self._started_at + self.timeout_s
@@ -193,9 +196,9 @@ class Run:
         for those to exit, and give the group back."""
         assert self._proc is not None
         group = self._group
-        left = len(group.pids()) if group is not None and group.populated() else 0
-        if left:
-            group.kill()  # type: ignore[union-attr]
+        left = group.pids() if group is not None and group.populated() else []
+        if group is not None and left:
+            group.kill()
         in_group = _killpg(self._proc.pid, signal.SIGKILL)  # also without a cgroup
         escaped = _signal_all(self._tree, signal.SIGKILL)
         if group is not None and left:
@@ -203,7 +206,7 @@ class Run:
         self._release_group()
         if (left or in_group or escaped) and not (self._timed_out or self._killed):
             log.warning("job %s: its command exited leaving %s running; killed",
-                        self.capture_id, f"{left} process(es)" if left
+                        self.capture_id, f"{len(left)} process(es)" if left
                         else "processes of its group")
 
     def _release_group(self) -> None:
