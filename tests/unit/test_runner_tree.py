@@ -189,3 +189,28 @@ def _memfd_holders(job_id: str) -> list[int]:
             except OSError:
                 continue
     return holders
+
+
+def test_empty_groups_of_a_dead_supervisor_are_removed_not_busy_ones() -> None:
+    """A SIGKILLed supervisor leaves its folder behind; the next one removes it once
+    its processes are gone (and never touches a live supervisor's)."""
+    if cgroup.pool() is None:
+        pytest.skip("no writable cgroup v2 hierarchy with cgroup.kill here")
+    import subprocess
+
+    here = cgroup.own_cgroup_dir()
+    assert here is not None
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = f"{here}/queuectl-{dead.pid}"
+    os.makedirs(f"{stale}/1")
+    busy = f"{here}/queuectl-{os.getpid()}/stale-test"  # a live owner's
+    os.makedirs(busy)
+    try:
+        cgroup._remove_stale(here)
+        assert not os.path.exists(stale) and os.path.isdir(busy)
+    finally:
+        os.rmdir(busy)
+        for folder in (f"{stale}/1", stale):
+            if os.path.isdir(folder):
+                os.rmdir(folder)
