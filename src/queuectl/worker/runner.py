@@ -3,6 +3,13 @@ the worker has a controlling terminal), output captured while it runs (an in-mem
 file per run, or a named file; see `queuectl.worker.capture`), a timeout that kills the whole
 group.
 
+Nothing a job starts outlives it: with a cgroup per run (`queuectl.worker.cgroup`)
+whatever is left in it when the command exits, times out or is cancelled is killed,
+`setsid` daemons included; without cgroups the process group is killed, and on a
+timeout or cancel also the descendants found through /proc while the command still ran
+(a daemon that double-forked away from its session then escapes).  A job whose command
+exited keeps its own result; the leftovers are killed and a line is logged.
+
 The child is watched through a pidfd, so a supervisor can sleep in one `poll()` on
 all its running jobs and its wake-up socket, and notice an exit, a timeout or a
 cancel at once, without a thread per job.  Everything is reaped; nothing here raises
@@ -11,6 +18,7 @@ for a job's own failure: the result is an `Outcome`.
 
 from __future__ import annotations
 
+import logging
 import os
 import select
 import signal
@@ -20,9 +28,13 @@ import time
 from typing import Mapping, Optional
 
 from queuectl.models import Outcome
-from queuectl.worker import capture
+from queuectl.worker import capture, cgroup
+
+log = logging.getLogger(__name__)
 
 SHELL = "/bin/sh"
+MAX_ARG_BYTES = 128 * 1024 - 1  # Linux's limit on one argument (MAX_ARG_STRLEN)
+EMPTY_WAIT_S = 1.0  # how long a run's end waits for its killed leftovers to exit
 
 
 class Run:
@@ -62,6 +74,9 @@ class Run:
         self._out_fd = -1  # kept open (read-write) to read the tail back at the end
         self._trimmed_to = 0  # output before this offset was released (capture.trim)
         self._size_seen = 0
+        self._group: Optional[cgroup.Group] = None  # the run's cgroup, while it runs
+        self._pool: Optional[cgroup.Pool] = None
+        self._tree: list[int] = []  # no cgroup: pidfds of descendants found at TERM
 
     # -- control ------------------------------------------------------------------------
     def start(self) -> None:
@@ -76,8 +91,20 @@ class Run:
             env = dict(_base_env())
             for key, value in self.env.items():
                 env[os.fsencode(key)] = os.fsencode(value)
-            self._proc = _Child.spawn(self.command, out_fd, self.cwd, env)
+            command = self.command
+            self._pool = pool = cgroup.pool()
+            group = self._group = pool.acquire() if pool is not None else None
+            entered = group is not None and \
+                len(group.enter) + len(command.encode()) <= MAX_ARG_BYTES
+            if entered and group is not None:
+                command = group.enter + command  # in its group before anything runs
+            self._proc = _Child.spawn(command, out_fd, self.cwd, env)
             self.pid = self._proc.pid
+            if group is not None and not entered:  # a command near the 128 KiB limit
+                try:
+                    group.add(self.pid)
+                except OSError:  # it has already exited; its group is still killed
+                    pass
             self._pidfd = _pidfd(self.pid)
             if self.timeout_s > 0:
                 self._deadline = self._started_at + self.timeout_s
@@ -86,8 +113,9 @@ class Run:
         except ValueError as exc:  # e.g. a NUL byte in an environment value
             self._spawn_error = str(exc)
         finally:
-            if out_fd >= 0 and self._proc is None:
+            if self._proc is None:
                 self._close_output()
+                self._release_group()
         if self._killed and self._proc is not None:  # kill() came before start()
             self._terminate()
 
@@ -120,7 +148,7 @@ class Run:
         with self._lock:
             self._killed = True
             if self._proc is not None and self._outcome is None:
-                _killpg(self._proc.pid, signal.SIGKILL)
+                self._kill_tree()
 
     @property
     def killed(self) -> bool:
@@ -152,19 +180,50 @@ class Run:
         if returncode is None:
             self.enforce_deadlines()
             return None
-        if self._timed_out or self._killed:
-            _killpg(proc.pid, signal.SIGKILL)  # no grandchild outlives a stopped job
-        if self._pidfd is not None:
-            os.close(self._pidfd)
-            self._pidfd = None
-        exit_code = returncode if returncode >= 0 else None
-        sig = -returncode if returncode < 0 else None
-        self._outcome = Outcome(exit_code=exit_code, signal=sig, timed_out=self._timed_out,
-                                cancelled=self._killed and not self._timed_out,
-                                output_tail=self.output_tail(),
-                                started_at=self._started_at, finished_at=time.time())
-        self._close_output()
+        with self._lock:  # kill_now() from another thread must not hit a reused group
+            self._end_leftovers()
+            if self._pidfd is not None:
+                os.close(self._pidfd)
+                self._pidfd = None
+            exit_code = returncode if returncode >= 0 else None
+            sig = -returncode if returncode < 0 else None
+            self._outcome = Outcome(exit_code=exit_code, signal=sig,
+                                    timed_out=self._timed_out,
+                                    cancelled=self._killed and not self._timed_out,
+                                    output_tail=self.output_tail(),
+                                    started_at=self._started_at, finished_at=time.time())
+            self._close_output()  # the leftovers are gone: the capture's memory is freed
         return self._outcome
+
+    def _end_leftovers(self) -> None:
+        """The command has exited: kill whatever it left running (its cgroup, its
+        process group, and when it was stopped the descendants found meanwhile), wait
+        for those to exit, and give the group back."""
+        assert self._proc is not None
+        group = self._group
+        left = group.pids() if group is not None and group.populated() else []
+        if group is not None and left:
+            group.kill()
+        in_group = _killpg(self._proc.pid, signal.SIGKILL)  # also without a cgroup
+        escaped = _signal_all(self._tree, signal.SIGKILL)
+        if group is not None and left:
+            group.wait_empty(EMPTY_WAIT_S)
+        self._release_group()
+        if (left or in_group or escaped) and not (self._timed_out or self._killed):
+            log.warning("job %s: its command exited leaving %s running; killed",
+                        self.capture_id, f"{len(left)} process(es)" if left
+                        else "processes of its group")
+
+    def _release_group(self) -> None:
+        for fd in self._tree:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._tree = []
+        if self._group is not None and self._pool is not None:
+            self._pool.release(self._group)
+        self._group = None
 
     def enforce_deadlines(self) -> None:
         """The timeout (TERM to the group) and the KILL after the grace, when due;
@@ -177,16 +236,35 @@ class Run:
             self._timed_out = True
             self._terminate()
         if self._kill_at is not None and now >= self._kill_at:
-            _killpg(self._proc.pid, signal.SIGKILL)
+            with self._lock:
+                if self._outcome is None:
+                    self._kill_tree()
             self._kill_at = None
 
     def _terminate(self) -> None:
-        """TERM the whole process group; KILL follows at `_kill_at`."""
+        """TERM the whole tree (the cgroup, or the process group and the descendants
+        found through /proc); KILL follows at `_kill_at`."""
         if self._proc is None or self._kill_at is not None:
             return
         self._deadline = None
-        _killpg(self._proc.pid, signal.SIGTERM)  # the child leads its own group
+        pid = self._proc.pid
+        if self._group is not None:
+            self._group.signal(signal.SIGTERM)
+        else:
+            self._tree += _descendants(pid, self._tree)
+            _signal_all(self._tree, signal.SIGTERM)
+        _killpg(pid, signal.SIGTERM)  # the child leads its own group
         self._kill_at = time.time() + self.grace_s
+
+    def _kill_tree(self) -> None:
+        """KILL the whole tree now (the caller holds the lock, the run is not over)."""
+        assert self._proc is not None
+        if self._group is not None:
+            self._group.kill()
+        else:
+            self._tree += _descendants(self._proc.pid, self._tree)
+            _signal_all(self._tree, signal.SIGKILL)
+        _killpg(self._proc.pid, signal.SIGKILL)
 
     # -- blocking use -------------------------------------------------------------------
     def wait(self) -> Outcome:
@@ -388,11 +466,65 @@ def _sleep(pidfd: Optional[int], kill_fd: int, timeout: Optional[float]) -> str:
     return "exit" if events else "timeout"
 
 
-def _killpg(pgid: int, sig: int) -> None:
+def _killpg(pgid: int, sig: int) -> bool:
+    """Signal a process group; whether there was one."""
     try:
         os.killpg(pgid, sig)
+        return True
     except (ProcessLookupError, PermissionError):
-        pass
+        return False
+
+
+def _signal_all(pidfds: list[int], sig: int) -> int:
+    """Signal the processes behind `pidfds`; how many were still there."""
+    hit = 0
+    for fd in pidfds:
+        try:
+            signal.pidfd_send_signal(fd, sig)
+            hit += 1
+        except OSError:
+            pass
+    return hit
+
+
+def _descendants(pid: int, known: list[int]) -> list[int]:
+    """Pidfds of the live descendants of `pid` (found through /proc parent links),
+    but those already in `known`: without a cgroup, that is how a `setsid` child of a
+    job is found while the job still runs.  (One that double-forked is a child of
+    init by then and escapes.)"""
+    children: dict[int, list[int]] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as handle:
+                ppid = int(handle.read().rsplit(b")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    seen: set[int] = set()
+    for fd in known:
+        try:
+            with open(f"/proc/self/fdinfo/{fd}") as handle:
+                seen.update(int(line.split()[1]) for line in handle
+                            if line.startswith("Pid:"))
+        except (OSError, IndexError, ValueError):
+            continue
+    found, todo = [], list(children.get(pid, []))
+    while todo:
+        child = todo.pop()
+        todo.extend(children.get(child, []))
+        if child in seen:
+            continue
+        try:
+            found.append(os.pidfd_open(child))
+        except OSError:
+            continue
+    return found
 
 
 def _describe(exc: OSError, cwd: Optional[str]) -> str:
