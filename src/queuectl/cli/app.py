@@ -42,6 +42,7 @@ COMMANDS: dict[str, str] = {
     "stop": "workers:stop",
     "scheduler": "workers:scheduler",
     "demo": "demo_cmd:demo",
+    "shell": "shell:shell",
 }
 
 SECTIONS = [
@@ -49,6 +50,7 @@ SECTIONS = [
               "retry", "dlq"]),
     ("Workers", ["worker", "workers", "start", "stop", "scheduler"]),
     ("Store", ["status", "config", "cleanup", "purge", "clear", "migrate", "time", "demo"]),
+    ("Interactive", ["shell"]),
 ]
 HIDDEN = {"list-jobs", "scheduled", "dequeue"}
 
@@ -107,17 +109,21 @@ def app(ctx: click.Context, db: Optional[str], debug: bool) -> None:
     and keep what keeps failing in a dead-letter queue.  Runs embedded on SQLite with
     no setup, or on PostgreSQL across many machines."""
     state = ctx.ensure_object(CliState)
-    state.db = db
+    if db is not None:
+        state.db = db
     state.debug = state.debug or debug
     if ctx.invoked_subcommand is None:
         click.echo(ctx.get_help())
 
 
-def run(args: list[str]) -> int:
-    """Run the CLI on `args`; every error becomes a line on stderr and an exit code."""
+def run(args: list[str], shell: Optional[CliState] = None) -> int:
+    """Run the CLI on `args`; every error becomes a line on stderr and an exit code.
+    Inside the shell, `shell` is the shell's state: the line reuses its open store."""
     before = args[:args.index("--")] if "--" in args else args
     debug = "--debug" in before or "-v" in before
-    state = CliState(debug=debug)
+    state = CliState(debug=debug) if shell is None else shell.line()
+    state.debug = state.debug or debug
+    debug = state.debug
     code = 0
     try:
         # In non-standalone mode click returns an Exit's code instead of raising it.

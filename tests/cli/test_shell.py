@@ -1,0 +1,148 @@
+"""The interactive shell, driven through a real pseudo-terminal (pexpect): what a user
+types at `queuectl>` and what they see.  Every expect has a deadline; a test waits for
+a command's output before it types the next line, never for a fixed time."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pexpect
+import pytest
+
+from tests.conftest import run_cli
+
+PROMPT = "queuectl>"  # prompt_toolkit draws the trailing space as a cursor move
+TIMEOUT_S = 15  # the machine is slow and shared
+
+Spawn = Callable[..., pexpect.spawn]
+
+
+@pytest.fixture
+def spawn(fresh_home: Path) -> Iterator[Spawn]:
+    """Start `python -m queuectl ARGS` on a pty (the same HOME for every spawn of a
+    test, so two sessions share their history)."""
+    children: list[pexpect.spawn] = []
+
+    def start(*args: str) -> pexpect.spawn:
+        env = dict(os.environ, TERM="xterm", PROMPT_TOOLKIT_NO_CPR="1",
+                   XDG_STATE_HOME=str(fresh_home / ".local" / "state"))
+        child = pexpect.spawn(sys.executable, ["-m", "queuectl", *args], env=env,
+                              encoding="utf-8", timeout=TIMEOUT_S, dimensions=(40, 150))
+        children.append(child)
+        return child
+
+    yield start
+    for child in children:
+        if child.isalive():
+            child.terminate(force=True)
+
+
+def at_prompt(child: pexpect.spawn, line: str, *expected: str) -> str:
+    """Type `line`, wait for each of `expected` in order, then for the next prompt;
+    returns what the command printed after the last expected text."""
+    child.sendline(line)
+    for text in expected:
+        child.expect_exact(text)
+    child.expect_exact(PROMPT)
+    return child.before
+
+
+def leave(child: pexpect.spawn, word: str = "exit") -> int:
+    child.sendline(word)
+    child.expect(pexpect.EOF)
+    child.close()
+    return child.exitstatus
+
+
+# -- a command at the prompt --------------------------------------------------------
+def test_command_at_prompt_prints_its_output(spawn: Spawn, store_url: str) -> None:
+    child = spawn("--db", store_url, "shell")
+    child.expect_exact(PROMPT)
+    at_prompt(child, """enqueue '{"id":"job1","command":"echo hi there"}'""", "job1")
+    at_prompt(child, "show job1", "Command:", "echo hi there", "pending")
+    at_prompt(child, "status", "pending", "total")
+    assert leave(child) == 0
+
+
+def test_error_line_returns_to_the_prompt(spawn: Spawn, sqlite_url: str) -> None:
+    child = spawn("--db", sqlite_url, "shell")
+    child.expect_exact(PROMPT)
+    at_prompt(child, "show nope", "queuectl: error: no job 'nope'")
+    at_prompt(child, "list --bogus", "queuectl: error: No such option '--bogus'")
+    at_prompt(child, "frobnicate", "queuectl: error: No such command")
+    at_prompt(child, 'enqueue "unclosed', "queuectl: error: cannot split the line")
+    at_prompt(child, "config set max-retries lots", "queuectl: error:")
+    at_prompt(child, "shell", "queuectl: error: already in the shell")
+    at_prompt(child, "enqueue --id still-alive true", "still-alive")
+    assert leave(child, "quit") == 0
+    assert "Traceback" not in child.before
+
+
+def test_ctrl_c_drops_the_line_and_ctrl_d_leaves(spawn: Spawn, sqlite_url: str) -> None:
+    child = spawn("--db", sqlite_url, "shell")
+    child.expect_exact(PROMPT)
+    child.send("list --sta")
+    child.sendcontrol("c")
+    child.expect_exact(PROMPT)
+    out = at_prompt(child, "time", "UTC:")
+    assert "aborted" not in out
+    child.sendcontrol("d")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+
+
+def test_help_at_the_prompt(spawn: Spawn, sqlite_url: str) -> None:
+    child = spawn("--db", sqlite_url, "shell")
+    child.expect_exact(PROMPT)
+    at_prompt(child, "help", "Jobs commands", "exit (or Ctrl-D)")
+    at_prompt(child, "help show", "Usage: queuectl show")
+    at_prompt(child, "dlq --help", "Usage: queuectl dlq")
+    assert leave(child) == 0
+
+
+def test_db_and_json_given_to_shell_apply_to_every_line(sqlite_url: str) -> None:
+    done = run_cli("--json", "shell", "-c", "enqueue --id j1 true", "-c", "status",
+                   "-c", "config get max-retries", db=sqlite_url)
+    assert done.returncode == 0, done.stderr
+    decoder = json.JSONDecoder()
+    objects, text = [], done.stdout.strip()
+    while text:
+        obj, end = decoder.raw_decode(text)
+        objects.append(obj)
+        text = text[end:].strip()
+    assert objects[0]["id"] == "j1"
+    assert objects[1]["counts"]["pending"] == 1
+    assert objects[2] == {"key": "max-retries", "value": 3, "source": "default"}
+
+
+def test_lines_share_one_open_store(sqlite_url: str,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    from queuectl.cli.context import CliState
+    from queuectl.cli.shell import run_line
+
+    home = CliState(db=sqlite_url)
+    try:
+        assert run_line(home, "enqueue --id a true") == 0
+        first = home.queue().backend
+        assert run_line(home, "show a") == 0
+        assert run_line(home, "list") == 0
+        assert home.queue().backend is first  # not closed and reopened per line
+        assert run_line(home, f"--db {sqlite_url}.other status") == 0
+        assert home.queue().backend is first  # another --db on one line only
+    finally:
+        home.close()
+    assert "a" in capsys.readouterr().out
+
+
+def test_script_on_stdin_runs_each_line(sqlite_url: str) -> None:
+    done = run_cli("shell", input="enqueue --id s1 true\n\n# a comment\nshow nope\n",
+                   db=sqlite_url)
+    assert done.returncode == 1  # the last line's code
+    assert done.stdout.strip() == "s1"
+    assert done.stderr.strip() == "queuectl: error: no job 'nope'"
+
