@@ -146,3 +146,76 @@ def test_script_on_stdin_runs_each_line(sqlite_url: str) -> None:
     assert done.stdout.strip() == "s1"
     assert done.stderr.strip() == "queuectl: error: no job 'nope'"
 
+
+
+# -- completion and history ---------------------------------------------------------
+def test_tab_completes_ids_states_and_commands(spawn: Spawn, sqlite_url: str) -> None:
+    for job_id in ("alpha-one", "alpha-two", "beta-1"):
+        assert run_cli("enqueue", "--id", job_id, "true", db=sqlite_url).returncode == 0
+    child = spawn("--db", sqlite_url, "shell")
+    child.expect_exact(PROMPT)
+    child.send("show alp\t")  # two ids match: the common part is completed,
+    child.expect_exact("alpha-")
+    child.send("\t")  # then a second Tab lists both
+    child.expect_exact("alpha-one")
+    child.expect_exact("alpha-two")
+    child.send("\x15")  # Ctrl-U: drop the line
+    child.send("show bet\t")  # one matches: completed in the line
+    child.expect_exact("beta-1")
+    at_prompt(child, "", "Command:", "true")
+    child.send("list --state p\t")
+    child.expect_exact("pending")
+    child.expect_exact("processing")
+    child.send("\x15")
+    child.send("config get backoff-b\t")
+    child.expect_exact("backoff-base")
+    at_prompt(child, "", "2")
+    child.send("dlq re\t")
+    child.expect_exact("retry")
+    child.send("\x15")
+    assert leave(child) == 0
+
+
+def test_history_is_kept_across_sessions(spawn: Spawn, sqlite_url: str,
+                                         fresh_home: Path) -> None:
+    first = spawn("--db", sqlite_url, "shell")
+    first.expect_exact(PROMPT)
+    at_prompt(first, "enqueue --id remembered true", "remembered")
+    at_prompt(first, "time", "UTC:")
+    assert leave(first) == 0
+    folder = fresh_home / ".local" / "state" / "queuectl"
+    assert (folder.stat().st_mode & 0o777) == 0o700
+    assert ((folder / "history").stat().st_mode & 0o777) == 0o600
+
+    second = spawn("--db", sqlite_url, "shell")
+    second.expect_exact(PROMPT)
+    second.send("\x1b[A")  # Up: the first session's last line
+    second.expect_exact("exit")
+    second.send("\x1b[A")
+    second.expect_exact("time")
+    second.send("\x1b[A")  # and the one before
+    second.expect_exact("enqueue --id remembered true")
+    second.sendline("")
+    second.expect_exact("already exists")  # it ran again: a duplicate id
+    second.expect_exact(PROMPT)
+    second.send("enq")  # suggested from history; Right arrow accepts it
+    second.expect_exact("ueue --id remembered true")
+    second.send("\x1b[C")
+    second.sendline("")
+    second.expect_exact("already exists")
+    second.expect_exact(PROMPT)
+    assert leave(second) == 0
+
+
+def test_completion_ids_are_bounded_and_by_prefix(store_url: str) -> None:
+    from queuectl.models import NewJob
+    from queuectl.queue import Queue
+
+    with Queue(store_url) as q:
+        q.enqueue([NewJob(command="true", id=f"job-{i:03d}") for i in range(30)]
+                  + [NewJob(command="true", id="other", queue="night")])
+        assert q.complete_ids("job-00") == [f"job-00{i}" for i in range(10)]
+        assert len(q.complete_ids("job-")) == 20  # bounded
+        assert q.complete_ids("")[0] == "other"  # the newest first
+        assert q.complete_ids("zzz") == []
+        assert q.queue_names() == ["default", "night"]

@@ -8,7 +8,7 @@ from typing import Optional
 
 import click
 
-from queuectl.cli import render
+from queuectl.cli import complete, render
 from queuectl.cli.context import json_option, state
 from queuectl.errors import InvalidInput
 from queuectl.states import FINISHED, parse_state
@@ -63,6 +63,7 @@ def cleanup() -> None:
               help="Delete finished jobs that finished longer ago than this "
                    "(7d, 12h, 3600; default: config retention).")
 @click.option("--state", "-s", "state_names", multiple=True, metavar="STATE",
+              shell_complete=complete.state_names,
               help="Only completed, dead or cancelled jobs (repeatable).")
 @json_option
 def purge(older_than: Optional[str], state_names: tuple[str, ...]) -> None:

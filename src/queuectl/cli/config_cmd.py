@@ -6,7 +6,7 @@ from typing import Any, Optional
 
 import click
 
-from queuectl.cli import render
+from queuectl.cli import complete, render
 from queuectl.cli.context import json_option, state
 from queuectl.config import KEYS, canonical_key
 from queuectl.errors import InvalidInput
@@ -58,7 +58,8 @@ def _set(key: str, value: str) -> None:
 
 
 @click.group(invoke_without_command=True)
-@click.option("--key", "-k", metavar="KEY", help="With --value: set KEY; alone: print it.")
+@click.option("--key", "-k", metavar="KEY", help="With --value: set KEY; alone: print it.",
+              shell_complete=complete.config_keys)
 @click.option("--value", metavar="VALUE", help="The value to set for --key.")
 @json_option
 @click.pass_context
@@ -104,7 +105,7 @@ def config_list() -> None:
 
 
 @config.command("get")
-@click.argument("key")
+@click.argument("key", shell_complete=complete.config_keys)
 @json_option
 def config_get(key: str) -> None:
     """Print one key's effective value."""
@@ -112,9 +113,9 @@ def config_get(key: str) -> None:
 
 
 @config.command("set", context_settings={"ignore_unknown_options": True})
-@click.argument("key", required=False)
+@click.argument("key", required=False, shell_complete=complete.config_keys)
 @click.argument("value", required=False)
-@click.option("--key", "-k", "key_opt", metavar="KEY")
+@click.option("--key", "-k", "key_opt", metavar="KEY", shell_complete=complete.config_keys)
 @click.option("--value", "value_opt", metavar="VALUE")
 @json_option
 def config_set(key: Optional[str], value: Optional[str], key_opt: Optional[str],
@@ -133,7 +134,7 @@ def config_set(key: Optional[str], value: Optional[str], key_opt: Optional[str],
 
 
 @config.command("unset")
-@click.argument("key")
+@click.argument("key", shell_complete=complete.config_keys)
 @json_option
 def config_unset(key: str) -> None:
     """Remove a stored value (the default applies again)."""

@@ -7,7 +7,7 @@ from typing import Optional
 
 import click
 
-from queuectl.cli import render
+from queuectl.cli import complete, render
 from queuectl.cli.context import json_option, state
 from queuectl.errors import InvalidInput
 from queuectl.states import JobState
@@ -53,8 +53,9 @@ def dlq_list(limit: int = 50) -> None:
 
 
 @dlq.command("retry")
-@click.argument("job_ref", required=False, metavar="[ID]")
-@click.option("--job-id", metavar="ID", help="Same as the ID argument.")
+@click.argument("job_ref", required=False, metavar="[ID]", shell_complete=complete.job_ids)
+@click.option("--job-id", metavar="ID", help="Same as the ID argument.",
+              shell_complete=complete.job_ids)
 @click.option("--all", "all_jobs", is_flag=True, help="Retry every dead job.")
 @json_option
 def dlq_retry(job_ref: Optional[str], job_id: Optional[str], all_jobs: bool) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import shlex
 import sys
-from typing import Iterable, Optional
+from typing import Any, Iterable, Iterator, Optional
 
 import click
 
@@ -95,14 +95,34 @@ def history_file() -> str:
     return path
 
 
+def _completer(home: CliState) -> Any:
+    """A prompt_toolkit completer over the click app (see cli/complete.py)."""
+    from prompt_toolkit.completion import Completer, Completion
+
+    from queuectl.cli import complete
+    from queuectl.cli.app import app
+
+    class AppCompleter(Completer):
+        def get_completions(self, document: Any, complete_event: Any) -> Iterator[Any]:
+            word, items = complete.candidates(app, home.line(), document.text_before_cursor)
+            for item in items:
+                yield Completion(item.value, start_position=-len(word),
+                                 display_meta=item.help or "")
+
+    return AppCompleter()
+
+
 def interactive(home: CliState) -> int:
     """The prompt loop: Ctrl-C drops the line, Ctrl-D or `exit` leaves."""
     from prompt_toolkit import PromptSession
     from prompt_toolkit.auto_suggest import AutoSuggestFromHistory
     from prompt_toolkit.history import FileHistory
+    from prompt_toolkit.shortcuts import CompleteStyle
 
     session: PromptSession[str] = PromptSession(
-        history=FileHistory(history_file()), auto_suggest=AutoSuggestFromHistory())
+        history=FileHistory(history_file()), auto_suggest=AutoSuggestFromHistory(),
+        completer=_completer(home), complete_while_typing=False,
+        complete_style=CompleteStyle.READLINE_LIKE)
     while True:
         try:
             text = session.prompt(PROMPT)

@@ -9,7 +9,7 @@ from typing import Any, Optional
 
 import click
 
-from queuectl.cli import render
+from queuectl.cli import complete, render
 from queuectl.cli.context import json_option, state
 from queuectl.errors import InvalidInput, NotFound
 from queuectl.jobspec import check_queue_name
@@ -21,7 +21,8 @@ def _start_options(func: Any) -> Any:
         click.option("--count", "-c", "--workers", "count", type=int, metavar="N",
                      help="Jobs run at once (default: config worker-count)."),
         click.option("--queue", "-q", "queues", multiple=True, metavar="NAME",
-                     help="Serve only this queue (repeatable; default all)."),
+                     help="Serve only this queue (repeatable; default all).",
+                     shell_complete=complete.queue_names),
         click.option("--burst", is_flag=True, help="Exit when nothing is runnable."),
         click.option("--timeout", "idle_timeout", metavar="SECONDS",
                      help="Exit after this long without work."),
@@ -217,7 +218,8 @@ def scheduler() -> None:
 @scheduler.command("start")
 @click.option("--workers", "-w", "count", type=int, metavar="N",
               help="Jobs run at once (default: config worker-count).")
-@click.option("--queue", "-q", "queues", multiple=True, metavar="NAME")
+@click.option("--queue", "-q", "queues", multiple=True, metavar="NAME",
+              shell_complete=complete.queue_names)
 @click.option("--auto", is_flag=True,
               help="Run due jobs automatically (always the case; accepted for compatibility).")
 @json_option
