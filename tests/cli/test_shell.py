@@ -219,3 +219,35 @@ def test_completion_ids_are_bounded_and_by_prefix(store_url: str) -> None:
         assert q.complete_ids("")[0] == "other"  # the newest first
         assert q.complete_ids("zzz") == []
         assert q.queue_names() == ["default", "night"]
+
+
+# -- S3's unquoted forms ------------------------------------------------------------
+@pytest.mark.parametrize("line, words", [
+    ('enqueue {"id":"test","command":"echo hello"}',
+     ["enqueue", '{"id":"test","command":"echo hello"}']),
+    ("""add {"command": "echo 'a  b'", "priority": 8} --queue night""",
+     ["add", """{"command": "echo 'a  b'", "priority": 8}""", "--queue", "night"]),
+    ('--json enqueue {"command":"x"}', ["--json", "enqueue", '{"command":"x"}']),
+    ('enqueue {"command": broken', ["enqueue", '{"command": broken']),
+    ("enqueue '{\"command\":\"quoted\"}'", ["enqueue", '{"command":"quoted"}']),
+    ('schedule "backup database" "+1h"', ["schedule", "backup database", "+1h"]),
+    ('show {abc}', ["show", "{abc}"]),
+])
+def test_split_line(line: str, words: list[str]) -> None:
+    from queuectl.cli.shell import split_line
+
+    assert split_line(line) == words
+
+
+def test_unquoted_enqueue_and_schedule_at_the_prompt(spawn: Spawn, sqlite_url: str) -> None:
+    child = spawn("--db", sqlite_url, "shell")
+    child.expect_exact(PROMPT)
+    at_prompt(child, 'enqueue {"id":"test","command":"echo hello   world"}', "test")
+    at_prompt(child, """enqueue {"id":"t2","command":"echo 'it is'"} --priority 8""", "t2")
+    at_prompt(child, 'schedule "backup database" "+1h"', "\n")
+    assert leave(child) == 0
+    listing = json.loads(run_cli("--json", "list", db=sqlite_url).stdout)
+    by_command = {job["command"]: job for job in listing}
+    assert by_command["echo hello   world"]["id"] == "test"
+    assert by_command["echo 'it is'"]["priority"] == 8
+    assert by_command["backup database"]["state"] == "scheduled"

@@ -8,7 +8,9 @@ here, when the shell starts: the other commands never pay for it."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shlex
 import sys
 from typing import Any, Iterable, Iterator, Optional
@@ -28,9 +30,23 @@ class _Leave(Exception):
     """`exit` / `quit` at the prompt."""
 
 
+_ENQUEUE_JSON = re.compile(r"(?:^|\s)(?:enqueue|add)\s+(?=\{)")
+
+
 def split_line(text: str) -> list[str]:
-    """The words of a prompt line, split as /bin/sh would split them."""
+    """The words of a prompt line, split as /bin/sh would split them, except that a
+    JSON object right after `enqueue`/`add` is one word as typed, unquoted
+    (`enqueue {"id":"test","command":"echo hello"}`); words after it split as usual."""
     try:
+        for match in _ENQUEUE_JSON.finditer(text):
+            head = shlex.split(text[:match.end()])
+            if head and head[-1] in ("enqueue", "add"):
+                rest = text[match.end():].rstrip()
+                try:
+                    _, end = json.JSONDecoder().raw_decode(rest)
+                except ValueError:  # not JSON: the enqueue command says what is wrong
+                    return head + [rest]
+                return head + [rest[:end]] + shlex.split(rest[end:])
         return shlex.split(text)
     except ValueError as exc:  # "No closing quotation"
         raise InvalidInput(f"cannot split the line: {str(exc).lower()}") from None
