@@ -13,7 +13,7 @@ from typing import Callable, Iterator
 import pexpect
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import run_cli, wait_for
 
 PROMPT = "queuectl>"  # prompt_toolkit draws the trailing space as a cursor move
 TIMEOUT_S = 15  # the machine is slow and shared
@@ -251,3 +251,36 @@ def test_unquoted_enqueue_and_schedule_at_the_prompt(spawn: Spawn, sqlite_url: s
     assert by_command["echo hello   world"]["id"] == "test"
     assert by_command["echo 'it is'"]["priority"] == 8
     assert by_command["backup database"]["state"] == "scheduled"
+
+
+# -- workers from the prompt --------------------------------------------------------
+def _job_state(db: str, job_id: str) -> str:
+    done = run_cli("--json", "show", job_id, db=db)
+    return json.loads(done.stdout)["state"] if done.returncode == 0 else ""
+
+
+def _live_workers(db: str) -> list[dict]:
+    return json.loads(run_cli("--json", "workers", db=db).stdout)["workers"]
+
+
+def test_worker_start_at_the_prompt_runs_in_the_background(spawn: Spawn,
+                                                           sqlite_url: str) -> None:
+    child = spawn("--db", sqlite_url, "shell")
+    child.expect_exact(PROMPT)
+    at_prompt(child, "worker start --count 2", "runs in the background",
+              "Worker started in the background")
+    try:
+        at_prompt(child, 'enqueue {"id":"bg","command":"echo from the background"}', "bg")
+        wait_for(lambda: _job_state(sqlite_url, "bg") == "completed", timeout=TIMEOUT_S,
+                 message="the background worker to run the job")
+        at_prompt(child, "logs bg", "from the background")
+        at_prompt(child, "worker status", "2")
+        at_prompt(child, "worker stop", "Asked 1 worker(s) to stop")
+        wait_for(lambda: not _live_workers(sqlite_url), timeout=TIMEOUT_S,
+                 message="the worker to exit")
+        at_prompt(child, "scheduler start --workers 1", "Worker started in the background")
+        at_prompt(child, "scheduler stop", "Asked 1 worker(s) to stop")
+        assert not _live_workers(sqlite_url)  # scheduler stop waits for the exit
+    finally:
+        run_cli("worker", "stop", "--now", "--wait", db=sqlite_url)
+    assert leave(child) == 0

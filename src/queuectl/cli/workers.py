@@ -45,6 +45,12 @@ def _run_worker(count: Optional[int], queues: tuple[str, ...], burst: bool,
         check_queue_name(name)
     q = st.queue()
     slots = count or q.settings().worker_count
+    if st.in_shell and not detach:
+        # a foreground supervisor would hold the prompt until it stopped
+        detach = True
+        if not st.json:
+            click.echo("(at the shell prompt, worker start runs in the background, "
+                       "as --detach does)")
     if detach:
         from queuectl import daemon
 
