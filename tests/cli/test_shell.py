@@ -284,3 +284,51 @@ def test_worker_start_at_the_prompt_runs_in_the_background(spawn: Spawn,
     finally:
         run_cli("worker", "stop", "--now", "--wait", db=sqlite_url)
     assert leave(child) == 0
+
+
+# -- shell -c and plain queuectl ----------------------------------------------------
+@pytest.mark.parametrize("lines, code", [
+    (["show nope"], 1),
+    (["status; show nope; time"], 0),
+    (["time", "config get no-such-key"], 2),
+    (["enqueue --id c1 true; show c1", "exit", "show nope"], 0),
+    (['enqueue {"id":"semi","command":"echo a; echo b"}; show semi'], 0),
+])
+def test_shell_c_exits_with_the_last_lines_code(sqlite_url: str, lines: list[str],
+                                                code: int) -> None:
+    args = [arg for line in lines for arg in ("-c", line)]
+    done = run_cli("shell", *args, db=sqlite_url)
+    assert done.returncode == code, (done.stdout, done.stderr)
+    assert "Traceback" not in done.stderr
+
+
+def test_semicolons_inside_json_stay_in_the_command(sqlite_url: str) -> None:
+    done = run_cli("shell", "-c", 'enqueue {"id":"semi","command":"echo a; echo b"}',
+                   db=sqlite_url)
+    assert done.returncode == 0, done.stderr
+    shown = json.loads(run_cli("--json", "show", "semi", db=sqlite_url).stdout)
+    assert shown["command"] == "echo a; echo b"
+
+
+def test_plain_queuectl_on_a_terminal_shows_the_banner(spawn: Spawn, sqlite_url: str) -> None:
+    from queuectl import __version__
+
+    child = spawn("--db", sqlite_url)
+    child.expect_exact("█████")  # the block letters
+    child.expect_exact(f"queuectl {__version__}")
+    child.expect_exact("Tab completes")
+    child.expect_exact(PROMPT)
+    at_prompt(child, "status", "total")
+    assert leave(child) == 0
+
+
+def test_plain_queuectl_off_a_terminal_prints_help(sqlite_url: str) -> None:
+    done = run_cli(db=sqlite_url)  # stdin and stdout are pipes
+    assert done.returncode == 0 and "Usage: queuectl" in done.stdout
+    # stdin a terminal, stdout a pipe: help too, not a prompt nobody sees
+    piped = pexpect.spawn("/bin/sh", ["-c", f'"{sys.executable}" -m queuectl | cat'],
+                          encoding="utf-8", timeout=TIMEOUT_S)
+    piped.expect_exact("Usage: queuectl")
+    piped.expect(pexpect.EOF)
+    piped.close()
+    assert piped.exitstatus == 0

@@ -4,6 +4,7 @@ stderr and its exit code."""
 
 from __future__ import annotations
 
+import sys
 from importlib import import_module
 from typing import Any, Optional
 
@@ -102,18 +103,24 @@ Exit codes: 0 ok, 1 operation failed, 2 usage or bad input, 3 store unavailable.
 @click.option("-v", "--debug", is_flag=True, help="Debug logging and full tracebacks.")
 @click.version_option(__version__, "--version", prog_name="queuectl")
 @click.pass_context
-def app(ctx: click.Context, db: Optional[str], debug: bool) -> None:
+def app(ctx: click.Context, db: Optional[str], debug: bool) -> Optional[int]:
     """queuectl: a background job queue for shell commands.
 
     Enqueue commands, run them with workers, retry failures with exponential backoff,
     and keep what keeps failing in a dead-letter queue.  Runs embedded on SQLite with
-    no setup, or on PostgreSQL across many machines."""
+    no setup, or on PostgreSQL across many machines.  Without a command, on a
+    terminal: the interactive shell."""
     state = ctx.ensure_object(CliState)
     if db is not None:
         state.db = db
     state.debug = state.debug or debug
     if ctx.invoked_subcommand is None:
+        if not state.in_shell and sys.stdin.isatty() and sys.stdout.isatty():
+            from queuectl.cli.shell import open_shell
+
+            return open_shell(state, banner=True)
         click.echo(ctx.get_help())
+    return None
 
 
 def run(args: list[str], shell: Optional[CliState] = None) -> int:

@@ -26,6 +26,16 @@ SHELL_HELP = ("At this prompt: any command without `queuectl`, help [COMMAND], "
               "exit (or Ctrl-D); Tab completes, Up recalls history.")
 
 
+BANNER = """\
+ ███   █   █  █████  █   █  █████   ████  █████  █
+█   █  █   █  █      █   █  █      █        █    █
+█   █  █   █  ████   █   █  ████   █        █    █
+█  ██  █   █  █      █   █  █      █        █    █
+ ████   ███   █████   ███   █████   ████    █    █████"""
+TIPS = ("Type a command (enqueue \"echo hi\", status, list, worker start), help for "
+        "all of them; Tab completes; exit or Ctrl-D leaves.")
+
+
 class _Leave(Exception):
     """`exit` / `quit` at the prompt."""
 
@@ -52,8 +62,46 @@ def split_line(text: str) -> list[str]:
         raise InvalidInput(f"cannot split the line: {str(exc).lower()}") from None
 
 
+def split_commands(text: str) -> list[str]:
+    """A line's commands, separated by `;` outside quotes and JSON objects."""
+    parts: list[str] = []
+    start = depth = 0
+    quote = ""
+    i = 0
+    while i < len(text):
+        char = text[i]
+        if char == "\\" and quote != "'":
+            i += 2
+            continue
+        if quote:
+            if char == quote:
+                quote = ""
+        elif char in "'\"":
+            quote = char
+        elif char == "{":
+            depth += 1
+        elif char == "}" and depth:
+            depth -= 1
+        elif char == ";" and not depth:
+            parts.append(text[start:i])
+            start = i + 1
+        i += 1
+    parts.append(text[start:])
+    return parts
+
+
 def run_line(home: CliState, text: str) -> Optional[int]:
-    """Run one prompt line; its exit code, or None for a blank line or a comment."""
+    """Run one prompt line (`;` separates commands); the last command's exit code, or
+    None for a blank line or a comment."""
+    code = None
+    for command in split_commands(text):
+        result = _run_command(home, command)
+        if result is not None:
+            code = result
+    return code
+
+
+def _run_command(home: CliState, text: str) -> Optional[int]:
     from queuectl.cli.app import _fail, app, run
 
     text = text.strip()
@@ -154,13 +202,19 @@ def interactive(home: CliState) -> int:
             click.echo("interrupted", err=True)
 
 
-def open_shell(home: CliState, lines: Iterable[str] = ()) -> int:
-    """Run `lines`, or a script from a stdin that is not a terminal, or the prompt."""
+def open_shell(home: CliState, lines: Iterable[str] = (), banner: bool = False) -> int:
+    """Run `lines`, or a script from a stdin that is not a terminal, or the prompt
+    (after the banner, when asked for)."""
     lines = list(lines)
     if lines:
         return run_lines(home, lines)
     if not sys.stdin.isatty():
         return run_lines(home, sys.stdin)
+    if banner:
+        from queuectl import __version__
+
+        click.echo(f"{BANNER}\n\nqueuectl {__version__}: a background job queue for "
+                   f"shell commands\n{TIPS}\n")
     return interactive(home)
 
 
