@@ -44,6 +44,7 @@ COMMANDS: dict[str, str] = {
     "scheduler": "workers:scheduler",
     "demo": "demo_cmd:demo",
     "shell": "shell:shell",
+    "completion": "complete:completion",
 }
 
 SECTIONS = [
@@ -51,7 +52,7 @@ SECTIONS = [
               "retry", "dlq"]),
     ("Workers", ["worker", "workers", "start", "stop", "scheduler"]),
     ("Store", ["status", "config", "cleanup", "purge", "clear", "migrate", "time", "demo"]),
-    ("Interactive", ["shell"]),
+    ("Interactive", ["shell", "completion"]),
 ]
 HIDDEN = {"list-jobs", "scheduled", "dequeue"}
 
