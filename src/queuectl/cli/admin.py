@@ -45,7 +45,12 @@ def status() -> None:
 @click.command()
 @json_option
 def cleanup() -> None:
-    """Rescue jobs of dead workers, then delete finished jobs past `retention`."""
+    """Rescue jobs of dead workers, then delete finished jobs past `retention`.
+
+    \b
+      queuectl cleanup
+      queuectl config set retention 7d && queuectl cleanup
+    """
     st = state()
     report, purged = st.queue().cleanup()
     if st.json:
@@ -93,7 +98,11 @@ def purge(older_than: Optional[str], state_names: tuple[str, ...]) -> None:
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @json_option
 def clear(yes: bool) -> None:
-    """Delete every job (asks first on a terminal; needs --yes in scripts)."""
+    """Delete every job (asks first on a terminal; needs --yes in scripts).
+
+    \b
+      queuectl clear --yes
+    """
     st = state()
     if not yes:
         if not sys.stdin.isatty():
@@ -111,7 +120,12 @@ def clear(yes: bool) -> None:
 @click.command()
 @json_option
 def migrate() -> None:
-    """Create or upgrade the store's schema (also done automatically on first use)."""
+    """Create or upgrade the store's schema (also done automatically on first use).
+
+    \b
+      queuectl migrate
+      queuectl --db postgresql://host/queue migrate
+    """
     st = state()
     q = st.queue()
     version = q.schema_version()
@@ -124,7 +138,12 @@ def migrate() -> None:
 @click.command("time")
 @json_option
 def time_cmd() -> None:
-    """The current local and UTC time (the forms --run-at understands)."""
+    """The current local and UTC time (the forms --run-at understands).
+
+    \b
+      queuectl time
+      queuectl time --json
+    """
     now = time.time()
     if state().json:
         render.emit_json({"local": local_text(now), "utc": iso_utc(now),

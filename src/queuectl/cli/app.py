@@ -71,6 +71,15 @@ class LazyGroup(click.Group):
         module = import_module(f"queuectl.cli.{module_name}")
         return getattr(module, attr)
 
+    def resolve_command(self, ctx: click.Context, args: list[str]
+                        ) -> tuple[Optional[str], Optional[click.Command], list[str]]:
+        try:
+            return super().resolve_command(ctx, args)
+        except click.exceptions.NoSuchCommand:
+            # click suggests from self.commands, which a lazy group leaves empty
+            raise click.exceptions.NoSuchCommand(
+                str(args[0]), possibilities=list(COMMANDS), ctx=ctx) from None
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         for title, names in SECTIONS:
             rows = []

@@ -93,14 +93,23 @@ def config(ctx: click.Context, key: Optional[str], value: Optional[str]) -> None
 @config.command("show")
 @json_option
 def config_show() -> None:
-    """Every key with its value and source."""
+    """Every key with its value and source.
+
+    \b
+      queuectl config show
+      queuectl config show --json
+    """
     _show()
 
 
 @config.command("list", hidden=True)
 @json_option
 def config_list() -> None:
-    """Every key with its value and source (same as show)."""
+    """Every key with its value and source (same as show).
+
+    \b
+      queuectl config list
+    """
     _show()
 
 
@@ -108,7 +117,12 @@ def config_list() -> None:
 @click.argument("key", shell_complete=complete.config_keys)
 @json_option
 def config_get(key: str) -> None:
-    """Print one key's effective value."""
+    """Print one key's effective value.
+
+    \b
+      queuectl config get max-retries
+      queuectl config get backoff_base --json
+    """
     _get(key)
 
 
@@ -120,7 +134,12 @@ def config_get(key: str) -> None:
 @json_option
 def config_set(key: Optional[str], value: Optional[str], key_opt: Optional[str],
                value_opt: Optional[str]) -> None:
-    """Store a value: `config set KEY VALUE` or `config set --key KEY --value VALUE`."""
+    """Store a value: `config set KEY VALUE` or `config set --key KEY --value VALUE`.
+
+    \b
+      queuectl config set max-retries 5
+      queuectl config set --key retention --value 7d
+    """
     if key is not None and key_opt is not None:
         raise InvalidInput("give the key once (KEY or --key)")
     if value is not None and value_opt is not None:
@@ -137,7 +156,11 @@ def config_set(key: Optional[str], value: Optional[str], key_opt: Optional[str],
 @click.argument("key", shell_complete=complete.config_keys)
 @json_option
 def config_unset(key: str) -> None:
-    """Remove a stored value (the default applies again)."""
+    """Remove a stored value (the default applies again).
+
+    \b
+      queuectl config unset max-retries
+    """
     st = state()
     canonical_key(key)
     name, removed = st.queue().config_unset(key)

@@ -301,7 +301,11 @@ def list_cmd(state_names: tuple[str, ...], queue_name: Optional[str], limit: int
 @LIST_LIMIT
 @json_option
 def list_jobs(state_name: Optional[str], queue_name: Optional[str], limit: int) -> None:
-    """List jobs in STATE (same as list --state STATE)."""
+    """List jobs in STATE (same as list --state STATE).
+
+    \b
+      queuectl list-jobs pending
+    """
     _list(_states([state_name] if state_name else []), queue_name, limit)
 
 
@@ -310,7 +314,11 @@ def list_jobs(state_name: Optional[str], queue_name: Optional[str], limit: int) 
 @LIST_LIMIT
 @json_option
 def scheduled(queue_name: Optional[str], limit: int) -> None:
-    """List scheduled jobs (same as list --state scheduled)."""
+    """List scheduled jobs (same as list --state scheduled).
+
+    \b
+      queuectl scheduled
+    """
     _list([JobState.SCHEDULED], queue_name, limit)
 
 
