@@ -109,12 +109,27 @@ KEYS: dict[str, Key] = {k.name: k for k in (
 )}
 
 
+def did_you_mean(word: str, choices: list[str]) -> str:
+    """" (did you mean X?)" for the nearest of `choices` to a mistyped `word` (the
+    choices it begins, else difflib's closest), or ""."""
+    import difflib
+
+    matches = [c for c in choices if word and c.startswith(word)][:3] or \
+        difflib.get_close_matches(word, choices, n=1)
+    if not matches:
+        return ""
+    listed = matches[0] if len(matches) == 1 else \
+        ", ".join(matches[:-1]) + " or " + matches[-1]
+    return f" (did you mean {listed}?)"
+
+
 def canonical_key(name: str) -> str:
     """`max_retries`, `MAX-RETRIES` and `max-retries` are the same key."""
     key = str(name).strip().lower().replace("_", "-")
     if key not in KEYS:
         valid = ", ".join(sorted(KEYS))
-        raise ConfigError(f"unknown config key {name!r}; valid keys: {valid}")
+        raise ConfigError(f"unknown config key {name!r}{did_you_mean(key, list(KEYS))}; "
+                          f"valid keys: {valid}")
     return key
 
 

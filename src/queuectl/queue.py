@@ -237,6 +237,20 @@ class Queue:
         _check_utf8(queue, "queue")
         return self.backend.list_jobs(list(states) if states else None, queue, limit, offset)
 
+    def complete_ids(self, prefix: str, limit: int = 20) -> list[str]:
+        """Up to `limit` ids starting with `prefix` (newest ids when it is empty), for
+        completion: one bounded index walk (the id index, or seq), at any depth."""
+        if not prefix:
+            return [job.id for job in self.backend.list_jobs(None, None, limit)]
+        _check_utf8(prefix, "job id")
+        return self.backend.find_prefix(prefix, limit)
+
+    def queue_names(self, sample: int = 100) -> list[str]:
+        """Queue names for completion: `default` and those of the newest `sample` jobs."""
+        names = {"default"}
+        names.update(job.queue for job in self.backend.list_jobs(None, None, sample))
+        return sorted(names)
+
     def _transition(self, ref: str, transition: Transition, *, reset: bool = False,
                     note: Optional[str] = None) -> Job:
         job = self.get(ref)

@@ -117,5 +117,8 @@ def parse_state(text: str) -> JobState:
     try:
         return JobState(value)
     except ValueError:
+        from queuectl.config import did_you_mean
+
         valid = ", ".join(s.value for s in ORDER)
-        raise InvalidInput(f"unknown state {text!r} (valid: {valid})") from None
+        hint = did_you_mean(value, [s.value for s in ORDER] + ["dlq"])
+        raise InvalidInput(f"unknown state {text!r}{hint} (valid: {valid})") from None

@@ -8,7 +8,7 @@ from typing import Optional
 
 import click
 
-from queuectl.cli import render
+from queuectl.cli import complete, render
 from queuectl.cli.context import json_option, state
 from queuectl.errors import InvalidInput
 from queuectl.states import FINISHED, parse_state
@@ -52,7 +52,12 @@ def status() -> None:
 @click.command()
 @json_option
 def cleanup() -> None:
-    """Rescue jobs of dead workers, then delete finished jobs past `retention`."""
+    """Rescue jobs of dead workers, then delete finished jobs past `retention`.
+
+    \b
+      queuectl cleanup
+      queuectl config set retention 7d && queuectl cleanup
+    """
     st = state()
     report, purged = st.queue().cleanup()
     if st.json:
@@ -70,6 +75,7 @@ def cleanup() -> None:
               help="Delete finished jobs that finished longer ago than this "
                    "(7d, 12h, 3600; default: config retention).")
 @click.option("--state", "-s", "state_names", multiple=True, metavar="STATE",
+              shell_complete=complete.state_names,
               help="Only completed, dead or cancelled jobs (repeatable).")
 @json_option
 def purge(older_than: Optional[str], state_names: tuple[str, ...]) -> None:
@@ -99,7 +105,11 @@ def purge(older_than: Optional[str], state_names: tuple[str, ...]) -> None:
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @json_option
 def clear(yes: bool) -> None:
-    """Delete every job (asks first on a terminal; needs --yes in scripts)."""
+    """Delete every job (asks first on a terminal; needs --yes in scripts).
+
+    \b
+      queuectl clear --yes
+    """
     st = state()
     if not yes:
         if not sys.stdin.isatty():
@@ -171,6 +181,7 @@ def migrate(check: bool) -> None:
     \b
       queuectl migrate
       queuectl migrate --check      # the full check of `queuectl doctor`
+      queuectl --db postgresql://host/queue migrate
     """
     if check:
         _report_health()
@@ -187,7 +198,12 @@ def migrate(check: bool) -> None:
 @click.command("time")
 @json_option
 def time_cmd() -> None:
-    """The current local and UTC time (the forms --run-at understands)."""
+    """The current local and UTC time (the forms --run-at understands).
+
+    \b
+      queuectl time
+      queuectl time --json
+    """
     now = time.time()
     if state().json:
         render.emit_json({"local": local_text(now), "utc": iso_utc(now),

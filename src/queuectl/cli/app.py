@@ -4,6 +4,7 @@ stderr and its exit code."""
 
 from __future__ import annotations
 
+import sys
 from importlib import import_module
 from typing import Any, Optional
 
@@ -43,6 +44,8 @@ COMMANDS: dict[str, str] = {
     "stop": "workers:stop",
     "scheduler": "workers:scheduler",
     "demo": "demo_cmd:demo",
+    "shell": "shell:shell",
+    "completion": "complete:completion",
 }
 
 SECTIONS = [
@@ -51,6 +54,7 @@ SECTIONS = [
     ("Workers", ["worker", "workers", "start", "stop", "scheduler"]),
     ("Store", ["status", "config", "cleanup", "purge", "clear", "migrate", "doctor", "time",
                "demo"]),
+    ("Interactive", ["shell", "completion"]),
 ]
 HIDDEN = {"list-jobs", "scheduled", "dequeue"}
 
@@ -68,6 +72,15 @@ class LazyGroup(click.Group):
         module_name, attr = target.split(":")
         module = import_module(f"queuectl.cli.{module_name}")
         return getattr(module, attr)
+
+    def resolve_command(self, ctx: click.Context, args: list[str]
+                        ) -> tuple[Optional[str], Optional[click.Command], list[str]]:
+        try:
+            return super().resolve_command(ctx, args)
+        except click.exceptions.NoSuchCommand:
+            # click suggests from self.commands, which a lazy group leaves empty
+            raise click.exceptions.NoSuchCommand(
+                str(args[0]), possibilities=list(COMMANDS), ctx=ctx) from None
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         for title, names in SECTIONS:
@@ -103,24 +116,34 @@ locked or corrupt (`queuectl doctor` checks it)."""
 @click.option("-v", "--debug", is_flag=True, help="Debug logging and full tracebacks.")
 @click.version_option(__version__, "--version", prog_name="queuectl")
 @click.pass_context
-def app(ctx: click.Context, db: Optional[str], debug: bool) -> None:
+def app(ctx: click.Context, db: Optional[str], debug: bool) -> Optional[int]:
     """queuectl: a background job queue for shell commands.
 
     Enqueue commands, run them with workers, retry failures with exponential backoff,
     and keep what keeps failing in a dead-letter queue.  Runs embedded on SQLite with
-    no setup, or on PostgreSQL across many machines."""
+    no setup, or on PostgreSQL across many machines.  Without a command, on a
+    terminal: the interactive shell."""
     state = ctx.ensure_object(CliState)
-    state.db = db
+    if db is not None:
+        state.db = db
     state.debug = state.debug or debug
     if ctx.invoked_subcommand is None:
+        if not state.in_shell and sys.stdin.isatty() and sys.stdout.isatty():
+            from queuectl.cli.shell import open_shell
+
+            return open_shell(state, banner=True)
         click.echo(ctx.get_help())
+    return None
 
 
-def run(args: list[str]) -> int:
-    """Run the CLI on `args`; every error becomes a line on stderr and an exit code."""
+def run(args: list[str], shell: Optional[CliState] = None) -> int:
+    """Run the CLI on `args`; every error becomes a line on stderr and an exit code.
+    Inside the shell, `shell` is the shell's state: the line reuses its open store."""
     before = args[:args.index("--")] if "--" in args else args
     debug = "--debug" in before or "-v" in before
-    state = CliState(debug=debug)
+    state = CliState(debug=debug) if shell is None else shell.line()
+    state.debug = state.debug or debug
+    debug = state.debug
     code = 0
     try:
         # In non-standalone mode click returns an Exit's code instead of raising it.

@@ -6,7 +6,7 @@ from typing import Any, Optional
 
 import click
 
-from queuectl.cli import render
+from queuectl.cli import complete, render
 from queuectl.cli.context import json_option, state
 from queuectl.config import KEYS, canonical_key
 from queuectl.errors import InvalidInput
@@ -58,7 +58,8 @@ def _set(key: str, value: str) -> None:
 
 
 @click.group(invoke_without_command=True)
-@click.option("--key", "-k", metavar="KEY", help="With --value: set KEY; alone: print it.")
+@click.option("--key", "-k", metavar="KEY", help="With --value: set KEY; alone: print it.",
+              shell_complete=complete.config_keys)
 @click.option("--value", metavar="VALUE", help="The value to set for --key.")
 @json_option
 @click.pass_context
@@ -92,34 +93,53 @@ def config(ctx: click.Context, key: Optional[str], value: Optional[str]) -> None
 @config.command("show")
 @json_option
 def config_show() -> None:
-    """Every key with its value and source."""
+    """Every key with its value and source.
+
+    \b
+      queuectl config show
+      queuectl config show --json
+    """
     _show()
 
 
 @config.command("list", hidden=True)
 @json_option
 def config_list() -> None:
-    """Every key with its value and source (same as show)."""
+    """Every key with its value and source (same as show).
+
+    \b
+      queuectl config list
+    """
     _show()
 
 
 @config.command("get")
-@click.argument("key")
+@click.argument("key", shell_complete=complete.config_keys)
 @json_option
 def config_get(key: str) -> None:
-    """Print one key's effective value."""
+    """Print one key's effective value.
+
+    \b
+      queuectl config get max-retries
+      queuectl config get backoff_base --json
+    """
     _get(key)
 
 
 @config.command("set", context_settings={"ignore_unknown_options": True})
-@click.argument("key", required=False)
+@click.argument("key", required=False, shell_complete=complete.config_keys)
 @click.argument("value", required=False)
-@click.option("--key", "-k", "key_opt", metavar="KEY")
+@click.option("--key", "-k", "key_opt", metavar="KEY", shell_complete=complete.config_keys)
 @click.option("--value", "value_opt", metavar="VALUE")
 @json_option
 def config_set(key: Optional[str], value: Optional[str], key_opt: Optional[str],
                value_opt: Optional[str]) -> None:
-    """Store a value: `config set KEY VALUE` or `config set --key KEY --value VALUE`."""
+    """Store a value: `config set KEY VALUE` or `config set --key KEY --value VALUE`.
+
+    \b
+      queuectl config set max-retries 5
+      queuectl config set --key retention --value 7d
+    """
     if key is not None and key_opt is not None:
         raise InvalidInput("give the key once (KEY or --key)")
     if value is not None and value_opt is not None:
@@ -133,10 +153,14 @@ def config_set(key: Optional[str], value: Optional[str], key_opt: Optional[str],
 
 
 @config.command("unset")
-@click.argument("key")
+@click.argument("key", shell_complete=complete.config_keys)
 @json_option
 def config_unset(key: str) -> None:
-    """Remove a stored value (the default applies again)."""
+    """Remove a stored value (the default applies again).
+
+    \b
+      queuectl config unset max-retries
+    """
     st = state()
     canonical_key(key)
     name, removed = st.queue().config_unset(key)

@@ -18,10 +18,20 @@ class CliState:
     json: bool = False
     debug: bool = False
     flags: dict[str, Any] = field(default_factory=dict)  # config overrides from flags
+    in_shell: bool = False  # a line typed at the `queuectl>` prompt
+    parent: Optional["CliState"] = None  # the shell's state, whose store a line reuses
     _queue: Optional["Queue"] = None
+
+    def line(self) -> "CliState":
+        """The state of one line at the shell's prompt: the shell's --db, --json and
+        --debug, and the shell's open store (unless the line names another --db)."""
+        return CliState(db=self.db, json=self.json, debug=self.debug, flags=self.flags,
+                        in_shell=True, parent=self)
 
     def queue(self) -> "Queue":
         """The store's service API, opened on first use (bad input fails before this)."""
+        if self.parent is not None and self.db == self.parent.db:
+            return self.parent.queue()
         if self._queue is None:
             from queuectl.queue import Queue  # not needed for --help / --version
 

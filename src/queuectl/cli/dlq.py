@@ -7,7 +7,7 @@ from typing import Optional
 
 import click
 
-from queuectl.cli import render
+from queuectl.cli import complete, render
 from queuectl.cli.context import json_option, state
 from queuectl.errors import InvalidInput
 from queuectl.states import JobState
@@ -34,7 +34,12 @@ def dlq(ctx: click.Context) -> None:
               help="Show at most N jobs, newest first (0 = all).")
 @json_option
 def dlq_list(limit: int = 50) -> None:
-    """List dead jobs with their last error."""
+    """List dead jobs with their last error.
+
+    \b
+      queuectl dlq list
+      queuectl dlq list --limit 10 --json
+    """
     st = state()
     if limit < 0:
         raise InvalidInput("--limit must be 0 or more")
@@ -53,12 +58,19 @@ def dlq_list(limit: int = 50) -> None:
 
 
 @dlq.command("retry")
-@click.argument("job_ref", required=False, metavar="[ID]")
-@click.option("--job-id", metavar="ID", help="Same as the ID argument.")
+@click.argument("job_ref", required=False, metavar="[ID]", shell_complete=complete.job_ids)
+@click.option("--job-id", metavar="ID", help="Same as the ID argument.",
+              shell_complete=complete.job_ids)
 @click.option("--all", "all_jobs", is_flag=True, help="Retry every dead job.")
 @json_option
 def dlq_retry(job_ref: Optional[str], job_id: Optional[str], all_jobs: bool) -> None:
-    """Move a dead job back to pending, with its attempts reset (history is kept)."""
+    """Move a dead job back to pending, with its attempts reset (history is kept).
+
+    \b
+      queuectl dlq retry job1
+      queuectl dlq retry --job-id 08232c92
+      queuectl dlq retry --all
+    """
     st = state()
     refs = [r for r in (job_ref, job_id) if r]
     if all_jobs and refs:
@@ -86,7 +98,12 @@ def dlq_retry(job_ref: Optional[str], job_id: Optional[str], all_jobs: bool) -> 
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @json_option
 def dlq_purge(yes: bool) -> None:
-    """Delete every dead job (asks first on a terminal)."""
+    """Delete every dead job (asks first on a terminal).
+
+    \b
+      queuectl dlq purge
+      queuectl dlq purge --yes        # in a script
+    """
     st = state()
     if not yes and sys.stdin.isatty() and sys.stdout.isatty():
         dead = st.queue().status().counts.get(JobState.DEAD, 0)

@@ -9,7 +9,7 @@ from typing import Any, Iterator, Optional, Sequence
 
 import click
 
-from queuectl.cli import render
+from queuectl.cli import complete, render
 from queuectl.cli.context import json_option, state
 from queuectl.errors import InvalidInput
 from queuectl.jobcore import looks_like_json_object
@@ -37,7 +37,8 @@ def job_options(func: Any) -> Any:
                      help="Retries after the first failure (default: config)."),
         click.option("--backoff-base", metavar="B",
                      help="Retry n waits B**n seconds (default: config)."),
-        click.option("--queue", "-q", metavar="NAME", help="Queue name (default 'default')."),
+        click.option("--queue", "-q", metavar="NAME", help="Queue name (default 'default').",
+                     shell_complete=complete.queue_names),
         click.option("--cwd", metavar="DIR", help="Working directory of the command."),
         click.option("--env", "env_pairs", metavar="KEY=VALUE", multiple=True,
                      help="Environment variable for the command (repeatable)."),
@@ -276,9 +277,11 @@ LIST_LIMIT = click.option("--limit", "-n", default=50, show_default=True, type=i
 
 @click.command("list")
 @click.option("--state", "-s", "state_names", multiple=True, metavar="STATE",
+              shell_complete=complete.state_names,
               help="scheduled, pending, processing, completed, failed, dead (dlq), "
                    "cancelled; repeatable or comma-separated.")
-@click.option("--queue", "-q", "queue_name", metavar="NAME", help="Only this queue.")
+@click.option("--queue", "-q", "queue_name", metavar="NAME", help="Only this queue.",
+              shell_complete=complete.queue_names)
 @LIST_LIMIT
 @json_option
 def list_cmd(state_names: tuple[str, ...], queue_name: Optional[str], limit: int) -> None:
@@ -292,26 +295,35 @@ def list_cmd(state_names: tuple[str, ...], queue_name: Optional[str], limit: int
 
 
 @click.command("list-jobs", hidden=True)
-@click.argument("state_name", required=False, metavar="[STATE]")
-@click.option("--queue", "-q", "queue_name", metavar="NAME")
+@click.argument("state_name", required=False, metavar="[STATE]",
+                shell_complete=complete.state_names)
+@click.option("--queue", "-q", "queue_name", metavar="NAME", shell_complete=complete.queue_names)
 @LIST_LIMIT
 @json_option
 def list_jobs(state_name: Optional[str], queue_name: Optional[str], limit: int) -> None:
-    """List jobs in STATE (same as list --state STATE)."""
+    """List jobs in STATE (same as list --state STATE).
+
+    \b
+      queuectl list-jobs pending
+    """
     _list(_states([state_name] if state_name else []), queue_name, limit)
 
 
 @click.command(hidden=True)
-@click.option("--queue", "-q", "queue_name", metavar="NAME")
+@click.option("--queue", "-q", "queue_name", metavar="NAME", shell_complete=complete.queue_names)
 @LIST_LIMIT
 @json_option
 def scheduled(queue_name: Optional[str], limit: int) -> None:
-    """List scheduled jobs (same as list --state scheduled)."""
+    """List scheduled jobs (same as list --state scheduled).
+
+    \b
+      queuectl scheduled
+    """
     _list([JobState.SCHEDULED], queue_name, limit)
 
 
 @click.command()
-@click.argument("job_ref", metavar="ID")
+@click.argument("job_ref", metavar="ID", shell_complete=complete.job_ids)
 @click.option("--env", "with_env", is_flag=True,
               help="Also print the values of the job's environment variables "
                    "(by default only their names: values are often secrets).")
@@ -341,7 +353,8 @@ def show(job_ref: str, with_env: bool) -> None:
 def _transition_command(name: str, verb: str, hidden: bool = False,
                         help_text: str = "") -> click.Command:
     @click.command(name, hidden=hidden, help=help_text)
-    @click.argument("job_refs", nargs=-1, required=True, metavar="ID...")
+    @click.argument("job_refs", nargs=-1, required=True, metavar="ID...",
+                    shell_complete=complete.job_ids)
     @json_option
     def command(job_refs: tuple[str, ...]) -> None:
         st = state()

@@ -7,14 +7,14 @@ from typing import Any, Optional
 
 import click
 
-from queuectl.cli import render
+from queuectl.cli import complete, render
 from queuectl.cli.context import json_option, state
 from queuectl.errors import InvalidInput
 from queuectl.states import FINISHED, JobState
 
 
 @click.command()
-@click.argument("job_ref", metavar="ID")
+@click.argument("job_ref", metavar="ID", shell_complete=complete.job_ids)
 @click.option("--follow", "-f", is_flag=True, help="Keep printing until the job ends.")
 @click.option("--raw", is_flag=True,
               help="On a terminal too, write the output's bytes as they are, escape "
@@ -79,7 +79,8 @@ def _note(text: str) -> None:
 
 
 @click.command()
-@click.argument("job_refs", nargs=-1, required=True, metavar="ID...")
+@click.argument("job_refs", nargs=-1, required=True, metavar="ID...",
+                shell_complete=complete.job_ids)
 @click.option("--timeout", "-t", type=float, metavar="SECONDS",
               help="Give up after this long (exit 1).")
 @click.option("--quiet", is_flag=True, help="Print nothing; only the exit code tells.")

@@ -9,7 +9,7 @@ from typing import Any, Optional
 
 import click
 
-from queuectl.cli import render
+from queuectl.cli import complete, render
 from queuectl.cli.context import json_option, state
 from queuectl.errors import InvalidInput, NotFound
 from queuectl.jobspec import check_queue_name
@@ -21,7 +21,8 @@ def _start_options(func: Any) -> Any:
         click.option("--count", "-c", "--workers", "count", type=int, metavar="N",
                      help="Jobs run at once (default: config worker-count)."),
         click.option("--queue", "-q", "queues", multiple=True, metavar="NAME",
-                     help="Serve only this queue (repeatable; default all)."),
+                     help="Serve only this queue (repeatable; default all).",
+                     shell_complete=complete.queue_names),
         click.option("--burst", is_flag=True, help="Exit when nothing is runnable."),
         click.option("--timeout", "idle_timeout", metavar="SECONDS",
                      help="Exit after this long without work."),
@@ -44,6 +45,12 @@ def _run_worker(count: Optional[int], queues: tuple[str, ...], burst: bool,
         check_queue_name(name)
     q = st.queue()
     slots = count or q.settings().worker_count
+    if st.in_shell and not detach:
+        # a foreground supervisor would hold the prompt until it stopped
+        detach = True
+        if not st.json:
+            click.echo("(at the shell prompt, worker start runs in the background, "
+                       "as --detach does)")
     if detach:
         from queuectl import daemon
 
@@ -95,6 +102,11 @@ def worker_start(count: Optional[int], queues: tuple[str, ...], burst: bool,
 
     The first Ctrl-C (or SIGTERM, or `queuectl worker stop`) stops claiming and lets
     running jobs finish; a second one kills them and puts them back to pending.
+
+    \b
+      queuectl worker start --count 4
+      queuectl worker start --count 2 --queue emails --burst
+      queuectl worker start --detach        # in the background; at the shell prompt too
     """
     _run_worker(count, queues, burst, idle_timeout, detach)
 
@@ -103,7 +115,11 @@ def worker_start(count: Optional[int], queues: tuple[str, ...], burst: bool,
 @_start_options
 def start(count: Optional[int], queues: tuple[str, ...], burst: bool,
           idle_timeout: Optional[str], detach: bool) -> None:
-    """Same as `worker start` (e.g. start --count 2 --timeout 10)."""
+    """Same as `worker start` (e.g. start --count 2 --timeout 10).
+
+    \b
+      queuectl start --count 2 --timeout 10
+    """
     _run_worker(count, queues, burst, idle_timeout, detach)
 
 
@@ -151,14 +167,25 @@ def _stop_options(func: Any) -> Any:
 @worker.command("stop")
 @_stop_options
 def worker_stop(now: bool, wait: bool, wait_timeout: Optional[float]) -> None:
-    """Stop every worker of this store, on this host at once and on others via the store."""
+    """Stop every worker of this store, on this host at once and on others via the store.
+
+    \b
+      queuectl worker stop
+      queuectl worker stop --wait
+      queuectl worker stop --now     # kill running jobs, put them back
+    """
     _stop(now, wait, wait_timeout)
 
 
 @click.command("stop")
 @_stop_options
 def stop(now: bool, wait: bool, wait_timeout: Optional[float]) -> None:
-    """Same as `worker stop`."""
+    """Same as `worker stop`.
+
+    \b
+      queuectl stop
+      queuectl stop --now
+    """
     _stop(now, wait, wait_timeout)
 
 
@@ -188,7 +215,12 @@ def _status(include_dead: bool) -> None:
               help="Also show registrations of workers that died.")
 @json_option
 def worker_status(include_dead: bool) -> None:
-    """Live workers: host, pid, busy slots, heartbeat age, jobs done."""
+    """Live workers: host, pid, busy slots, heartbeat age, jobs done.
+
+    \b
+      queuectl worker status
+      queuectl worker status --all --json
+    """
     _status(include_dead)
 
 
@@ -197,7 +229,11 @@ def worker_status(include_dead: bool) -> None:
               help="Also show registrations of workers that died.")
 @json_option
 def workers(include_dead: bool) -> None:
-    """Same as `worker status`."""
+    """Same as `worker status`.
+
+    \b
+      queuectl workers
+    """
     _status(include_dead)
 
 
@@ -217,12 +253,18 @@ def scheduler() -> None:
 @scheduler.command("start")
 @click.option("--workers", "-w", "count", type=int, metavar="N",
               help="Jobs run at once (default: config worker-count).")
-@click.option("--queue", "-q", "queues", multiple=True, metavar="NAME")
+@click.option("--queue", "-q", "queues", multiple=True, metavar="NAME",
+              shell_complete=complete.queue_names)
 @click.option("--auto", is_flag=True,
               help="Run due jobs automatically (always the case; accepted for compatibility).")
 @json_option
 def scheduler_start(count: Optional[int], queues: tuple[str, ...], auto: bool) -> None:
-    """Start a detached supervisor that promotes scheduled jobs and runs due ones."""
+    """Start a detached supervisor that promotes scheduled jobs and runs due ones.
+
+    \b
+      queuectl scheduler start --workers 2
+      queuectl scheduler start --workers 2 --auto
+    """
     _run_worker(count, queues, False, None, True)
 
 
@@ -230,14 +272,23 @@ def scheduler_start(count: Optional[int], queues: tuple[str, ...], auto: bool) -
 @click.option("--now", is_flag=True, help="Kill running jobs and put them back.")
 @json_option
 def scheduler_stop(now: bool) -> None:
-    """Stop the workers (running jobs finish first unless --now)."""
+    """Stop the workers (running jobs finish first unless --now).
+
+    \b
+      queuectl scheduler stop
+      queuectl scheduler stop --now
+    """
     _stop(now, True, 60.0)
 
 
 @scheduler.command("status")
 @json_option
 def scheduler_status() -> None:
-    """Live workers of this store."""
+    """Live workers of this store.
+
+    \b
+      queuectl scheduler status
+    """
     _status(False)
 
 
@@ -247,7 +298,12 @@ def scheduler_status() -> None:
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new lines.")
 @json_option
 def scheduler_logs(lines: int, follow: bool) -> None:
-    """The background workers' log."""
+    """The background workers' log.
+
+    \b
+      queuectl scheduler logs
+      queuectl scheduler logs -n 200 -f
+    """
     from queuectl import daemon
 
     st = state()
