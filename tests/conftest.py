@@ -5,6 +5,7 @@ reachable, PostgreSQL (QUEUECTL_TEST_PG, default the local test server)."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -147,3 +148,32 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if not _postgres_available():
         pytest.skip("the PostgreSQL backend is not built yet")
     return request.getfixturevalue("pg_url")
+
+
+def pid_alive(pid: int) -> bool:
+    """The process exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def pid_in(path: Path, timeout: float = 20.0) -> int:
+    """The pid a job wrote to `path`, once it has."""
+    text = wait_for(lambda: path.exists() and path.read_text().strip(), timeout=timeout,
+                    message=f"a pid in {path.name}")
+    return int(str(text))
+
+
+@pytest.fixture
+def pids() -> Iterator[list[int]]:
+    """Pids a test saw started: any left alive (the test failed) are killed after it."""
+    started: list[int] = []
+    yield started
+    for pid in started:
+        if pid_alive(pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass

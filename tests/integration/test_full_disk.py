@@ -58,19 +58,27 @@ def start_job(db: str, tmp_path: Path, workers: Workers) -> Path:
     return runs
 
 
+def stop_on_a_full_disk(db: str, disk: Path, tmp_path: Path, workers: Workers
+                        ) -> tuple[Path, Path, subprocess.Popen[bytes]]:
+    """A job runs, the disk fills up, its result cannot be recorded, and a stop
+    request comes: the worker says what the stop waits for."""
+    runs = start_job(db, tmp_path, workers)
+    filler = fill(disk)
+    proc = workers.procs[0]
+    wait_for(lambda: "retrying" in workers.log(0), timeout=20,
+             message="the worker failing to record the result")
+    proc.send_signal(signal.SIGTERM)
+    wait_for(lambda: "cannot be recorded" in workers.log(0), timeout=20,
+             message="the worker saying what its stop waits for")
+    return runs, filler, proc
+
+
 def test_results_kept_through_a_forced_stop_are_recorded_by_the_next_worker(
         disk: Path, tmp_path: Path) -> None:
     db = str(disk / "q.db")
     workers = Workers(db, str(tmp_path))
     try:
-        runs = start_job(db, tmp_path, workers)
-        filler = fill(disk)
-        proc = workers.procs[0]
-        wait_for(lambda: "retrying" in workers.log(0), timeout=20,
-                 message="the worker failing to record the result")
-        proc.send_signal(signal.SIGTERM)
-        wait_for(lambda: "cannot be recorded" in workers.log(0), timeout=20,
-                 message="the worker saying what its stop waits for")
+        runs, filler, proc = stop_on_a_full_disk(db, disk, tmp_path, workers)
         assert proc.poll() is None  # it does not exit with a result unrecorded
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=40) == 0, workers.log(0)
@@ -93,14 +101,7 @@ def test_a_stop_waits_for_space_and_records_the_result(disk: Path,
     db = str(disk / "q.db")
     workers = Workers(db, str(tmp_path))
     try:
-        runs = start_job(db, tmp_path, workers)
-        filler = fill(disk)
-        proc = workers.procs[0]
-        wait_for(lambda: "retrying" in workers.log(0), timeout=20,
-                 message="the worker failing to record the result")
-        proc.send_signal(signal.SIGTERM)
-        wait_for(lambda: "cannot be recorded" in workers.log(0), timeout=20,
-                 message="the worker saying what its stop waits for")
+        runs, filler, proc = stop_on_a_full_disk(db, disk, tmp_path, workers)
         os.unlink(filler)
         assert proc.wait(timeout=40) == 0, workers.log(0)
     finally:

@@ -5,40 +5,13 @@ in-memory capture a leftover writer would keep growing."""
 from __future__ import annotations
 
 import os
-import signal
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
 from queuectl.worker import capture, cgroup
-from tests.conftest import wait_for
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-def _pid_in(path: Path) -> int:
-    text = wait_for(lambda: path.exists() and path.read_text().strip(), timeout=20,
-                    message=f"a pid in {path.name}")
-    return int(str(text))
-
-
-@pytest.fixture
-def pids() -> Iterator[list[int]]:
-    started: list[int] = []
-    yield started
-    for pid in started:  # left alive only when the test failed
-        if _alive(pid):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+from tests.conftest import pid_alive, pid_in, wait_for
 
 
 @pytest.fixture(params=["cgroup", "no-cgroup"])
@@ -57,10 +30,10 @@ def test_a_completed_jobs_background_process_is_killed(
     assert cli("enqueue", "--id", "bg", "--command",
                f"sleep 1000 & echo $! > {marker}; exit 0").returncode == 0
     assert workers.start("--count", "1", "--burst", env=worker_env).wait(timeout=60) == 0
-    pids.append(_pid_in(marker))
+    pids.append(pid_in(marker))
     shown = q("show", "bg")
     assert shown["state"] == "completed" and shown["exit_code"] == 0  # its result stands
-    wait_for(lambda: not _alive(pids[0]), timeout=10, message="the background sleep gone")
+    wait_for(lambda: not pid_alive(pids[0]), timeout=10, message="the background sleep gone")
     assert "job bg: its command exited leaving" in workers.log(0)
 
 
@@ -72,11 +45,11 @@ def test_a_timed_out_jobs_setsid_child_is_killed(
                "--command", f"setsid sleep 1000 & echo $! > {marker}; sleep 1000"
                ).returncode == 0
     workers.start("--count", "1", "--burst", env=worker_env)
-    pids.append(_pid_in(marker))
+    pids.append(pid_in(marker))
     assert workers.procs[0].wait(timeout=60) == 0
     shown = q("show", "slow")
     assert shown["state"] == "dead" and shown["error"] == "timeout"
-    wait_for(lambda: not _alive(pids[0]), timeout=10, message="the setsid'd sleep gone")
+    wait_for(lambda: not pid_alive(pids[0]), timeout=10, message="the setsid'd sleep gone")
 
 
 def test_a_cancelled_jobs_setsid_child_is_killed(
@@ -86,9 +59,9 @@ def test_a_cancelled_jobs_setsid_child_is_killed(
     assert cli("enqueue", "--id", "long", "--command",
                f"setsid sleep 1000 & echo $! > {marker}; sleep 1000").returncode == 0
     workers.start("--count", "1", env=worker_env)
-    pids.append(_pid_in(marker))
+    pids.append(pid_in(marker))
     assert cli("cancel", "long").returncode == 0
-    wait_for(lambda: not _alive(pids[0]), timeout=10, message="the setsid'd sleep gone")
+    wait_for(lambda: not pid_alive(pids[0]), timeout=10, message="the setsid'd sleep gone")
     wait_for(lambda: q("show", "long")["state"] == "cancelled", timeout=10,
              message="cancelled")
 
@@ -103,11 +76,11 @@ def test_a_leftover_writer_does_not_keep_the_jobs_capture(
     assert cli("enqueue", "--id", "writer", "--command",
                f"yes & echo $! > {marker}; sleep 0.3; exit 0").returncode == 0
     worker = workers.start("--count", "1", env=worker_env)
-    pids.append(_pid_in(marker))
+    pids.append(pid_in(marker))
     wait_for(lambda: q("show", "writer")["state"] == "completed", timeout=20,
              message="completed")
     wanted = f"/memfd:queuectl:{capture.capture_name('writer')} (deleted)"
-    wait_for(lambda: not _alive(pids[0]) and not _holders(wanted), timeout=10,
+    wait_for(lambda: not pid_alive(pids[0]) and not _holders(wanted), timeout=10,
              message="no process left holding the job's capture")
     assert _rss_kib(worker.pid) < 200 * 1024  # the supervisor holds no flood either
 

@@ -6,33 +6,16 @@ write to.  With a cgroup per run (where the system allows it) and without one
 from __future__ import annotations
 
 import os
-import signal
 import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 from queuectl.worker import capture, cgroup
 from queuectl.worker.runner import Run
-from tests.conftest import wait_for
-
-
-def _alive(pid: int) -> bool:
-    """The process exists and is not a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-def _pid_in(path: Path) -> int:
-    text = wait_for(lambda: path.exists() and path.read_text().strip(), timeout=10,
-                    message=f"a pid in {path.name}")
-    return int(str(text))
+from tests.conftest import pid_alive, pid_in, wait_for
 
 
 @pytest.fixture(params=["cgroup", "no-cgroup"])
@@ -45,17 +28,6 @@ def mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str
     return str(request.param)
 
 
-@pytest.fixture
-def pids() -> Iterator[list[int]]:
-    """Pids a test started; any still alive afterwards are killed (the test failed)."""
-    started: list[int] = []
-    yield started
-    for pid in started:
-        if _alive(pid):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
 
 def _start(command: str, tmp_path: Path, **options: object) -> Run:
@@ -70,10 +42,10 @@ def test_a_background_process_of_a_completed_run_is_killed(
         caplog: pytest.LogCaptureFixture) -> None:
     marker = tmp_path / "bg.pid"
     run = _start(f"sleep 1000 & echo $! > {marker}; exit 0", tmp_path)
-    pids.append(_pid_in(marker))
+    pids.append(pid_in(marker))
     outcome = run.wait()
     assert outcome.ok and not outcome.cancelled and not outcome.timed_out  # it stands
-    wait_for(lambda: not _alive(pids[0]), timeout=5, message="the background sleep gone")
+    wait_for(lambda: not pid_alive(pids[0]), timeout=5, message="the background sleep gone")
     assert any("exited leaving" in record.getMessage() for record in caplog.records)
 
 
@@ -82,22 +54,22 @@ def test_a_setsid_child_is_killed_on_timeout(mode: str, tmp_path: Path,
     marker = tmp_path / "daemon.pid"
     run = _start(f"setsid sleep 1000 & echo $! > {marker}; sleep 1000", tmp_path,
                  timeout_s=1)
-    pids.append(_pid_in(marker))
-    assert _alive(pids[0])
+    pids.append(pid_in(marker))
+    assert pid_alive(pids[0])
     outcome = run.wait()
     assert outcome.timed_out
-    wait_for(lambda: not _alive(pids[0]), timeout=5, message="the setsid'd sleep gone")
+    wait_for(lambda: not pid_alive(pids[0]), timeout=5, message="the setsid'd sleep gone")
 
 
 def test_a_setsid_child_is_killed_on_cancel(mode: str, tmp_path: Path,
                                             pids: list[int]) -> None:
     marker = tmp_path / "daemon.pid"
     run = _start(f"setsid sleep 1000 & echo $! > {marker}; sleep 1000", tmp_path)
-    pids.append(_pid_in(marker))
+    pids.append(pid_in(marker))
     threading.Thread(target=run.kill).start()
     outcome = run.wait()
     assert outcome.cancelled
-    wait_for(lambda: not _alive(pids[0]), timeout=5, message="the setsid'd sleep gone")
+    wait_for(lambda: not pid_alive(pids[0]), timeout=5, message="the setsid'd sleep gone")
 
 
 def test_a_setsid_child_is_killed_by_kill_now(mode: str, tmp_path: Path,
@@ -105,10 +77,10 @@ def test_a_setsid_child_is_killed_by_kill_now(mode: str, tmp_path: Path,
     marker = tmp_path / "daemon.pid"
     run = _start(f"setsid sleep 1000 & echo $! > {marker}; sleep 1000",
                  tmp_path)
-    pids.append(_pid_in(marker))
+    pids.append(pid_in(marker))
     run.kill_now()
     assert run.wait().cancelled
-    wait_for(lambda: not _alive(pids[0]), timeout=5, message="the setsid'd sleep gone")
+    wait_for(lambda: not pid_alive(pids[0]), timeout=5, message="the setsid'd sleep gone")
 
 
 def test_a_double_forked_daemon_is_killed_with_a_cgroup_only(
@@ -118,13 +90,13 @@ def test_a_double_forked_daemon_is_killed_with_a_cgroup_only(
     marker = tmp_path / "daemon.pid"
     run = _start(f"sh -c 'setsid sleep 1000 & echo $! > {marker}'; sleep 1000", tmp_path,
                  timeout_s=1)
-    pids.append(_pid_in(marker))
+    pids.append(pid_in(marker))
     assert run.wait().timed_out
     if mode == "cgroup":
-        wait_for(lambda: not _alive(pids[0]), timeout=5, message="the daemon gone")
+        wait_for(lambda: not pid_alive(pids[0]), timeout=5, message="the daemon gone")
     else:
         time.sleep(0.2)  # what the kill would have done, it has done by now
-        assert _alive(pids[0]), "expected to escape without a cgroup"
+        assert pid_alive(pids[0]), "expected to escape without a cgroup"
 
 
 def test_without_cgroup_a_timeout_still_kills_the_process_group(
@@ -133,12 +105,12 @@ def test_without_cgroup_a_timeout_still_kills_the_process_group(
     marker = tmp_path / "bg.pid"
     run = _start(f"cat /proc/self/cgroup; sleep 1000 & echo $! > {marker}; sleep 1000",
                  tmp_path, timeout_s=0.5)
-    pids.append(_pid_in(marker))
+    pids.append(pid_in(marker))
     outcome = run.wait()
     assert outcome.timed_out
     with open("/proc/self/cgroup") as own:
         assert outcome.output_tail.startswith(own.read())  # no cgroup of its own
-    wait_for(lambda: not _alive(pids[0]), timeout=5, message="the group's sleep gone")
+    wait_for(lambda: not pid_alive(pids[0]), timeout=5, message="the group's sleep gone")
 
 
 def test_with_cgroup_a_run_has_a_group_of_its_own_reused_once_empty(
@@ -163,10 +135,10 @@ def test_a_background_writer_does_not_keep_the_capture(mode: str, tmp_path: Path
     marker = tmp_path / "yes.pid"
     run = Run(f"yes & echo $! > {marker}; sleep 0.2; exit 0", capture_id=job_id)
     run.start()
-    pids.append(_pid_in(marker))
+    pids.append(pid_in(marker))
     outcome = run.wait()
     assert outcome.ok and outcome.output_tail.endswith("y\n")
-    wait_for(lambda: not _memfd_holders(job_id) and not _alive(pids[0]), timeout=5,
+    wait_for(lambda: not _memfd_holders(job_id) and not pid_alive(pids[0]), timeout=5,
              message="no process holding the run's capture")
 
 
