@@ -64,6 +64,7 @@ class Status:
         }
 
 
+LIST_PAGE = 500  # rows per page when a listing streams
 DUE_CAP = 10_000  # status counts due scheduled/failed jobs up to this many
 
 
@@ -236,6 +237,40 @@ class Queue:
             raise InvalidInput("limit must be >= 0")
         _check_utf8(queue, "queue")
         return self.backend.list_jobs(list(states) if states else None, queue, limit, offset)
+
+    def iter_jobs(self, states: Sequence[JobState] | None = None,
+                  queue: Optional[str] = None, limit: Optional[int] = None,
+                  page: int = LIST_PAGE) -> Iterator[Job]:
+        """Jobs newest first, every match (or the first `limit`), fetched a page at a
+        time by seq (keyset pagination): constant memory at any depth."""
+        _check_utf8(queue, "queue")
+        chosen = list(states) if states else list(JobState)
+        before, left = 1 << 62, limit
+        while left is None or left > 0:
+            size = page if left is None else min(page, left)
+            rows = self.backend.list_page(chosen, queue, before, size)
+            for _seq, job in rows:
+                yield job
+            if len(rows) < size:
+                return
+            before = rows[-1][0]
+            if left is not None:
+                left -= len(rows)
+
+    def count_jobs(self, states: Sequence[JobState] | None = None,
+                   queue: Optional[str] = None) -> int:
+        """How many jobs a listing with these filters has in all."""
+        chosen = set(states) if states else set(JobState)
+        if queue is None:
+            counts = self.backend.counts()
+        else:
+            _check_utf8(queue, "queue")
+            counts = self.backend.queue_counts().get(queue, {})
+        return sum(n for s, n in counts.items() if s in chosen)
+
+    def queue_counts(self) -> dict[str, dict[JobState, int]]:
+        """Jobs per state of every queue that has jobs (`status --queue`)."""
+        return self.backend.queue_counts()
 
     def complete_ids(self, prefix: str, limit: int = 20) -> list[str]:
         """Up to `limit` ids starting with `prefix` (newest ids when it is empty), for

@@ -125,6 +125,14 @@ class Backend(Protocol):
                   limit: int, offset: int = 0) -> list[Job]:
         """Jobs newest first, optionally filtered by states and queue."""
 
+    def list_page(self, states: Sequence[JobState], queue: Optional[str], before: int,
+                  limit: int) -> list[tuple[int, Job]]:
+        """Up to `limit` (seq, job) pairs with seq < `before`, newest first: one page of
+        a listing that streams (the next page starts before the last seq)."""
+
+    def queue_counts(self) -> dict[str, dict[JobState, int]]:
+        """Number of jobs in every state of every queue that has jobs."""
+
     def counts(self) -> dict[JobState, int]:
         """Number of jobs in every state (cheap at any depth)."""
 
@@ -490,6 +498,18 @@ class SqlVerbs:
         elif queue:
             name = "list_jobs_in_queue"
         return [row_to_job(r) for r in self._all(name, params)]
+
+    def list_page(self, states: Sequence[JobState], queue: Optional[str], before: int,
+                  limit: int) -> list[tuple[int, Job]]:
+        params = {"states": self._array([s.value for s in states]), "queue": queue,
+                  "before": before, "limit": limit}
+        return [(r[0], row_to_job(r[1:])) for r in self._all("list_page", params)]
+
+    def queue_counts(self) -> dict[str, dict[JobState, int]]:
+        found: dict[str, dict[JobState, int]] = {}
+        for queue, state, n in self._all("queue_counts"):
+            found.setdefault(queue, {s: 0 for s in JobState})[JobState(state)] = n
+        return dict(sorted(found.items()))
 
     def counts(self) -> dict[JobState, int]:
         found = {JobState(state): n for state, n in self._all("counts")}

@@ -16,21 +16,31 @@ from queuectl.times import ago, iso_utc, local_text, parse_duration
 
 
 @click.command()
+@click.option("--queue", "-q", "by_queue", is_flag=True,
+              help="Also count the jobs of every queue, per state.")
 @json_option
-def status() -> None:
+def status(by_queue: bool) -> None:
     """Jobs per state, live workers, the oldest waiting job, recent throughput.
 
     \b
       queuectl status
+      queuectl status --queue         # and a row per queue
       queuectl status --json
     """
     st = state()
     report = st.queue().status()
+    queues = st.queue().queue_counts() if by_queue else None
     if st.json:
-        render.emit_json(report.to_dict())
+        data = report.to_dict()
+        if queues is not None:
+            data["queues"] = {name: {s.value: n for s, n in counts.items()}
+                              for name, counts in queues.items()}
+        render.emit_json(data)
         return
     click.echo(f"Store: {report.url}")
     render.counts_table(report.counts)
+    if queues is not None:
+        render.queue_counts_table(queues)
     if report.due_waiting:
         from queuectl.queue import DUE_CAP
 

@@ -30,31 +30,41 @@ def dlq(ctx: click.Context) -> None:
 
 
 @dlq.command("list")
-@click.option("--limit", "-n", default=50, show_default=True, type=int,
-              help="Show at most N jobs, newest first (0 = all).")
+@click.option("--limit", "-n", default=None, type=int,
+              help="Show at most N jobs, newest first (0 = all; default 50 on a "
+                   "terminal, else all, streamed).")
 @json_option
-def dlq_list(limit: int = 50) -> None:
+def dlq_list(limit: Optional[int] = None) -> None:
     """List dead jobs with their last error.
 
     \b
       queuectl dlq list
       queuectl dlq list --limit 10 --json
     """
+    from queuectl.cli.jobs import list_limit, more_note
+
     st = state()
-    if limit < 0:
-        raise InvalidInput("--limit must be 0 or more")
+    cap = list_limit(limit)
     q = st.queue()
-    jobs = q.dlq_list(limit or (1 << 62))
+    jobs = q.iter_jobs([JobState.DEAD], None, cap)
     if st.json:
-        render.emit_json([job.to_dict(with_output=False) for job in jobs])
+        render.emit_json_stream(job.to_dict(with_output=False) for job in jobs)
         return
     tty = render.is_tty()
-    rows = [[render.short_id(job.id) if tty else job.id, job.attempts,
-             render.ago(q.now() - (job.finished_at or job.updated_at)) + " ago",
+    now = q.now()
+    rows = ([render.short_id(job.id) if tty else job.id, job.attempts,
+             render.ago(now - (job.finished_at or job.updated_at)) + " ago",
              render.shorten(job.command, 30) if tty else job.command, job.error or "-"]
-            for job in jobs]
-    render.table(["ID", "ATTEMPTS", "DIED", "COMMAND", "ERROR"], rows,
-                 empty="The dead-letter queue is empty.")
+            for job in jobs)
+    headers = ["ID", "ATTEMPTS", "DIED", "COMMAND", "ERROR"]
+    empty = "The dead-letter queue is empty."
+    if not tty:
+        render.stream_table(headers, rows, empty=empty)
+        return
+    listed = list(rows)
+    render.table(headers, listed, empty=empty)
+    if cap is not None and len(listed) == cap:
+        more_note(len(listed), q.count_jobs([JobState.DEAD]))
 
 
 @dlq.command("retry")

@@ -14,10 +14,8 @@ from queuectl.cli.context import json_option, state
 from queuectl.errors import InvalidInput
 from queuectl.jobcore import looks_like_json_object
 from queuectl.jobspec import build, parse_json_object
-from queuectl.models import NewJob
+from queuectl.models import Job, NewJob
 from queuectl.states import JobState, parse_state
-
-ALL = 1 << 62  # --limit 0
 
 
 def job_options(func: Any) -> Any:
@@ -256,23 +254,49 @@ def _states(values: Sequence[str]) -> list[JobState]:
     return chosen
 
 
-def _list(states: list[JobState], queue_name: Optional[str], limit: int) -> None:
+TERMINAL_LIMIT = 50  # the default --limit on a terminal; piped or --json: every job
+
+
+def list_limit(limit: Optional[int]) -> Optional[int]:
+    """--limit as given (0 = all -> None), else the default: a short page on a
+    terminal, every matching job when the output goes to a program or is --json."""
+    if limit is not None:
+        if limit < 0:
+            raise InvalidInput("--limit must be 0 or more")
+        return limit or None
+    return TERMINAL_LIMIT if render.is_tty() and not state().json else None
+
+
+def more_note(shown: int, total: int) -> None:
+    if total > shown:
+        click.echo(f"showing {shown} of {total} (--limit 0 for all)", err=True)
+
+
+def _list(states: list[JobState], queue_name: Optional[str], limit: Optional[int]) -> None:
     st = state()
-    if limit < 0:
-        raise InvalidInput("--limit must be 0 or more")
+    cap = list_limit(limit)
     q = st.queue()
-    jobs = q.list_jobs(states or None, queue_name, limit or ALL)
+    jobs = q.iter_jobs(states or None, queue_name, cap)
     if st.json:
-        render.emit_json([job.to_dict(with_output=False) for job in jobs])
+        render.emit_json_stream(job.to_dict(with_output=False) for job in jobs)
         return
     what = "/".join(s.value for s in states) if states else ""
-    render.job_table(jobs, q.now(), empty=f"No {what + ' ' if what else ''}jobs.")
-    if limit and len(jobs) == limit and sys.stdout.isatty():
-        click.echo(f"(showing the newest {limit}; use --limit N for more)", err=True)
+    shown = 0
+
+    def counted() -> Iterator[Job]:
+        nonlocal shown
+        for job in jobs:
+            shown += 1
+            yield job
+
+    render.job_table(counted(), q.now(), empty=f"No {what + ' ' if what else ''}jobs.")
+    if cap is not None and shown == cap and render.is_tty():
+        more_note(shown, q.count_jobs(states or None, queue_name))
 
 
-LIST_LIMIT = click.option("--limit", "-n", default=50, show_default=True, type=int,
-                          help="Show at most N jobs, newest first (0 = all).")
+LIST_LIMIT = click.option("--limit", "-n", default=None, type=int,
+                          help="Show at most N jobs, newest first (0 = all; default 50 "
+                               "on a terminal, else all, streamed).")
 
 
 @click.command("list")
@@ -284,7 +308,8 @@ LIST_LIMIT = click.option("--limit", "-n", default=50, show_default=True, type=i
               shell_complete=complete.queue_names)
 @LIST_LIMIT
 @json_option
-def list_cmd(state_names: tuple[str, ...], queue_name: Optional[str], limit: int) -> None:
+def list_cmd(state_names: tuple[str, ...], queue_name: Optional[str],
+             limit: Optional[int]) -> None:
     """List jobs, newest first.
 
     \b
@@ -300,7 +325,8 @@ def list_cmd(state_names: tuple[str, ...], queue_name: Optional[str], limit: int
 @click.option("--queue", "-q", "queue_name", metavar="NAME", shell_complete=complete.queue_names)
 @LIST_LIMIT
 @json_option
-def list_jobs(state_name: Optional[str], queue_name: Optional[str], limit: int) -> None:
+def list_jobs(state_name: Optional[str], queue_name: Optional[str],
+              limit: Optional[int]) -> None:
     """List jobs in STATE (same as list --state STATE).
 
     \b
@@ -313,7 +339,7 @@ def list_jobs(state_name: Optional[str], queue_name: Optional[str], limit: int) 
 @click.option("--queue", "-q", "queue_name", metavar="NAME", shell_complete=complete.queue_names)
 @LIST_LIMIT
 @json_option
-def scheduled(queue_name: Optional[str], limit: int) -> None:
+def scheduled(queue_name: Optional[str], limit: Optional[int]) -> None:
     """List scheduled jobs (same as list --state scheduled).
 
     \b

@@ -133,6 +133,16 @@ SELECT {job_columns} FROM jobs
 WHERE state = ANY(%(states)s) AND queue = %(queue)s
 ORDER BY seq DESC LIMIT %(limit)s OFFSET %(offset)s
 
+-- name: list_page
+-- one page of a listing, newest first, after the last seq seen (keyset pagination)
+SELECT seq, {job_columns} FROM jobs
+WHERE seq < %(before)s AND state = ANY(%(states)s)
+  AND (%(queue)s::text IS NULL OR queue = %(queue)s)
+ORDER BY seq DESC LIMIT %(limit)s
+
+-- name: queue_counts
+SELECT queue, state, COUNT(*) FROM jobs GROUP BY queue, state
+
 -- name: counts
 -- No counts table here: one hot counts row would serialize every transition of every
 -- worker host; the state index answers this.

@@ -140,6 +140,17 @@ SELECT {job_columns} FROM jobs
 WHERE state IN (SELECT value FROM json_each(:states)) AND queue = :queue
 ORDER BY seq DESC LIMIT :limit OFFSET :offset
 
+-- name: list_page
+-- one page of a listing, newest first, after the last seq seen (keyset pagination:
+-- each page resumes where the last ended, at any depth)
+SELECT seq, {job_columns} FROM jobs
+WHERE seq < :before AND state IN (SELECT value FROM json_each(:states))
+  AND (:queue IS NULL OR queue = :queue)
+ORDER BY seq DESC LIMIT :limit
+
+-- name: queue_counts
+SELECT queue, state, COUNT(*) FROM jobs GROUP BY queue, state
+
 -- name: counts
 SELECT state, n FROM state_counts
 

@@ -1,0 +1,121 @@
+"""What a daily user hits in the first hour: listings that say when they stop short
+and stream everything to programs, stops that stay graceful, effective retry numbers,
+asking before bulk deletes, read-only commands on a missing store, run logs, output
+tails, single supervisors, notes on delayed jobs, failing spawns and config checks.
+Each runs the real CLI against both stores where the behaviour is shared."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import re
+import select
+import subprocess
+import sys
+import time
+from typing import Callable
+
+from tests.cli.test_commands import as_json, ok
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+Cli = Callable[..., subprocess.CompletedProcess]
+
+
+def on_tty(db: str, *args: str, stdin_tty: bool = False, input: str = "",
+           timeout: float = 30.0) -> tuple[int, str, str]:
+    """Run queuectl with stdout on a pseudo-terminal (and stdin too if `stdin_tty`,
+    typing `input`); stderr is a pipe.  Returns (exit code, terminal text, stderr)."""
+    leader, follower = pty.openpty()
+    env = dict(os.environ, COLUMNS="200", TERM="xterm")
+    proc = subprocess.Popen([sys.executable, "-m", "queuectl", "--db", db, *args],
+                            stdin=follower if stdin_tty else subprocess.DEVNULL,
+                            stdout=follower, stderr=subprocess.PIPE, env=env,
+                            close_fds=True)
+    os.close(follower)
+    if input:
+        os.write(leader, input.encode())
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([leader], [], [], 0.1)
+            if ready:
+                try:
+                    data = os.read(leader, 65536)
+                except OSError:  # EIO: the child closed the terminal
+                    break
+                if not data:
+                    break
+                chunks.append(data)
+            elif proc.poll() is not None:
+                break
+        err = proc.communicate(timeout=max(0.1, deadline - time.monotonic()))[1]
+    finally:
+        os.close(leader)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = ANSI.sub("", b"".join(chunks).decode("utf-8", "replace"))
+    return proc.returncode, text.replace("\r\n", "\n"), err.decode("utf-8", "replace")
+
+
+def add_many(cli: Cli, count: int, prefix: str = "j", *options: str) -> list[str]:
+    lines = "".join(json.dumps({"id": f"{prefix}{i:05d}", "command": "true"}) + "\n"
+                    for i in range(count))
+    ok(cli("enqueue", "--file", "-", *options, input=lines))
+    return [f"{prefix}{i:05d}" for i in range(count)]
+
+
+# -- 1. listings -----------------------------------------------------------------------
+def test_list_json_and_piped_give_every_job_newest_first(cli: Cli) -> None:
+    ids = add_many(cli, 1_234)  # more than one page of the stream
+    listed = as_json(cli("list", "--state", "pending", "--json"))
+    assert [job["id"] for job in listed] == ids[::-1]
+    piped = ok(cli("list")).splitlines()
+    assert piped[0].split()[:2] == ["ID", "STATE"]
+    assert [line.split()[0] for line in piped[1:]] == ids[::-1]
+    assert [job["id"] for job in as_json(cli("list", "--json", "--limit", "7"))] \
+        == ids[::-1][:7]
+    assert as_json(cli("list", "--state", "dead", "--json")) == []
+
+
+def test_list_on_a_terminal_says_it_stopped_short(cli: Cli, store_url: str) -> None:
+    add_many(cli, 120)
+    add_many(cli, 3, "m", "--queue", "mail")
+    code, out, err = on_tty(store_url, "list")
+    assert code == 0, err
+    assert sum(1 for line in out.splitlines() if line.lstrip().startswith(("j0", "m0"))) == 50
+    assert "showing 50 of 123 (--limit 0 for all)" in err
+    code, out, err = on_tty(store_url, "list", "--queue", "mail")
+    assert code == 0 and "showing" not in err  # all 3 shown
+    code, out, err = on_tty(store_url, "list", "--queue", "default", "--limit", "10")
+    assert "showing 10 of 120 (--limit 0 for all)" in err
+    code, out, err = on_tty(store_url, "list", "--limit", "0")
+    assert code == 0 and "showing" not in err
+    assert sum(1 for line in out.splitlines() if line.lstrip().startswith(("j0", "m0"))) == 123
+
+
+def test_dlq_list_streams_every_dead_job(cli: Cli, store_url: str) -> None:
+    lines = "".join(json.dumps({"id": f"d{i:03d}", "command": "exit 3", "max_retries": 0})
+                    + "\n" for i in range(53))
+    ok(cli("enqueue", "--file", "-", input=lines))
+    ok(cli("worker", "start", "--count", "4", "--burst", timeout=120))
+    assert len(as_json(cli("dlq", "list", "--json"))) == 53
+    assert len(ok(cli("dlq", "list")).splitlines()) == 54
+    code, out, err = on_tty(store_url, "dlq", "list")
+    assert code == 0 and "showing 50 of 53 (--limit 0 for all)" in err
+
+
+def test_status_per_queue(cli: Cli) -> None:
+    add_many(cli, 3)
+    add_many(cli, 2, "m", "--queue", "mail")
+    report = as_json(cli("status", "--queue", "--json"))
+    assert report["queues"]["default"]["pending"] == 3
+    assert report["queues"]["mail"]["pending"] == 2
+    assert report["queues"]["mail"]["dead"] == 0
+    assert report["total"] == 5
+    assert "queues" not in as_json(cli("status", "--json"))
+    text = ok(cli("status", "--queue"))
+    mail = [line.split() for line in text.splitlines() if line.startswith("mail")]
+    assert mail and mail[0][-1] == "2"
