@@ -397,7 +397,9 @@ class Queue:
 
     def stop_workers(self, *, now_mode: bool = False) -> StopReport:
         """Ask every supervisor to stop: local ones at once (a signal), remote ones
-        through the store at their next heartbeat."""
+        through the store at their next heartbeat.  A graceful request sends SIGUSR1
+        ("a stop is requested": however often it comes, running jobs finish); `now`
+        sends SIGTERM with the store flag, which kills running jobs at once."""
         import signal
 
         from queuectl.maintenance import started_by, this_host
@@ -411,7 +413,7 @@ class Queue:
             if info.host == host and alive and info.pid != os.getpid() \
                     and started_by(info.pid, info.started_at):
                 try:
-                    os.kill(info.pid, signal.SIGTERM)
+                    os.kill(info.pid, signal.SIGTERM if now_mode else signal.SIGUSR1)
                     report.signalled.append(info.pid)
                 except (ProcessLookupError, PermissionError):
                     pass
