@@ -16,7 +16,8 @@ import sys
 import time
 from typing import Callable
 
-from tests.cli.test_commands import as_json, ok
+from tests.cli.test_commands import as_json, ok, show
+from tests.conftest import wait_for
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 Cli = Callable[..., subprocess.CompletedProcess]
@@ -119,3 +120,57 @@ def test_status_per_queue(cli: Cli) -> None:
     text = ok(cli("status", "--queue"))
     mail = [line.split() for line in text.splitlines() if line.startswith("mail")]
     assert mail and mail[0][-1] == "2"
+
+
+# -- 3. attempt counts -------------------------------------------------------------------
+def test_effective_retry_numbers_everywhere(cli: Cli) -> None:
+    ok(cli("enqueue", "--id", "plain", "true"))
+    ok(cli("enqueue", "--id", "own", "--max-retries", "5", "--backoff-base", "3",
+           "--timeout", "60", "true"))
+    plain, own = show(cli, "plain"), show(cli, "own")
+    assert (plain["max_retries"], plain["backoff_base"], plain["timeout"]) == (3, 2, 0)
+    assert plain["from_config"] == {"max_retries": True, "backoff_base": True,
+                                    "timeout": True}
+    assert (own["max_retries"], own["backoff_base"], own["timeout"]) == (5, 3, 60)
+    assert own["from_config"] == {"max_retries": False, "backoff_base": False,
+                                  "timeout": False}
+    assert plain["next_retry_at"] is None
+    ok(cli("config", "set", "max-retries", "7"))  # a queued job follows the config
+    assert show(cli, "plain")["max_retries"] == 7
+    listed = {line.split()[0]: line.split() for line in ok(cli("list")).splitlines()[1:]}
+    assert listed["plain"][3] == "0/8" and listed["own"][3] == "0/6"
+    text = ok(cli("show", "plain"))
+    assert "max runs" not in text and "config)" in text
+    assert _field(text, "Attempts") == "0/8"
+    assert _field(text, "Max retries") == "7 (from config)"
+    assert _field(text, "Backoff base") == "2 (from config)"
+    assert _field(show_text(cli, "own"), "Timeout") == "60s"
+
+
+def _field(text: str, name: str) -> str:
+    for line in text.splitlines():
+        if line.startswith(name + ":"):
+            return line.split(":", 1)[1].strip()
+    raise AssertionError(f"no {name} in {text}")
+
+
+def show_text(cli: Cli, job_id: str) -> str:
+    return ok(cli("show", job_id))
+
+
+def test_failed_job_waiting_for_retry_has_next_retry_at(cli: Cli, store_url: str) -> None:
+    ok(cli("enqueue", "--id", "flaky", "--backoff-base", "600", "exit 1"))
+    worker = subprocess.Popen([sys.executable, "-m", "queuectl", "--db", store_url,
+                               "worker", "start", "--count", "1"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: show(cli, "flaky")["state"] == "failed", timeout=30,
+                 message="the first run failed")
+    finally:
+        ok(cli("worker", "stop", "--now"))
+        worker.wait(timeout=30)
+    failed = show(cli, "flaky")
+    assert failed["next_retry_at"] is not None
+    assert failed["next_retry_at"] == failed["run_at"]
+    assert [j["next_retry_at"] for j in as_json(cli("list", "--json"))] == [failed["run_at"]]
+    assert "Next retry:" in show_text(cli, "flaky")

@@ -21,6 +21,7 @@ class CliState:
     in_shell: bool = False  # a line typed at the `queuectl>` prompt
     parent: Optional["CliState"] = None  # the shell's state, whose store a line reuses
     _queue: Optional["Queue"] = None
+    _defaults: Optional[dict[str, Any]] = None
 
     def line(self) -> "CliState":
         """The state of one line at the shell's prompt: the shell's --db, --json and
@@ -37,6 +38,20 @@ class CliState:
 
             self._queue = Queue(self.db, flags=self.flags)
         return self._queue
+
+    def job_defaults(self) -> dict[str, Any]:
+        """The config values jobs without their own max_retries, backoff_base and
+        timeout follow (read once per command)."""
+        if self._defaults is None:
+            settings = self.queue().settings()
+            self._defaults = {"max_retries": settings.max_retries,
+                              "backoff_base": settings.backoff_base,
+                              "timeout": settings.job_timeout}
+        return self._defaults
+
+    def job_dict(self, job: Any, **options: Any) -> dict[str, Any]:
+        """A job's JSON shape with its effective retry and timeout numbers."""
+        return job.to_dict(defaults=self.job_defaults(), **options)  # type: ignore[no-any-return]
 
     def close(self) -> None:
         if self._queue is not None:

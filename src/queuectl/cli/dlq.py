@@ -48,7 +48,7 @@ def dlq_list(limit: Optional[int] = None) -> None:
     q = st.queue()
     jobs = q.iter_jobs([JobState.DEAD], None, cap)
     if st.json:
-        render.emit_json_stream(job.to_dict(with_output=False) for job in jobs)
+        render.emit_json_stream(st.job_dict(job, with_output=False) for job in jobs)
         return
     tty = render.is_tty()
     now = q.now()
@@ -99,7 +99,7 @@ def dlq_retry(job_ref: Optional[str], job_id: Optional[str], all_jobs: bool) -> 
         return
     job = q.dlq_retry(refs[0])
     if st.json:
-        render.emit_json(job.to_dict(with_output=False))
+        render.emit_json(st.job_dict(job, with_output=False))
     else:
         click.echo(f"{job.id}: {job.state.value} (attempts reset)")
 

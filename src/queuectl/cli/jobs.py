@@ -183,7 +183,7 @@ def _do_enqueue(spec: Sequence[str], command: Optional[str], job: Optional[str],
     jobs = [build(fields, now)]
     stored = st.queue().enqueue(jobs)
     if st.json:
-        render.emit_json(stored[0].to_dict())
+        render.emit_json(st.job_dict(stored[0]))
         return
     item = stored[0]
     click.echo(item.id)
@@ -278,7 +278,7 @@ def _list(states: list[JobState], queue_name: Optional[str], limit: Optional[int
     q = st.queue()
     jobs = q.iter_jobs(states or None, queue_name, cap)
     if st.json:
-        render.emit_json_stream(job.to_dict(with_output=False) for job in jobs)
+        render.emit_json_stream(st.job_dict(job, with_output=False) for job in jobs)
         return
     what = "/".join(s.value for s in states) if states else ""
     shown = 0
@@ -289,7 +289,8 @@ def _list(states: list[JobState], queue_name: Optional[str], limit: Optional[int
             shown += 1
             yield job
 
-    render.job_table(counted(), q.now(), empty=f"No {what + ' ' if what else ''}jobs.")
+    render.job_table(counted(), q.now(), st.job_defaults(),
+                     empty=f"No {what + ' ' if what else ''}jobs.")
     if cap is not None and shown == cap and render.is_tty():
         more_note(shown, q.count_jobs(states or None, queue_name))
 
@@ -370,9 +371,9 @@ def show(job_ref: str, with_env: bool) -> None:
     q = st.queue()
     job = q.get(job_ref)
     if st.json:
-        render.emit_json(job.to_dict(with_env=with_env))
+        render.emit_json(st.job_dict(job, with_env=with_env))
     else:
-        render.job_detail(job, q.now(), with_env=with_env)
+        render.job_detail(job, q.now(), st.job_defaults(), with_env=with_env)
 
 
 # -- transitions ----------------------------------------------------------------------
@@ -392,8 +393,8 @@ def _transition_command(name: str, verb: str, hidden: bool = False,
             if not st.json:
                 click.echo(f"{job.id}: {job.state.value}")
         if st.json:
-            render.emit_json(done[0].to_dict(with_output=False) if len(done) == 1 else
-                             {"jobs": [j.to_dict(with_output=False) for j in done]})
+            render.emit_json(st.job_dict(done[0], with_output=False) if len(done) == 1 else
+                             {"jobs": [st.job_dict(j, with_output=False) for j in done]})
     return command
 
 

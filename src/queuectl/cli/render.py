@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Iterable, Mapping, Optional, Sequence
 
 import click
 
@@ -149,17 +149,20 @@ def shorten(text: str, width: int) -> str:
 JOB_HEADERS = ["ID", "STATE", "PRI", "ATTEMPTS", "QUEUE", "WHEN", "COMMAND"]
 
 
-def job_table(jobs: Iterable[Job], now: float, empty: str = "No jobs.") -> None:
+def job_table(jobs: Iterable[Job], now: float, defaults: Mapping[str, Any],
+              empty: str = "No jobs.") -> None:
     """The job list: a rich table on a terminal; piped, streamed row by row."""
     if not is_tty():
-        stream_table(JOB_HEADERS, ([job.id, job.state.value, job.priority, _attempts(job),
+        stream_table(JOB_HEADERS, ([job.id, job.state.value, job.priority,
+                                    _attempts(job, defaults),
                                     job.queue, _when(job, now), shorten(job.command, 10_000)]
                                    for job in jobs), empty=empty)
         return
     rows, styles = [], []
     for job in jobs:
         rows.append([short_id(job.id), job.state.value, job.priority,
-                     _attempts(job), job.queue, _when(job, now), shorten(job.command, 60)])
+                     _attempts(job, defaults), job.queue, _when(job, now),
+                     shorten(job.command, 60)])
         styles.append(STATE_STYLE.get(job.state))
     table(JOB_HEADERS, rows, styles, empty=empty)
 
@@ -172,10 +175,10 @@ def short_id(job_id: str) -> str:
     return job_id
 
 
-def _attempts(job: Job) -> str:
-    if job.max_retries is None:
-        return str(job.attempts)
-    return f"{job.attempts}/{1 + job.max_retries}"
+def _attempts(job: Job, defaults: Mapping[str, Any]) -> str:
+    """Runs so far / runs allowed (1 + the effective max retries)."""
+    retries = defaults["max_retries"] if job.max_retries is None else job.max_retries
+    return f"{job.attempts}/{1 + retries}"
 
 
 def _when(job: Job, now: float) -> str:
@@ -190,17 +193,25 @@ def _when(job: Job, now: float) -> str:
     return f"{ago(now - job.created_at)} ago"
 
 
-def job_detail(job: Job, now: float, with_env: bool = False) -> None:
+def job_detail(job: Job, now: float, defaults: Mapping[str, Any],
+               with_env: bool = False) -> None:
     """Every field of a job, its attempt history and its captured output."""
-    max_runs = "config" if job.max_retries is None else str(1 + job.max_retries)
+    effective = job.effective(defaults)
+
+    def note(name: str) -> str:
+        return " (from config)" if effective[name][1] else ""
+
+    retries, base, timeout = (effective[name][0] for name in
+                              ("max_retries", "backoff_base", "timeout"))
     fields = [
         ("ID", job.id), ("Command", job.command), ("State", job.state.value),
         ("Queue", job.queue), ("Priority", job.priority),
-        ("Attempts", f"{job.attempts} (max runs: {max_runs})"),
-        ("Max retries", "config" if job.max_retries is None else job.max_retries),
-        ("Backoff base", "config" if job.backoff_base is None else f"{job.backoff_base:g}"),
-        ("Timeout", "config" if job.timeout is None else f"{job.timeout:g}s"),
+        ("Attempts", f"{job.attempts}/{1 + retries}"),
+        ("Max retries", f"{retries}{note('max_retries')}"),
+        ("Backoff base", f"{base:g}{note('backoff_base')}"),
+        ("Timeout", (f"{timeout:g}s" if timeout else "none") + note("timeout")),
         ("Run at", _stamp(job.run_at, now)),
+        *([("Next retry", _stamp(job.run_at, now))] if job.state is JobState.FAILED else []),
         ("Created", _stamp(job.created_at, now)),
         ("Updated", _stamp(job.updated_at, now)),
         ("Started", _stamp(job.started_at, now)),
