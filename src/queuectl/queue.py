@@ -319,6 +319,17 @@ class Queue:
         """Run a failed, dead, cancelled or completed job again now."""
         return self._transition(ref, Transition.RETRY)
 
+    def remove(self, ref: str) -> Job:
+        """Delete one job (not while it runs: cancel it first); returns it as it was."""
+        job = self.get(ref)
+        if not self.backend.delete(job.id):
+            current = self.backend.get(job.id)
+            if current is None:
+                raise NotFound(f"no job {ref!r}")
+            raise InvalidTransition(f"job {job.id} is {current.state.value}: cancel it "
+                                    f"first (queuectl cancel {job.id}), then remove it")
+        return job
+
     def dlq_list(self, limit: int = 50) -> list[Job]:
         return self.list_jobs([JobState.DEAD], limit=limit)
 

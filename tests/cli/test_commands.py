@@ -445,7 +445,7 @@ def test_dlq_retry_all_and_purge(cli: Cli) -> None:
     assert (retried["error"], retried["exit_code"], retried["finished_at"]) == (None, None, None)
     assert [entry.get("exit_code") for entry in retried["history"]][:1] == [1]
     run_burst(cli)
-    assert as_json(cli("dlq", "purge", "--json"))["purged"] == 2
+    assert as_json(cli("dlq", "purge", "--yes", "--json"))["purged"] == 2
     assert set(jobs(cli)) == {"fine"}
     assert "0 dead job(s) deleted" in ok(cli("dlq", "purge", "--yes"))
 
@@ -594,11 +594,11 @@ def test_purge_older_than_and_cleanup(cli: Cli) -> None:
     enqueue(cli, "true", "--id", "done")
     enqueue(cli, "echo wait", "--id", "waiting", "--delay", "1h")
     run_burst(cli)
-    assert as_json(cli("purge", "--older-than", "7d", "--json"))["purged"] == 0
+    assert as_json(cli("purge", "--older-than", "7d", "--yes", "--json"))["purged"] == 0
     assert "done" in jobs(cli)
     fails(cli("purge", "--older-than", "a week"), 2, "older-than")
     fails(cli("purge", "--older-than", "1d", "--state", "pending"), 2, "pending")
-    assert as_json(cli("--json", "purge", "--older-than", "0"))["purged"] == 1
+    assert as_json(cli("--json", "purge", "--older-than", "0", "--yes"))["purged"] == 1
     assert set(jobs(cli)) == {"waiting"}
     report = as_json(cli("cleanup", "--json"))
     assert report["requeued"] == [] and report["purged"] == 0

@@ -16,7 +16,9 @@ import sys
 import time
 from typing import Callable
 
-from tests.cli.test_commands import as_json, ok, show
+import pytest
+
+from tests.cli.test_commands import as_json, fails, ok, show
 from tests.conftest import wait_for
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -174,3 +176,60 @@ def test_failed_job_waiting_for_retry_has_next_retry_at(cli: Cli, store_url: str
     assert failed["next_retry_at"] == failed["run_at"]
     assert [j["next_retry_at"] for j in as_json(cli("list", "--json"))] == [failed["run_at"]]
     assert "Next retry:" in show_text(cli, "flaky")
+
+
+# -- 4. bulk deletes ask; rm ------------------------------------------------------------
+def _dead_and_done(cli: Cli) -> dict[str, str]:
+    ok(cli("enqueue", "--id", "d1", "--max-retries", "0", "exit 1"))
+    ok(cli("enqueue", "--id", "fine", "true"))
+    ok(cli("worker", "start", "--count", "1", "--burst", timeout=60))
+    return {job["id"]: job["state"] for job in as_json(cli("list", "--json"))}
+
+
+@pytest.mark.parametrize("command", [["clear"], ["dlq", "purge"],
+                                     ["purge", "--older-than", "0"]])
+def test_bulk_deletes_need_yes_off_a_terminal(cli: Cli, command: list[str]) -> None:
+    before = _dead_and_done(cli)
+    assert before == {"d1": "dead", "fine": "completed"}
+    fails(cli(*command, input=""), 2, "--yes")
+    assert {job["id"]: job["state"] for job in as_json(cli("list", "--json"))} == before
+    ok(cli(*command, "--yes"))
+    assert "d1" not in {job["id"] for job in as_json(cli("list", "--json"))}
+
+
+def test_dlq_purge_asks_on_a_terminal(cli: Cli, store_url: str) -> None:
+    _dead_and_done(cli)
+    code, out, err = on_tty(store_url, "dlq", "purge", stdin_tty=True, input="n\n")
+    assert code != 0 and "Delete 1 dead job(s)?" in out + err
+    assert show(cli, "d1")["state"] == "dead"
+    code, out, err = on_tty(store_url, "dlq", "purge", stdin_tty=True, input="y\n")
+    assert code == 0 and "1 dead job(s) deleted" in out, (out, err)
+    assert {job["id"] for job in as_json(cli("list", "--json"))} == {"fine"}
+
+
+def test_rm_deletes_one_job_not_a_running_one(cli: Cli, store_url: str) -> None:
+    ok(cli("enqueue", "--id", "keep", "true"))
+    ok(cli("enqueue", "--id", "gone", "true"))
+    fails(cli("rm", "gone", "nosuchjob"), 1, "nosuchjob")  # every id checked first
+    assert {j["id"] for j in as_json(cli("list", "--json"))} == {"keep", "gone"}
+    assert ok(cli("rm", "gone")).strip() == "gone: removed"
+    assert {j["id"] for j in as_json(cli("list", "--json"))} == {"keep"}
+    fails(cli("show", "gone"), 1, "no job 'gone'")
+    ok(cli("rm", "keep"))
+    ok(cli("enqueue", "--id", "busy", "sleep 30"))
+    worker = subprocess.Popen([sys.executable, "-m", "queuectl", "--db", store_url,
+                               "worker", "start", "--count", "1"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: show(cli, "busy")["state"] == "processing", timeout=30,
+                 message="busy runs")
+        fails(cli("rm", "busy"), 1, "processing", "cancel it first")
+        assert show(cli, "busy")["state"] == "processing"
+        ok(cli("cancel", "busy"))
+        wait_for(lambda: show(cli, "busy")["state"] == "cancelled", timeout=30,
+                 message="cancelled")
+        assert as_json(cli("rm", "busy", "--json")) == {"removed": ["busy"]}
+    finally:
+        ok(cli("worker", "stop", "--now"))
+        worker.wait(timeout=30)
+    assert as_json(cli("list", "--json")) == []

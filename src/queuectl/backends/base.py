@@ -162,6 +162,10 @@ class Backend(Protocol):
         """Delete jobs in `states`, finished before the time if given, with their
         output chunks and dependency edges (in one transaction)."""
 
+    def delete(self, job_id: str) -> bool:
+        """Delete one job that is not processing, with its output chunks and
+        dependency edges (one transaction); False when it runs or does not exist."""
+
     def clear(self) -> int:
         """Delete every job (with their output chunks and dependency edges)."""
 
@@ -547,6 +551,14 @@ class SqlVerbs:
             self._run("purge_output", params)
             self._run("purge_edges", params)
             return self._run("purge", params)
+
+    def delete(self, job_id: str) -> bool:
+        with self._errors(), self._transaction():
+            if not self._run("delete_job", {"id": job_id}):
+                return False
+            self._run("delete_job_output", {"id": job_id})
+            self._run("delete_job_edges", {"id": job_id})
+            return True
 
     def clear(self) -> int:
         with self._errors(), self._transaction():

@@ -64,6 +64,20 @@ class CliState:
             format="%(asctime)s %(levelname)-7s %(message)s", datefmt="%H:%M:%S")
 
 
+def confirm_bulk(yes: bool, question: Callable[[], str], refusal: str) -> None:
+    """A destructive bulk command goes on with --yes; without it, it asks on a
+    terminal (`question()` is called only then) and refuses elsewhere."""
+    if yes:
+        return
+    import sys
+
+    if not sys.stdin.isatty():
+        from queuectl.errors import InvalidInput
+
+        raise InvalidInput(f"refusing to {refusal} without --yes")
+    click.confirm(question(), abort=True)
+
+
 def state() -> CliState:
     return click.get_current_context().find_object(CliState) or CliState()
 

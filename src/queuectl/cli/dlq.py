@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Optional
 
 import click
 
 from queuectl.cli import complete, render
-from queuectl.cli.context import json_option, state
+from queuectl.cli.context import confirm_bulk, json_option, state
 from queuectl.errors import InvalidInput
 from queuectl.states import JobState
 
@@ -108,16 +107,15 @@ def dlq_retry(job_ref: Optional[str], job_id: Optional[str], all_jobs: bool) -> 
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @json_option
 def dlq_purge(yes: bool) -> None:
-    """Delete every dead job (asks first on a terminal).
+    """Delete every dead job (asks first on a terminal; needs --yes in scripts).
 
     \b
       queuectl dlq purge
       queuectl dlq purge --yes        # in a script
     """
     st = state()
-    if not yes and sys.stdin.isatty() and sys.stdout.isatty():
-        dead = st.queue().status().counts.get(JobState.DEAD, 0)
-        click.confirm(f"Delete {dead} dead job(s)?", abort=True)
+    confirm_bulk(yes, lambda: f"Delete {st.queue().count_jobs([JobState.DEAD])} dead job(s)?",
+                 "delete every dead job")
     removed = st.queue().dlq_purge()
     if st.json:
         render.emit_json({"purged": removed})

@@ -412,3 +412,34 @@ RETRY_HELP = """Run a failed, dead or cancelled job again now.
   queuectl retry job1
 """
 retry = _transition_command("retry", "retry", help_text=RETRY_HELP)
+
+
+@click.command("rm")
+@click.argument("job_refs", nargs=-1, required=True, metavar="ID...",
+                shell_complete=complete.job_ids)
+@json_option
+def rm(job_refs: tuple[str, ...]) -> None:
+    """Delete jobs, with their history and output.
+
+    A running job is refused: cancel it first (`queuectl cancel ID` kills it), then
+    remove it.  Every id is checked before any job is deleted.
+
+    \b
+      queuectl rm job1
+      queuectl rm 08232c92 job2
+    """
+    st = state()
+    q = st.queue()
+    found = [q.get(ref) for ref in dict.fromkeys(job_refs)]
+    for job in found:
+        if job.state is JobState.PROCESSING:
+            from queuectl.errors import InvalidTransition
+
+            raise InvalidTransition(f"job {job.id} is processing: cancel it first "
+                                    f"(queuectl cancel {job.id}), then remove it")
+    removed = [q.remove(job.id).id for job in found]
+    if st.json:
+        render.emit_json({"removed": removed})
+    else:
+        for job_id in removed:
+            click.echo(f"{job_id}: removed")

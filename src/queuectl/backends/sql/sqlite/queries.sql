@@ -207,6 +207,16 @@ WHERE EXISTS (SELECT 1 FROM jobs WHERE jobs.id = job_dependencies.job_id AND {_p
 -- name: purge
 DELETE FROM jobs WHERE {_purged}
 
+-- name: delete_job
+-- `rm ID`: one job, never while it runs (its worker would have nowhere to record it)
+DELETE FROM jobs WHERE id = :id AND state NOT IN ({PROCESSING})
+
+-- name: delete_job_output
+DELETE FROM job_output WHERE job_id = :id
+
+-- name: delete_job_edges
+DELETE FROM job_dependencies WHERE job_id = :id
+
 -- name: clear_output
 DELETE FROM job_output
 
