@@ -14,12 +14,13 @@ import select
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Callable
 
 import pytest
 
 from tests.cli.test_commands import as_json, fails, ok, show
-from tests.conftest import wait_for
+from tests.conftest import run_cli, wait_for
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 Cli = Callable[..., subprocess.CompletedProcess]
@@ -233,3 +234,27 @@ def test_rm_deletes_one_job_not_a_running_one(cli: Cli, store_url: str) -> None:
         ok(cli("worker", "stop", "--now"))
         worker.wait(timeout=30)
     assert as_json(cli("list", "--json")) == []
+
+
+# -- 5. read-only commands on a store that does not exist --------------------------------
+READ_ONLY = [["status"], ["list"], ["--json", "list"], ["show", "job1"], ["logs", "job1"],
+             ["dlq", "list"], ["workers"], ["worker", "stop"], ["config", "get", "max-retries"]]
+
+
+@pytest.mark.parametrize("args", READ_ONLY)
+def test_read_only_command_on_a_missing_store_creates_nothing(tmp_path: Path,
+                                                              args: list[str]) -> None:
+    db = tmp_path / "typo" / "q.db"
+    result = run_cli(*args, db=str(db))
+    fails(result, 3, f"no queue at {db}")
+    assert result.stdout == ""
+    assert not (tmp_path / "typo").exists()
+
+
+def test_writes_create_the_store_and_the_default_store_reads_empty(tmp_path: Path) -> None:
+    db = tmp_path / "new" / "q.db"
+    assert run_cli("enqueue", "--id", "job1", "true", db=str(db)).returncode == 0
+    assert as_json(run_cli("--json", "list", db=str(db)))[0]["id"] == "job1"
+    # a new user's first `queuectl status`: the default store in the data dir
+    first = as_json(run_cli("--json", "status"))
+    assert first["total"] == 0

@@ -303,6 +303,7 @@ def test_idle_timeout_stops_worker(cli: Any, workers: Any) -> None:
 
 
 def test_workers_listed_from_another_terminal(cli: Any, q: Any, workers: Any) -> None:
+    assert cli("migrate").returncode == 0  # reads on no store at all fail (exit 3)
     proc = workers.start("--count", "3")
     listed = wait_for(lambda: q("worker", "status")["workers"], timeout=20,
                       message="registration")
