@@ -159,7 +159,7 @@ def b3_cli_enqueue(ctx: Context) -> list[Row]:
     _compile_package()
     with Workspace("b3") as ws:
         db = ws.path("queue.db")
-        ws.run([*queuectl_argv(), "--db", db, "status"])  # create the store first
+        ws.run([*queuectl_argv(), "--db", db, "migrate"])  # create the store first
         bare = median(timed([PYTHON, "-c", "import sqlite3"], ws.env, runs))
         ours = median(timed([*queuectl_argv(), "--db", db, "enqueue", "true"], ws.env, runs))
         rows = [Row("B3", f"`queuectl enqueue true`, median of {runs}", round(ours * 1000, 1),
@@ -195,7 +195,7 @@ def b4_batch_enqueue(ctx: Context) -> list[Row]:
             for index in range(count):
                 handle.write(json.dumps({"command": f"echo {index}", "priority": 1 + index % 10})
                              + "\n")
-        ws.run([*queuectl_argv(), "--db", db, "status"])
+        ws.run([*queuectl_argv(), "--db", db, "migrate"])
         start = time.perf_counter()
         ws.run([*queuectl_argv(), "--db", db, "enqueue", "--file", path])
         elapsed = time.perf_counter() - start
@@ -276,8 +276,8 @@ def b5_depth(ctx: Context) -> list[Row]:
     big_n = ctx.scale.b5_jobs
     with Workspace("b5") as ws:
         small, big = ws.path("small.db"), ws.path("big.db")
-        ws.run([*queuectl_argv(), "--db", small, "status"])
-        ws.run([*queuectl_argv(), "--db", big, "status"])
+        ws.run([*queuectl_argv(), "--db", small, "migrate"])
+        ws.run([*queuectl_argv(), "--db", big, "migrate"])
         _fill(small, 1000)
         started = time.perf_counter()
         _fill(big, big_n)

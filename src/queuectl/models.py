@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
 
 from queuectl.states import JobState
 from queuectl.times import iso_utc
@@ -12,6 +12,8 @@ DEFAULT_QUEUE = "default"
 DEFAULT_PRIORITY = 5
 MIN_PRIORITY, MAX_PRIORITY = 1, 10
 MIN_PREFIX_LEN = 4
+#: the job fields that follow the config when a job leaves them unset
+EFFECTIVE_FIELDS = ("max_retries", "backoff_base", "timeout")
 
 
 @dataclass
@@ -66,12 +68,22 @@ class Job:
     history: list[dict[str, Any]] = field(default_factory=list)
     rescues: int = 0  # times it was taken back from a worker that died
 
-    def to_dict(self, *, with_output: bool = True, with_env: bool = False
-                ) -> dict[str, Any]:
+    def effective(self, defaults: Mapping[str, Any]) -> dict[str, tuple[Any, bool]]:
+        """max_retries, backoff_base and timeout as they apply to this job: its own
+        value, else the config default in `defaults` -> {name: (value, from_config)}."""
+        return {name: (defaults[name], True) if getattr(self, name) is None
+                else (getattr(self, name), False)
+                for name in EFFECTIVE_FIELDS}
+
+    def to_dict(self, *, with_output: bool = True, with_env: bool = False,
+                defaults: Optional[Mapping[str, Any]] = None) -> dict[str, Any]:
         """The stable JSON shape (timestamps ISO-8601 UTC).
 
         `env_names` lists the names of the job's environment variables; their values
-        (often secrets) are in `env` only with `with_env` (`show --json --env`)."""
+        (often secrets) are in `env` only with `with_env` (`show --json --env`).  With
+        `defaults` (the config's max_retries, backoff_base, timeout) those fields are
+        the effective values and `from_config` says which came from the config.
+        `next_retry_at` is when a failed job runs again (null in other states)."""
         data: dict[str, Any] = {
             "id": self.id,
             "command": self.command,
@@ -96,7 +108,15 @@ class Job:
             "unique_key": self.unique_key,
             "rescues": self.rescues,
             "history": [_history_entry(h) for h in self.history],
+            "next_retry_at": iso_utc(self.run_at) if self.state is JobState.FAILED
+            else None,
         }
+        if defaults is not None:
+            effective = self.effective(defaults)
+            for name, (value, _) in effective.items():
+                data[name] = value
+            data["from_config"] = {name: from_config
+                                   for name, (_, from_config) in effective.items()}
         if with_env:
             data["env"] = self.env
         if with_output:

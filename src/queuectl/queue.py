@@ -64,6 +64,7 @@ class Status:
         }
 
 
+LIST_PAGE = 500  # rows per page when a listing streams
 DUE_CAP = 10_000  # status counts due scheduled/failed jobs up to this many
 
 
@@ -237,6 +238,40 @@ class Queue:
         _check_utf8(queue, "queue")
         return self.backend.list_jobs(list(states) if states else None, queue, limit, offset)
 
+    def iter_jobs(self, states: Sequence[JobState] | None = None,
+                  queue: Optional[str] = None, limit: Optional[int] = None,
+                  page: int = LIST_PAGE) -> Iterator[Job]:
+        """Jobs newest first, every match (or the first `limit`), fetched a page at a
+        time by seq (keyset pagination): constant memory at any depth."""
+        _check_utf8(queue, "queue")
+        chosen = list(states) if states else list(JobState)
+        before, left = 1 << 62, limit
+        while left is None or left > 0:
+            size = page if left is None else min(page, left)
+            rows = self.backend.list_page(chosen, queue, before, size)
+            for _seq, job in rows:
+                yield job
+            if len(rows) < size:
+                return
+            before = rows[-1][0]
+            if left is not None:
+                left -= len(rows)
+
+    def count_jobs(self, states: Sequence[JobState] | None = None,
+                   queue: Optional[str] = None) -> int:
+        """How many jobs a listing with these filters has in all."""
+        chosen = set(states) if states else set(JobState)
+        if queue is None:
+            counts = self.backend.counts()
+        else:
+            _check_utf8(queue, "queue")
+            counts = self.backend.queue_counts().get(queue, {})
+        return sum(n for s, n in counts.items() if s in chosen)
+
+    def queue_counts(self) -> dict[str, dict[JobState, int]]:
+        """Jobs per state of every queue that has jobs (`status --queue`)."""
+        return self.backend.queue_counts()
+
     def complete_ids(self, prefix: str, limit: int = 20) -> list[str]:
         """Up to `limit` ids starting with `prefix` (newest ids when it is empty), for
         completion: one bounded index walk (the id index, or seq), at any depth."""
@@ -283,6 +318,17 @@ class Queue:
     def retry(self, ref: str) -> Job:
         """Run a failed, dead, cancelled or completed job again now."""
         return self._transition(ref, Transition.RETRY)
+
+    def remove(self, ref: str) -> Job:
+        """Delete one job (not while it runs: cancel it first); returns it as it was."""
+        job = self.get(ref)
+        if not self.backend.delete(job.id):
+            current = self.backend.get(job.id)
+            if current is None:
+                raise NotFound(f"no job {ref!r}")
+            raise InvalidTransition(f"job {job.id} is {current.state.value}: cancel it "
+                                    f"first (queuectl cancel {job.id}), then remove it")
+        return job
 
     def dlq_list(self, limit: int = 50) -> list[Job]:
         return self.list_jobs([JobState.DEAD], limit=limit)
@@ -362,7 +408,9 @@ class Queue:
 
     def stop_workers(self, *, now_mode: bool = False) -> StopReport:
         """Ask every supervisor to stop: local ones at once (a signal), remote ones
-        through the store at their next heartbeat."""
+        through the store at their next heartbeat.  A graceful request sends SIGUSR1
+        ("a stop is requested": however often it comes, running jobs finish); `now`
+        sends SIGTERM with the store flag, which kills running jobs at once."""
         import signal
 
         from queuectl.maintenance import started_by, this_host
@@ -376,7 +424,7 @@ class Queue:
             if info.host == host and alive and info.pid != os.getpid() \
                     and started_by(info.pid, info.started_at):
                 try:
-                    os.kill(info.pid, signal.SIGTERM)
+                    os.kill(info.pid, signal.SIGTERM if now_mode else signal.SIGUSR1)
                     report.signalled.append(info.pid)
                 except (ProcessLookupError, PermissionError):
                     pass

@@ -57,7 +57,7 @@ def _in_fresh_interpreter(db: str, *args: str) -> dict[str, Any]:
 
 
 def test_the_lane_loads_neither_click_nor_the_job_model(sqlite_url: str) -> None:
-    assert run_cli("status", db=sqlite_url).returncode == 0  # create the store
+    assert run_cli("migrate", db=sqlite_url).returncode == 0  # create the store
     seen = _in_fresh_interpreter(sqlite_url, "add", "sleep 1")
     assert seen["code"] == 0 and not seen["click"] and not seen["models"]
     with sqlite3.connect(sqlite_url) as conn:
@@ -87,7 +87,7 @@ def _jobs_and_bytes(path: str) -> tuple[int, bytes]:
 ])
 def test_the_lane_declines_anything_but_the_plain_form(sqlite_url: str,
                                                        args: list[str]) -> None:
-    assert run_cli("status", db=sqlite_url).returncode == 0
+    assert run_cli("migrate", db=sqlite_url).returncode == 0
     before = _jobs_and_bytes(sqlite_url)
     assert quick_enqueue(["--db", sqlite_url, *args]) is None
     assert _jobs_and_bytes(sqlite_url) == before
@@ -173,7 +173,7 @@ def test_the_libpq_of_the_binary_wheel_is_found_and_loads() -> None:
 
 
 def test_the_lane_declines_a_store_at_another_schema_version(sqlite_url: str) -> None:
-    assert run_cli("status", db=sqlite_url).returncode == 0
+    assert run_cli("migrate", db=sqlite_url).returncode == 0
     with sqlite3.connect(sqlite_url) as conn:
         conn.execute("INSERT INTO schema_version SELECT MAX(version) + 1, 'future', 0 "
                      "FROM schema_version")
@@ -185,7 +185,7 @@ def test_the_lane_declines_a_store_at_another_schema_version(sqlite_url: str) ->
 def test_the_lane_uses_queuectl_db_and_the_default_store(sqlite_url: str,
                                                          monkeypatch: pytest.MonkeyPatch
                                                          ) -> None:
-    assert run_cli("status", db=sqlite_url).returncode == 0
+    assert run_cli("migrate", db=sqlite_url).returncode == 0
     monkeypatch.setenv("QUEUECTL_DB", sqlite_url)
     seen = _in_fresh_interpreter("", "enqueue", "true")  # --db "" defers to the env
     assert seen["code"] == 0
@@ -201,7 +201,7 @@ def test_the_lane_uses_queuectl_db_and_the_default_store(sqlite_url: str,
 
 
 def test_a_locked_store_falls_back_and_reports_exit_3(sqlite_url: str) -> None:
-    assert run_cli("status", db=sqlite_url).returncode == 0
+    assert run_cli("migrate", db=sqlite_url).returncode == 0
     holder = sqlite3.connect(sqlite_url, isolation_level=None)
     holder.execute("PRAGMA locking_mode = EXCLUSIVE")
     holder.execute("BEGIN EXCLUSIVE")

@@ -132,7 +132,7 @@ def test_lines_share_one_open_store(sqlite_url: str,
         assert run_line(home, "show a") == 0
         assert run_line(home, "list") == 0
         assert home.queue().backend is first  # not closed and reopened per line
-        assert run_line(home, f"--db {sqlite_url}.other status") == 0
+        assert run_line(home, f"--db {sqlite_url}.other enqueue --id b true") == 0
         assert home.queue().backend is first  # another --db on one line only
     finally:
         home.close()

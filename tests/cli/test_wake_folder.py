@@ -81,7 +81,7 @@ def test_a_file_in_its_place_is_refused(tmpdir_base: Path, store_url: str) -> No
 def test_a_folder_others_control_is_refused_and_not_sent_to(
         tmpdir_base: Path, sqlite_url: str, how: str) -> None:
     # the store's own folder inside it, with a socket that someone else listens on
-    assert run_cli("status", db=sqlite_url).returncode == 0
+    assert run_cli("migrate", db=sqlite_url).returncode == 0
     from queuectl.paths import wake_dir
 
     folder = user_folder(tmpdir_base)

@@ -3,8 +3,11 @@ happens to have a dead supervisor's pid."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import time
+
+import pytest
 
 from queuectl.maintenance import started_by, this_host
 from queuectl.models import WorkerInfo
@@ -42,14 +45,19 @@ def test_stop_leaves_a_reused_pid_alone(sqlite_url: str) -> None:
         stranger.wait()
 
 
-def test_stop_signals_the_registered_process(sqlite_url: str) -> None:
+@pytest.mark.parametrize("now_mode, signum", [(False, signal.SIGUSR1),
+                                              (True, signal.SIGTERM)])
+def test_stop_signals_the_registered_process(sqlite_url: str, now_mode: bool,
+                                             signum: int) -> None:
+    """A graceful stop is SIGUSR1 ("a stop is requested"), never counted as a second
+    signal; --now is SIGTERM (with the store flag)."""
     worker = subprocess.Popen(["sleep", "30"])
     try:
         with Queue(sqlite_url) as queue:
             _register(queue, "w", worker.pid, time.time())
-            report = queue.stop_workers()
+            report = queue.stop_workers(now_mode=now_mode)
         assert report.signalled == [worker.pid]
-        assert worker.wait(timeout=10) == -15  # SIGTERM
+        assert worker.wait(timeout=10) == -signum
     finally:
         if worker.poll() is None:
             worker.kill()

@@ -210,6 +210,39 @@ def test_stop_now_requeues_without_counting(cli: Any, q: Any, workers: Any) -> N
     assert shown["history"][-1]["event"] == "requeued"
 
 
+def test_worker_stop_stays_graceful_however_often(cli: Any, q: Any, workers: Any) -> None:
+    cli("enqueue", "--id", "long", "--command", "sleep 4; echo finished")
+    proc = workers.start("--count", "1")
+    wait_for(lambda: state(q, "long") == "processing", timeout=20, message="processing")
+    import subprocess
+    import sys
+
+    argv = [sys.executable, "-m", "queuectl", "--db", workers.db, "worker", "stop"]
+    twice = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for _ in range(2)]  # two at once
+    for stopper in twice:
+        assert stopper.wait(timeout=30) == 0
+    wait_for(lambda: "stopping" in workers.log(0), timeout=10, message="graceful stop")
+    again = run_cli("worker", "stop", db=workers.db)  # and once more
+    assert again.returncode == 0 and "finish running jobs" in again.stdout
+    assert state(q, "long") == "processing"
+    assert proc.wait(timeout=30) == 0
+    shown = job(q, "long")
+    assert shown["state"] == "completed" and "finished" in shown["output"]
+    assert "stopping now" not in workers.log(0)
+
+
+def test_stop_now_after_a_graceful_stop_kills(cli: Any, q: Any, workers: Any) -> None:
+    cli("enqueue", "--id", "long", "--command", "sleep 30")
+    proc = workers.start("--count", "1")
+    wait_for(lambda: state(q, "long") == "processing", timeout=20, message="processing")
+    assert run_cli("worker", "stop", db=workers.db).returncode == 0
+    wait_for(lambda: "stopping" in workers.log(0), timeout=10, message="graceful stop")
+    assert run_cli("worker", "stop", "--now", db=workers.db).returncode == 0
+    assert proc.wait(timeout=30) == 0
+    assert state(q, "long") == "pending"
+
+
 def test_second_signal_stops_now(cli: Any, q: Any, workers: Any) -> None:
     cli("enqueue", "--id", "long", "--command", "sleep 30")
     proc = workers.start("--count", "1")
@@ -270,6 +303,7 @@ def test_idle_timeout_stops_worker(cli: Any, workers: Any) -> None:
 
 
 def test_workers_listed_from_another_terminal(cli: Any, q: Any, workers: Any) -> None:
+    assert cli("migrate").returncode == 0  # reads on no store at all fail (exit 3)
     proc = workers.start("--count", "3")
     listed = wait_for(lambda: q("worker", "status")["workers"], timeout=20,
                       message="registration")

@@ -125,6 +125,14 @@ class Backend(Protocol):
                   limit: int, offset: int = 0) -> list[Job]:
         """Jobs newest first, optionally filtered by states and queue."""
 
+    def list_page(self, states: Sequence[JobState], queue: Optional[str], before: int,
+                  limit: int) -> list[tuple[int, Job]]:
+        """Up to `limit` (seq, job) pairs with seq < `before`, newest first: one page of
+        a listing that streams (the next page starts before the last seq)."""
+
+    def queue_counts(self) -> dict[str, dict[JobState, int]]:
+        """Number of jobs in every state of every queue that has jobs."""
+
     def counts(self) -> dict[JobState, int]:
         """Number of jobs in every state (cheap at any depth)."""
 
@@ -153,6 +161,10 @@ class Backend(Protocol):
     def purge(self, states: Sequence[JobState], finished_before: Optional[float]) -> int:
         """Delete jobs in `states`, finished before the time if given, with their
         output chunks and dependency edges (in one transaction)."""
+
+    def delete(self, job_id: str) -> bool:
+        """Delete one job that is not processing, with its output chunks and
+        dependency edges (one transaction); False when it runs or does not exist."""
 
     def clear(self) -> int:
         """Delete every job (with their output chunks and dependency edges)."""
@@ -491,6 +503,18 @@ class SqlVerbs:
             name = "list_jobs_in_queue"
         return [row_to_job(r) for r in self._all(name, params)]
 
+    def list_page(self, states: Sequence[JobState], queue: Optional[str], before: int,
+                  limit: int) -> list[tuple[int, Job]]:
+        params = {"states": self._array([s.value for s in states]), "queue": queue,
+                  "before": before, "limit": limit}
+        return [(r[0], row_to_job(r[1:])) for r in self._all("list_page", params)]
+
+    def queue_counts(self) -> dict[str, dict[JobState, int]]:
+        found: dict[str, dict[JobState, int]] = {}
+        for queue, state, n in self._all("queue_counts"):
+            found.setdefault(queue, {s: 0 for s in JobState})[JobState(state)] = n
+        return dict(sorted(found.items()))
+
     def counts(self) -> dict[JobState, int]:
         found = {JobState(state): n for state, n in self._all("counts")}
         return {state: found.get(state, 0) for state in JobState}
@@ -527,6 +551,14 @@ class SqlVerbs:
             self._run("purge_output", params)
             self._run("purge_edges", params)
             return self._run("purge", params)
+
+    def delete(self, job_id: str) -> bool:
+        with self._errors(), self._transaction():
+            if not self._run("delete_job", {"id": job_id}):
+                return False
+            self._run("delete_job_output", {"id": job_id})
+            self._run("delete_job_edges", {"id": job_id})
+            return True
 
     def clear(self) -> int:
         with self._errors(), self._transaction():

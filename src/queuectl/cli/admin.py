@@ -2,35 +2,44 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from typing import Optional
 
 import click
 
 from queuectl.cli import complete, render
-from queuectl.cli.context import json_option, state
+from queuectl.cli.context import confirm_bulk, json_option, state
 from queuectl.errors import InvalidInput
 from queuectl.states import FINISHED, parse_state
 from queuectl.times import ago, iso_utc, local_text, parse_duration
 
 
 @click.command()
+@click.option("--queue", "-q", "by_queue", is_flag=True,
+              help="Also count the jobs of every queue, per state.")
 @json_option
-def status() -> None:
+def status(by_queue: bool) -> None:
     """Jobs per state, live workers, the oldest waiting job, recent throughput.
 
     \b
       queuectl status
+      queuectl status --queue         # and a row per queue
       queuectl status --json
     """
     st = state()
     report = st.queue().status()
+    queues = st.queue().queue_counts() if by_queue else None
     if st.json:
-        render.emit_json(report.to_dict())
+        data = report.to_dict()
+        if queues is not None:
+            data["queues"] = {name: {s.value: n for s, n in counts.items()}
+                              for name, counts in queues.items()}
+        render.emit_json(data)
         return
     click.echo(f"Store: {report.url}")
     render.counts_table(report.counts)
+    if queues is not None:
+        render.queue_counts_table(queues)
     if report.due_waiting:
         from queuectl.queue import DUE_CAP
 
@@ -77,13 +86,15 @@ def cleanup() -> None:
 @click.option("--state", "-s", "state_names", multiple=True, metavar="STATE",
               shell_complete=complete.state_names,
               help="Only completed, dead or cancelled jobs (repeatable).")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @json_option
-def purge(older_than: Optional[str], state_names: tuple[str, ...]) -> None:
-    """Delete finished jobs (completed, dead, cancelled) older than a duration.
+def purge(older_than: Optional[str], state_names: tuple[str, ...], yes: bool) -> None:
+    """Delete finished jobs (completed, dead, cancelled) older than a duration (asks
+    first on a terminal; needs --yes in scripts).
 
     \b
       queuectl purge --older-than 7d
-      queuectl purge --older-than 1h --state completed
+      queuectl purge --older-than 1h --state completed --yes
     """
     st = state()
     seconds = None if older_than is None else parse_duration(older_than, what="--older-than")
@@ -94,6 +105,9 @@ def purge(older_than: Optional[str], state_names: tuple[str, ...]) -> None:
     q = st.queue()
     if seconds is None:
         seconds = q.settings().retention
+    which = "/".join(s.value for s in states) if states else "finished"
+    confirm_bulk(yes, lambda: f"Delete {which} jobs that finished more than "
+                              f"{ago(seconds)} ago?", f"delete {which} jobs")
     removed = q.purge(seconds, states or None)
     if st.json:
         render.emit_json({"purged": removed, "older_than_s": seconds})
@@ -111,12 +125,8 @@ def clear(yes: bool) -> None:
       queuectl clear --yes
     """
     st = state()
-    if not yes:
-        if not sys.stdin.isatty():
-            raise InvalidInput("refusing to delete every job without --yes")
-        q = st.queue()
-        total = q.status().total
-        click.confirm(f"Delete all {total} job(s) in {q.display_url}?", abort=True)
+    confirm_bulk(yes, lambda: f"Delete all {st.queue().status().total} job(s) in "
+                              f"{st.queue().display_url}?", "delete every job")
     removed = st.queue().clear()
     if st.json:
         render.emit_json({"deleted": removed})

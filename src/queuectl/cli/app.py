@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "cancel": "jobs:cancel",
     "dequeue": "jobs:dequeue",
     "retry": "jobs:retry",
+    "rm": "jobs:rm",
     "dlq": "dlq:dlq",
     "config": "config_cmd:config",
     "status": "admin:status",
@@ -50,7 +51,7 @@ COMMANDS: dict[str, str] = {
 
 SECTIONS = [
     ("Jobs", ["enqueue", "add", "schedule", "list", "show", "logs", "wait", "cancel",
-              "retry", "dlq"]),
+              "retry", "rm", "dlq"]),
     ("Workers", ["worker", "workers", "start", "stop", "scheduler"]),
     ("Store", ["status", "config", "cleanup", "purge", "clear", "migrate", "doctor", "time",
                "demo"]),

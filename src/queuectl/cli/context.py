@@ -21,6 +21,7 @@ class CliState:
     in_shell: bool = False  # a line typed at the `queuectl>` prompt
     parent: Optional["CliState"] = None  # the shell's state, whose store a line reuses
     _queue: Optional["Queue"] = None
+    _defaults: Optional[dict[str, Any]] = None
 
     def line(self) -> "CliState":
         """The state of one line at the shell's prompt: the shell's --db, --json and
@@ -31,12 +32,32 @@ class CliState:
     def queue(self) -> "Queue":
         """The store's service API, opened on first use (bad input fails before this)."""
         if self.parent is not None and self.db == self.parent.db:
-            return self.parent.queue()
+            return self.parent._open(check=False)  # the shell's store: it is worked in
+        return self._open(check=True)
+
+    def _open(self, check: bool) -> "Queue":
         if self._queue is None:
             from queuectl.queue import Queue  # not needed for --help / --version
 
-            self._queue = Queue(self.db, flags=self.flags)
+            queue = Queue(self.db, flags=self.flags)
+            if check:
+                _check_exists(queue)
+            self._queue = queue
         return self._queue
+
+    def job_defaults(self) -> dict[str, Any]:
+        """The config values jobs without their own max_retries, backoff_base and
+        timeout follow (read once per command)."""
+        if self._defaults is None:
+            settings = self.queue().settings()
+            self._defaults = {"max_retries": settings.max_retries,
+                              "backoff_base": settings.backoff_base,
+                              "timeout": settings.job_timeout}
+        return self._defaults
+
+    def job_dict(self, job: Any, **options: Any) -> dict[str, Any]:
+        """A job's JSON shape with its effective retry and timeout numbers."""
+        return job.to_dict(defaults=self.job_defaults(), **options)  # type: ignore[no-any-return]
 
     def close(self) -> None:
         if self._queue is not None:
@@ -47,6 +68,52 @@ class CliState:
         logging.basicConfig(
             level=logging.DEBUG if self.debug else getattr(logging, level, logging.INFO),
             format="%(asctime)s %(levelname)-7s %(message)s", datefmt="%H:%M:%S")
+
+
+#: commands that only read (or only reach workers, who need a store): on an SQLite path
+#: that does not exist they fail instead of creating folders and an empty store
+READ_ONLY = frozenset({
+    "status", "list", "list-jobs", "scheduled", "show", "logs", "wait", "dlq", "dlq list",
+    "workers", "worker status", "worker stop", "stop", "scheduler status",
+    "scheduler stop", "scheduler logs", "config", "config show", "config list",
+    "config get",
+})
+
+
+def _check_exists(queue: "Queue") -> None:
+    """"no queue at PATH" (exit 3) for a read-only command on a SQLite file that does
+    not exist; the default store in the data dir reads as an empty queue."""
+    if queue.is_postgres:
+        return
+    import os
+
+    if os.path.exists(queue.url):
+        return
+    from queuectl.paths import default_store_url
+
+    if queue.url == default_store_url():
+        return
+    ctx = click.get_current_context(silent=True)
+    path = " ".join(ctx.command_path.split()[1:]) if ctx is not None else ""
+    if path in READ_ONLY:
+        from queuectl.errors import StoreError
+
+        raise StoreError(f"no queue at {queue.url} (nothing was created; a command that "
+                         "adds a job creates it)")
+
+
+def confirm_bulk(yes: bool, question: Callable[[], str], refusal: str) -> None:
+    """A destructive bulk command goes on with --yes; without it, it asks on a
+    terminal (`question()` is called only then) and refuses elsewhere."""
+    if yes:
+        return
+    import sys
+
+    if not sys.stdin.isatty():
+        from queuectl.errors import InvalidInput
+
+        raise InvalidInput(f"refusing to {refusal} without --yes")
+    click.confirm(question(), abort=True)
 
 
 def state() -> CliState:

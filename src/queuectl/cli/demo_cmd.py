@@ -33,7 +33,7 @@ def demo(no_run: bool) -> None:
     ids = [job.id for job in jobs]
     if not st.json:
         click.echo(f"Enqueued {len(ids)} demo jobs into {q.display_url}:")
-        render.job_table(jobs, q.now())
+        render.job_table(jobs, q.now(), st.job_defaults())
     if no_run:
         if st.json:
             render.emit_json({"enqueued": ids})
@@ -55,11 +55,12 @@ def demo(no_run: bool) -> None:
     progress.join(5)
     final = [q.find(job_id) for job_id in ids]
     if st.json:
-        render.emit_json({"jobs": [job.to_dict(with_output=False) for job in final if job],
+        render.emit_json({"jobs": [st.job_dict(job, with_output=False)
+                                   for job in final if job],
                           "status": q.status().to_dict()})
         return
     click.echo("\nResult:")
-    render.job_table([job for job in final if job], q.now())
+    render.job_table([job for job in final if job], q.now(), st.job_defaults())
     click.echo("\nThe store now:")
     render.counts_table(q.status().counts)
     click.echo("")

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Optional
 
 import click
 
 from queuectl.cli import complete, render
-from queuectl.cli.context import json_option, state
+from queuectl.cli.context import confirm_bulk, json_option, state
 from queuectl.errors import InvalidInput
 from queuectl.states import JobState
 
@@ -30,31 +29,41 @@ def dlq(ctx: click.Context) -> None:
 
 
 @dlq.command("list")
-@click.option("--limit", "-n", default=50, show_default=True, type=int,
-              help="Show at most N jobs, newest first (0 = all).")
+@click.option("--limit", "-n", default=None, type=int,
+              help="Show at most N jobs, newest first (0 = all; default 50 on a "
+                   "terminal, else all, streamed).")
 @json_option
-def dlq_list(limit: int = 50) -> None:
+def dlq_list(limit: Optional[int] = None) -> None:
     """List dead jobs with their last error.
 
     \b
       queuectl dlq list
       queuectl dlq list --limit 10 --json
     """
+    from queuectl.cli.jobs import list_limit, more_note
+
     st = state()
-    if limit < 0:
-        raise InvalidInput("--limit must be 0 or more")
+    cap = list_limit(limit)
     q = st.queue()
-    jobs = q.dlq_list(limit or (1 << 62))
+    jobs = q.iter_jobs([JobState.DEAD], None, cap)
     if st.json:
-        render.emit_json([job.to_dict(with_output=False) for job in jobs])
+        render.emit_json_stream(st.job_dict(job, with_output=False) for job in jobs)
         return
     tty = render.is_tty()
-    rows = [[render.short_id(job.id) if tty else job.id, job.attempts,
-             render.ago(q.now() - (job.finished_at or job.updated_at)) + " ago",
+    now = q.now()
+    rows = ([render.short_id(job.id) if tty else job.id, job.attempts,
+             render.ago(now - (job.finished_at or job.updated_at)) + " ago",
              render.shorten(job.command, 30) if tty else job.command, job.error or "-"]
-            for job in jobs]
-    render.table(["ID", "ATTEMPTS", "DIED", "COMMAND", "ERROR"], rows,
-                 empty="The dead-letter queue is empty.")
+            for job in jobs)
+    headers = ["ID", "ATTEMPTS", "DIED", "COMMAND", "ERROR"]
+    empty = "The dead-letter queue is empty."
+    if not tty:
+        render.stream_table(headers, rows, empty=empty)
+        return
+    listed = list(rows)
+    render.table(headers, listed, empty=empty)
+    if cap is not None and len(listed) == cap:
+        more_note(len(listed), q.count_jobs([JobState.DEAD]))
 
 
 @dlq.command("retry")
@@ -89,7 +98,7 @@ def dlq_retry(job_ref: Optional[str], job_id: Optional[str], all_jobs: bool) -> 
         return
     job = q.dlq_retry(refs[0])
     if st.json:
-        render.emit_json(job.to_dict(with_output=False))
+        render.emit_json(st.job_dict(job, with_output=False))
     else:
         click.echo(f"{job.id}: {job.state.value} (attempts reset)")
 
@@ -98,16 +107,15 @@ def dlq_retry(job_ref: Optional[str], job_id: Optional[str], all_jobs: bool) -> 
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @json_option
 def dlq_purge(yes: bool) -> None:
-    """Delete every dead job (asks first on a terminal).
+    """Delete every dead job (asks first on a terminal; needs --yes in scripts).
 
     \b
       queuectl dlq purge
       queuectl dlq purge --yes        # in a script
     """
     st = state()
-    if not yes and sys.stdin.isatty() and sys.stdout.isatty():
-        dead = st.queue().status().counts.get(JobState.DEAD, 0)
-        click.confirm(f"Delete {dead} dead job(s)?", abort=True)
+    confirm_bulk(yes, lambda: f"Delete {st.queue().count_jobs([JobState.DEAD])} dead job(s)?",
+                 "delete every dead job")
     removed = st.queue().dlq_purge()
     if st.json:
         render.emit_json({"purged": removed})

@@ -14,10 +14,8 @@ from queuectl.cli.context import json_option, state
 from queuectl.errors import InvalidInput
 from queuectl.jobcore import looks_like_json_object
 from queuectl.jobspec import build, parse_json_object
-from queuectl.models import NewJob
+from queuectl.models import Job, NewJob
 from queuectl.states import JobState, parse_state
-
-ALL = 1 << 62  # --limit 0
 
 
 def job_options(func: Any) -> Any:
@@ -185,7 +183,7 @@ def _do_enqueue(spec: Sequence[str], command: Optional[str], job: Optional[str],
     jobs = [build(fields, now)]
     stored = st.queue().enqueue(jobs)
     if st.json:
-        render.emit_json(stored[0].to_dict())
+        render.emit_json(st.job_dict(stored[0]))
         return
     item = stored[0]
     click.echo(item.id)
@@ -256,23 +254,50 @@ def _states(values: Sequence[str]) -> list[JobState]:
     return chosen
 
 
-def _list(states: list[JobState], queue_name: Optional[str], limit: int) -> None:
+TERMINAL_LIMIT = 50  # the default --limit on a terminal; piped or --json: every job
+
+
+def list_limit(limit: Optional[int]) -> Optional[int]:
+    """--limit as given (0 = all -> None), else the default: a short page on a
+    terminal, every matching job when the output goes to a program or is --json."""
+    if limit is not None:
+        if limit < 0:
+            raise InvalidInput("--limit must be 0 or more")
+        return limit or None
+    return TERMINAL_LIMIT if render.is_tty() and not state().json else None
+
+
+def more_note(shown: int, total: int) -> None:
+    if total > shown:
+        click.echo(f"showing {shown} of {total} (--limit 0 for all)", err=True)
+
+
+def _list(states: list[JobState], queue_name: Optional[str], limit: Optional[int]) -> None:
     st = state()
-    if limit < 0:
-        raise InvalidInput("--limit must be 0 or more")
+    cap = list_limit(limit)
     q = st.queue()
-    jobs = q.list_jobs(states or None, queue_name, limit or ALL)
+    jobs = q.iter_jobs(states or None, queue_name, cap)
     if st.json:
-        render.emit_json([job.to_dict(with_output=False) for job in jobs])
+        render.emit_json_stream(st.job_dict(job, with_output=False) for job in jobs)
         return
     what = "/".join(s.value for s in states) if states else ""
-    render.job_table(jobs, q.now(), empty=f"No {what + ' ' if what else ''}jobs.")
-    if limit and len(jobs) == limit and sys.stdout.isatty():
-        click.echo(f"(showing the newest {limit}; use --limit N for more)", err=True)
+    shown = 0
+
+    def counted() -> Iterator[Job]:
+        nonlocal shown
+        for job in jobs:
+            shown += 1
+            yield job
+
+    render.job_table(counted(), q.now(), st.job_defaults(),
+                     empty=f"No {what + ' ' if what else ''}jobs.")
+    if cap is not None and shown == cap and render.is_tty():
+        more_note(shown, q.count_jobs(states or None, queue_name))
 
 
-LIST_LIMIT = click.option("--limit", "-n", default=50, show_default=True, type=int,
-                          help="Show at most N jobs, newest first (0 = all).")
+LIST_LIMIT = click.option("--limit", "-n", default=None, type=int,
+                          help="Show at most N jobs, newest first (0 = all; default 50 "
+                               "on a terminal, else all, streamed).")
 
 
 @click.command("list")
@@ -284,7 +309,8 @@ LIST_LIMIT = click.option("--limit", "-n", default=50, show_default=True, type=i
               shell_complete=complete.queue_names)
 @LIST_LIMIT
 @json_option
-def list_cmd(state_names: tuple[str, ...], queue_name: Optional[str], limit: int) -> None:
+def list_cmd(state_names: tuple[str, ...], queue_name: Optional[str],
+             limit: Optional[int]) -> None:
     """List jobs, newest first.
 
     \b
@@ -300,7 +326,8 @@ def list_cmd(state_names: tuple[str, ...], queue_name: Optional[str], limit: int
 @click.option("--queue", "-q", "queue_name", metavar="NAME", shell_complete=complete.queue_names)
 @LIST_LIMIT
 @json_option
-def list_jobs(state_name: Optional[str], queue_name: Optional[str], limit: int) -> None:
+def list_jobs(state_name: Optional[str], queue_name: Optional[str],
+              limit: Optional[int]) -> None:
     """List jobs in STATE (same as list --state STATE).
 
     \b
@@ -313,7 +340,7 @@ def list_jobs(state_name: Optional[str], queue_name: Optional[str], limit: int) 
 @click.option("--queue", "-q", "queue_name", metavar="NAME", shell_complete=complete.queue_names)
 @LIST_LIMIT
 @json_option
-def scheduled(queue_name: Optional[str], limit: int) -> None:
+def scheduled(queue_name: Optional[str], limit: Optional[int]) -> None:
     """List scheduled jobs (same as list --state scheduled).
 
     \b
@@ -344,9 +371,9 @@ def show(job_ref: str, with_env: bool) -> None:
     q = st.queue()
     job = q.get(job_ref)
     if st.json:
-        render.emit_json(job.to_dict(with_env=with_env))
+        render.emit_json(st.job_dict(job, with_env=with_env))
     else:
-        render.job_detail(job, q.now(), with_env=with_env)
+        render.job_detail(job, q.now(), st.job_defaults(), with_env=with_env)
 
 
 # -- transitions ----------------------------------------------------------------------
@@ -366,8 +393,8 @@ def _transition_command(name: str, verb: str, hidden: bool = False,
             if not st.json:
                 click.echo(f"{job.id}: {job.state.value}")
         if st.json:
-            render.emit_json(done[0].to_dict(with_output=False) if len(done) == 1 else
-                             {"jobs": [j.to_dict(with_output=False) for j in done]})
+            render.emit_json(st.job_dict(done[0], with_output=False) if len(done) == 1 else
+                             {"jobs": [st.job_dict(j, with_output=False) for j in done]})
     return command
 
 
@@ -385,3 +412,34 @@ RETRY_HELP = """Run a failed, dead or cancelled job again now.
   queuectl retry job1
 """
 retry = _transition_command("retry", "retry", help_text=RETRY_HELP)
+
+
+@click.command("rm")
+@click.argument("job_refs", nargs=-1, required=True, metavar="ID...",
+                shell_complete=complete.job_ids)
+@json_option
+def rm(job_refs: tuple[str, ...]) -> None:
+    """Delete jobs, with their history and output.
+
+    A running job is refused: cancel it first (`queuectl cancel ID` kills it), then
+    remove it.  Every id is checked before any job is deleted.
+
+    \b
+      queuectl rm job1
+      queuectl rm 08232c92 job2
+    """
+    st = state()
+    q = st.queue()
+    found = [q.get(ref) for ref in dict.fromkeys(job_refs)]
+    for job in found:
+        if job.state is JobState.PROCESSING:
+            from queuectl.errors import InvalidTransition
+
+            raise InvalidTransition(f"job {job.id} is processing: cancel it first "
+                                    f"(queuectl cancel {job.id}), then remove it")
+    removed = [q.remove(job.id).id for job in found]
+    if st.json:
+        render.emit_json({"removed": removed})
+    else:
+        for job_id in removed:
+            click.echo(f"{job_id}: removed")

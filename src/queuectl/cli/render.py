@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Iterable, Mapping, Optional, Sequence
 
 import click
 
@@ -57,6 +57,48 @@ def emit_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
+def emit_json_stream(items: Iterable[Any]) -> None:
+    """A JSON array written item by item as they come (constant memory)."""
+    out = sys.stdout
+    first = True
+    for item in items:
+        text = json.dumps(item, indent=2, ensure_ascii=False).replace("\n", "\n  ")
+        out.write(("[\n  " if first else ",\n  ") + text)
+        first = False
+    out.write("[]\n" if first else "\n]\n")
+    out.flush()
+
+
+def stream_table(headers: Sequence[str], rows: Iterable[Sequence[Any]],
+                 empty: str = "(none)", sample: int = 500) -> None:
+    """Plain aligned columns for a pipe, written as rows come: the widths are those
+    of the first `sample` rows (a longer cell later pushes its line only)."""
+    it = iter(rows)
+    first: list[list[str]] = []
+    for row in it:
+        first.append(["" if c is None else visible(str(c)) for c in row])
+        if len(first) >= sample:
+            break
+    if not first:
+        click.echo(empty)
+        return
+    widths = [len(h) for h in headers]
+    for row in first:
+        for i, cell in enumerate(row[:-1]):
+            widths[i] = max(widths[i], len(cell))
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(c.ljust(widths[i]) if i < len(cells) - 1 else c
+                         for i, c in enumerate(cells)).rstrip() + "\n"
+
+    out = sys.stdout
+    out.write(line(list(headers)))
+    out.writelines(line(row) for row in first)
+    for raw in it:
+        out.write(line(["" if c is None else visible(str(c)) for c in raw]))
+    out.flush()
+
+
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]],
           styles: Optional[Sequence[Optional[str]]] = None,
           empty: str = "(none)") -> None:
@@ -104,16 +146,25 @@ def shorten(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def job_table(jobs: Sequence[Job], now: float, empty: str = "No jobs.") -> None:
+JOB_HEADERS = ["ID", "STATE", "PRI", "ATTEMPTS", "QUEUE", "WHEN", "COMMAND"]
+
+
+def job_table(jobs: Iterable[Job], now: float, defaults: Mapping[str, Any],
+              empty: str = "No jobs.") -> None:
+    """The job list: a rich table on a terminal; piped, streamed row by row."""
+    if not is_tty():
+        stream_table(JOB_HEADERS, ([job.id, job.state.value, job.priority,
+                                    _attempts(job, defaults),
+                                    job.queue, _when(job, now), shorten(job.command, 10_000)]
+                                   for job in jobs), empty=empty)
+        return
     rows, styles = [], []
-    width = 60 if is_tty() else 10_000
     for job in jobs:
-        when = _when(job, now)
-        rows.append([short_id(job.id) if is_tty() else job.id, job.state.value, job.priority,
-                     _attempts(job), job.queue, when, shorten(job.command, width)])
+        rows.append([short_id(job.id), job.state.value, job.priority,
+                     _attempts(job, defaults), job.queue, _when(job, now),
+                     shorten(job.command, 60)])
         styles.append(STATE_STYLE.get(job.state))
-    table(["ID", "STATE", "PRI", "ATTEMPTS", "QUEUE", "WHEN", "COMMAND"], rows, styles,
-          empty=empty)
+    table(JOB_HEADERS, rows, styles, empty=empty)
 
 
 def short_id(job_id: str) -> str:
@@ -124,10 +175,10 @@ def short_id(job_id: str) -> str:
     return job_id
 
 
-def _attempts(job: Job) -> str:
-    if job.max_retries is None:
-        return str(job.attempts)
-    return f"{job.attempts}/{1 + job.max_retries}"
+def _attempts(job: Job, defaults: Mapping[str, Any]) -> str:
+    """Runs so far / runs allowed (1 + the effective max retries)."""
+    retries = defaults["max_retries"] if job.max_retries is None else job.max_retries
+    return f"{job.attempts}/{1 + retries}"
 
 
 def _when(job: Job, now: float) -> str:
@@ -142,17 +193,25 @@ def _when(job: Job, now: float) -> str:
     return f"{ago(now - job.created_at)} ago"
 
 
-def job_detail(job: Job, now: float, with_env: bool = False) -> None:
+def job_detail(job: Job, now: float, defaults: Mapping[str, Any],
+               with_env: bool = False) -> None:
     """Every field of a job, its attempt history and its captured output."""
-    max_runs = "config" if job.max_retries is None else str(1 + job.max_retries)
+    effective = job.effective(defaults)
+
+    def note(name: str) -> str:
+        return " (from config)" if effective[name][1] else ""
+
+    retries, base, timeout = (effective[name][0] for name in
+                              ("max_retries", "backoff_base", "timeout"))
     fields = [
         ("ID", job.id), ("Command", job.command), ("State", job.state.value),
         ("Queue", job.queue), ("Priority", job.priority),
-        ("Attempts", f"{job.attempts} (max runs: {max_runs})"),
-        ("Max retries", "config" if job.max_retries is None else job.max_retries),
-        ("Backoff base", "config" if job.backoff_base is None else f"{job.backoff_base:g}"),
-        ("Timeout", "config" if job.timeout is None else f"{job.timeout:g}s"),
+        ("Attempts", f"{job.attempts}/{1 + retries}"),
+        ("Max retries", f"{retries}{note('max_retries')}"),
+        ("Backoff base", f"{base:g}{note('backoff_base')}"),
+        ("Timeout", (f"{timeout:g}s" if timeout else "none") + note("timeout")),
         ("Run at", _stamp(job.run_at, now)),
+        *([("Next retry", _stamp(job.run_at, now))] if job.state is JobState.FAILED else []),
         ("Created", _stamp(job.created_at, now)),
         ("Updated", _stamp(job.updated_at, now)),
         ("Started", _stamp(job.started_at, now)),
@@ -213,3 +272,10 @@ def counts_table(counts: dict[JobState, int]) -> None:
     rows.append(["total", sum(counts.values())])
     styles = [STATE_STYLE.get(state) for state in ORDER] + ["bold"]
     table(["STATE", "JOBS"], rows, styles)
+
+
+def queue_counts_table(queues: dict[str, dict[JobState, int]]) -> None:
+    """A row per queue, a column per state."""
+    rows = [[name, *(counts.get(s, 0) for s in ORDER), sum(counts.values())]
+            for name, counts in queues.items()]
+    table(["QUEUE", *(s.value.upper() for s in ORDER), "TOTAL"], rows, empty="No queues.")

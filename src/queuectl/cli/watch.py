@@ -111,7 +111,7 @@ def wait(job_refs: tuple[str, ...], timeout: Optional[float], quiet: bool) -> No
     unfinished = [job for job in done.jobs if job.state not in FINISHED]
     if st.json:
         render.emit_json({"all_completed": done.all_completed, "timed_out": done.timed_out,
-                          "jobs": [job.to_dict(with_output=False) for job in done.jobs]})
+                          "jobs": [st.job_dict(job, with_output=False) for job in done.jobs]})
     elif unfinished and not quiet:
         click.echo(f"timed out; still {', '.join(f'{j.id} {j.state.value}' for j in unfinished)}",
                    err=True)

@@ -100,8 +100,9 @@ def worker_start(count: Optional[int], queues: tuple[str, ...], burst: bool,
                  idle_timeout: Optional[str], detach: bool) -> None:
     """Run jobs with N concurrent slots until stopped.
 
-    The first Ctrl-C (or SIGTERM, or `queuectl worker stop`) stops claiming and lets
-    running jobs finish; a second one kills them and puts them back to pending.
+    The first Ctrl-C (or SIGTERM) stops claiming and lets running jobs finish; a second
+    one kills them and puts them back to pending.  `queuectl worker stop` is always
+    graceful, however often it is given; `worker stop --now` kills at once.
 
     \b
       queuectl worker start --count 4
@@ -168,6 +169,11 @@ def _stop_options(func: Any) -> Any:
 @_stop_options
 def worker_stop(now: bool, wait: bool, wait_timeout: Optional[float]) -> None:
     """Stop every worker of this store, on this host at once and on others via the store.
+
+    Plain `worker stop` is graceful, however often it is given: workers stop claiming
+    and running jobs finish.  `--now` kills running jobs and puts them back to pending
+    (no attempt counted).  A worker's own Ctrl-C or SIGTERM is graceful the first time;
+    a second one means now.
 
     \b
       queuectl worker stop

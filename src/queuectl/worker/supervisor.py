@@ -51,6 +51,8 @@ log = logging.getLogger(__name__)
 #: terminal closed) counts as one for a foreground worker, so its running jobs are
 #: never left behind unsupervised; a detached worker starts with it ignored.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+#: `worker stop` (graceful): "a stop was requested in the store"; never escalates
+STOP_REQUEST_SIGNAL = signal.SIGUSR1
 
 START_RETRY_S = 0.5  # first pause when the store cannot be reached at start-up
 START_RETRY_MAX_S = 5.0
@@ -74,6 +76,7 @@ class Supervisor:
         self.queue = Queue(url, flags=options.flags, env=env, durable=False)
         self.url = self.queue.url
         self._signals = 0
+        self._signals_handled = 0
         self._last_signal = ""  # the name of the last stop signal, for the log
         self._pipe_r, self._pipe_w = os.pipe()
         os.set_blocking(self._pipe_r, False)
@@ -119,7 +122,8 @@ class Supervisor:
     def check_signals(self) -> None:
         """Act on signals now (also called while a store call is being retried)."""
         self._drain_pipe()
-        if self._signals:
+        if self._signals > self._signals_handled:
+            self._signals_handled = self._signals
             self._on_signal()
         if self._stop_requested and not self.ctx.stopping:
             self._begin_stop(now=False)
@@ -332,12 +336,15 @@ class Supervisor:
             ctx.exit_reason = ctx.exit_reason or "second signal"
             self._begin_stop(now=True)
             return
-        if ctx.stopping:
+        if ctx.stop_now:
             return
-        # A signal from `worker stop --now` on this host comes with a store flag.
+        # A signal from `worker stop --now` on this host comes with a store flag (also
+        # while a graceful stop is under way).
         request = store_call(lambda: ctx.backend.heartbeat(
             ctx.worker_id, busy=self.executor.busy, jobs_done=ctx.jobs_done,
             now=time.time()))
+        if ctx.stopping and request != "now":
+            return
         ctx.exit_reason = ctx.exit_reason or self._last_signal or "signal"
         self._begin_stop(now=request == "now")
 
@@ -352,6 +359,8 @@ class Supervisor:
             if signum == signal.SIGHUP and signal.getsignal(signum) == signal.SIG_IGN:
                 continue  # detached (or under nohup): a hang-up is not for this worker
             previous[signum] = signal.signal(signum, self._handle_signal)
+        previous[STOP_REQUEST_SIGNAL] = signal.signal(STOP_REQUEST_SIGNAL,
+                                                      self._handle_signal)
         self._previous_wakeup_fd = signal.set_wakeup_fd(self._pipe_w)
         self._previous_signals = previous
 
@@ -360,6 +369,8 @@ class Supervisor:
         if previous:
             signal.set_wakeup_fd(self._previous_wakeup_fd)
         for signum, handler in previous.items():
+            if signum == STOP_REQUEST_SIGNAL and handler == signal.SIG_DFL:
+                handler = signal.SIG_IGN  # a late `worker stop` must not kill the exit
             signal.signal(signum, handler)
 
     def _handle_signal(self, signum: int, frame: Any) -> None:
@@ -381,7 +392,12 @@ class Supervisor:
             if not data:
                 return
             for byte in data:
-                if byte in STOP_SIGNALS:
+                if byte == STOP_REQUEST_SIGNAL:
+                    self._stop_requested = True
+                    self._early_reason = self._early_reason or "worker stop"
+                    if getattr(self, "ctx", None) is not None:
+                        self.ctx.exit_reason = self.ctx.exit_reason or "worker stop"
+                elif byte in STOP_SIGNALS:
                     self._signals += 1
                     self._last_signal = signal.Signals(byte).name
 

@@ -133,6 +133,16 @@ SELECT {job_columns} FROM jobs
 WHERE state = ANY(%(states)s) AND queue = %(queue)s
 ORDER BY seq DESC LIMIT %(limit)s OFFSET %(offset)s
 
+-- name: list_page
+-- one page of a listing, newest first, after the last seq seen (keyset pagination)
+SELECT seq, {job_columns} FROM jobs
+WHERE seq < %(before)s AND state = ANY(%(states)s)
+  AND (%(queue)s::text IS NULL OR queue = %(queue)s)
+ORDER BY seq DESC LIMIT %(limit)s
+
+-- name: queue_counts
+SELECT queue, state, COUNT(*) FROM jobs GROUP BY queue, state
+
 -- name: counts
 -- No counts table here: one hot counts row would serialize every transition of every
 -- worker host; the state index answers this.
@@ -191,6 +201,16 @@ WHERE EXISTS (SELECT 1 FROM jobs WHERE jobs.id = job_dependencies.job_id AND {_p
 
 -- name: purge
 DELETE FROM jobs WHERE {_purged}
+
+-- name: delete_job
+-- `rm ID`: one job, never while it runs (its worker would have nowhere to record it)
+DELETE FROM jobs WHERE id = %(id)s AND state NOT IN ({PROCESSING})
+
+-- name: delete_job_output
+DELETE FROM job_output WHERE job_id = %(id)s
+
+-- name: delete_job_edges
+DELETE FROM job_dependencies WHERE job_id = %(id)s
 
 -- name: clear_output
 DELETE FROM job_output

@@ -140,6 +140,17 @@ SELECT {job_columns} FROM jobs
 WHERE state IN (SELECT value FROM json_each(:states)) AND queue = :queue
 ORDER BY seq DESC LIMIT :limit OFFSET :offset
 
+-- name: list_page
+-- one page of a listing, newest first, after the last seq seen (keyset pagination:
+-- each page resumes where the last ended, at any depth)
+SELECT seq, {job_columns} FROM jobs
+WHERE seq < :before AND state IN (SELECT value FROM json_each(:states))
+  AND (:queue IS NULL OR queue = :queue)
+ORDER BY seq DESC LIMIT :limit
+
+-- name: queue_counts
+SELECT queue, state, COUNT(*) FROM jobs GROUP BY queue, state
+
 -- name: counts
 SELECT state, n FROM state_counts
 
@@ -195,6 +206,16 @@ WHERE EXISTS (SELECT 1 FROM jobs WHERE jobs.id = job_dependencies.job_id AND {_p
 
 -- name: purge
 DELETE FROM jobs WHERE {_purged}
+
+-- name: delete_job
+-- `rm ID`: one job, never while it runs (its worker would have nowhere to record it)
+DELETE FROM jobs WHERE id = :id AND state NOT IN ({PROCESSING})
+
+-- name: delete_job_output
+DELETE FROM job_output WHERE job_id = :id
+
+-- name: delete_job_edges
+DELETE FROM job_dependencies WHERE job_id = :id
 
 -- name: clear_output
 DELETE FROM job_output
