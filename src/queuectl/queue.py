@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Optional, Sequence
 
 from queuectl import wakeup
@@ -50,18 +50,34 @@ class Status:
     def total(self) -> int:
         return sum(self.counts.values())
 
+    @property
+    def slots(self) -> int:
+        return sum(w.slots for w in self.workers)
+
+    @property
+    def busy_slots(self) -> int:
+        """Jobs the live workers hold in `processing` at the moment of the report."""
+        return sum(w.busy for w in self.workers)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "store": self.url,
             "counts": {state.value: n for state, n in self.counts.items()},
             "total": self.total,
             "workers": [w.to_dict(self.now) for w in self.workers],
-            "busy_slots": sum(w.busy for w in self.workers),
+            "slots": self.slots,
+            "busy_slots": self.busy_slots,
+            "utilisation": utilisation(self.busy_slots, self.slots),
             "oldest_pending_age_s": (None if self.oldest_due_age_s is None
                                      else round(self.oldest_due_age_s, 3)),
             "throughput_last_minute": self.finished_last_minute,
             "due_waiting": self.due_waiting,
         }
+
+
+def utilisation(busy: int, slots: int) -> Optional[float]:
+    """Busy slots / slots, rounded (None without slots)."""
+    return round(busy / slots, 4) if slots else None
 
 
 DUE_CAP = 10_000  # status counts due scheduled/failed jobs up to this many
@@ -327,12 +343,11 @@ class Queue:
         return self.backend.schema_version()
 
     def status(self) -> Status:
-        from queuectl.maintenance import this_host, worker_alive
+        from queuectl.maintenance import this_host
 
         now = self.now()
         settings = self.settings()
-        workers = [w for w in self.backend.list_workers()
-                   if worker_alive(w, settings, now, this_host())]
+        workers = [w for w, alive in self._workers_now(settings, now, this_host()) if alive]
         oldest = self.backend.oldest_due(now)
         return Status(url=self.display_url, counts=self.backend.counts(), workers=workers,
                       oldest_due_age_s=None if oldest is None else now - oldest,
@@ -341,10 +356,19 @@ class Queue:
 
     def workers(self) -> list[tuple[WorkerInfo, bool]]:
         """Every registration with whether it is alive."""
-        from queuectl.maintenance import this_host, worker_alive
+        from queuectl.maintenance import this_host
 
-        now, settings, host = self.now(), self.settings(), this_host()
-        return [(w, worker_alive(w, settings, now, host)) for w in self.backend.list_workers()]
+        return self._workers_now(self.settings(), self.now(), this_host())
+
+    def _workers_now(self, settings: "Settings", now: float, host: str
+                     ) -> list[tuple[WorkerInfo, bool]]:
+        """Registrations with whether they are alive; `busy` is what each one holds in
+        `processing` in the store now (the heartbeat's figure lags up to an interval)."""
+        from queuectl.maintenance import worker_alive
+
+        running = self.backend.running_by_worker()
+        return [(replace(w, busy=running.get(w.id, 0)), worker_alive(w, settings, now, host))
+                for w in self.backend.list_workers()]
 
     def stop_workers(self, *, now_mode: bool = False) -> StopReport:
         """Ask every supervisor to stop: local ones at once (a signal), remote ones

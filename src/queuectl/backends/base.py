@@ -150,6 +150,10 @@ class Backend(Protocol):
     def orphaned_jobs(self) -> list[Job]:
         """Processing jobs whose worker is not registered at all."""
 
+    def running_by_worker(self) -> dict[str, int]:
+        """How many jobs each worker registration holds in `processing` right now (one
+        grouped read through the partial index of processing jobs, not the heartbeat)."""
+
     def purge(self, states: Sequence[JobState], finished_before: Optional[float]) -> int:
         """Delete jobs in `states`, finished before the time if given, with their
         output chunks and dependency edges (in one transaction)."""
@@ -519,6 +523,10 @@ class SqlVerbs:
 
     def orphaned_jobs(self) -> list[Job]:
         return [row_to_job(r) for r in self._all("orphaned_jobs")]
+
+    def running_by_worker(self) -> dict[str, int]:
+        return {worker_id: int(n) for worker_id, n in self._all("running_by_worker")
+                if worker_id is not None}
 
     def purge(self, states: Sequence[JobState], finished_before: Optional[float]) -> int:
         params = {"states": self._array([s.value for s in states]),

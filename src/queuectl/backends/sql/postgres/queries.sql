@@ -168,6 +168,13 @@ WHERE state IN ({WAITING}) AND run_at <= %(now)s
 SELECT {job_columns} FROM jobs
 WHERE state = {PROCESSING} AND worker_id = ANY(%(worker_ids)s)
 
+-- name: running_by_worker
+-- Busy slots as the store knows them now (status, workers, metrics), through the
+-- partial index of processing jobs: as many rows as jobs run, at any depth.
+SELECT worker_id, COUNT(*) FROM jobs
+WHERE state = {PROCESSING}
+GROUP BY worker_id
+
 -- name: orphaned_jobs
 SELECT {job_columns} FROM jobs
 WHERE state = {PROCESSING}
