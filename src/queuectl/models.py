@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, NamedTuple, Optional
 
 from queuectl.states import JobState
 from queuectl.times import iso_utc
@@ -187,3 +187,27 @@ class WorkerInfo:
             "jobs_done": self.jobs_done,
             "stop_requested": self.stop_requested,
         }
+
+
+class RunRecord(NamedTuple):
+    """A run that ended, as `metrics` reads it from the store: a worker's history entry
+    with a result, or a job cancelled (`result` "cancelled", no run times)."""
+
+    queue: str
+    result: str  # completed, failed (to be retried), dead, or cancelled
+    timed_out: bool
+    attempt: Optional[int]
+    started_at: Optional[float]
+    finished_at: float
+    #: due time to start of the job's last run, on the entry of a job that ended
+    #: completed or dead (the due time of an earlier, failed run is not kept)
+    wait_s: Optional[float]
+
+
+class LiveCount(NamedTuple):
+    """Jobs of one queue in one live state, and the oldest due one's run_at."""
+
+    queue: str
+    state: str
+    jobs: int
+    oldest_due: Optional[float]  # run_at of its oldest job already due (waiting states)

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from queuectl import jobevents
     from queuectl.config import Settings
     from queuectl.maintenance import RescueReport
+    from queuectl.metrics import Metrics
 
 Clock = Callable[[], float]
 
@@ -353,6 +354,25 @@ class Queue:
                       oldest_due_age_s=None if oldest is None else now - oldest,
                       finished_last_minute=self.backend.finished_since(now - 60), now=now,
                       due_waiting=self.backend.due_waiting(now, DUE_CAP))
+
+    def metrics(self, since_s: float = 3600.0, queue: Optional[str] = None) -> "Metrics":
+        """`queuectl metrics`: runs by outcome, rates, durations, waits, depth and
+        slots over the last `since_s` seconds, overall and per queue (or of `queue`),
+        read from the store (every host's workers)."""
+        from queuectl import metrics
+        from queuectl.maintenance import this_host
+
+        if not since_s > 0:
+            raise InvalidInput("the metrics window must be longer than 0 seconds")
+        _check_utf8(queue, "queue")
+        now = self.now()
+        settings = self.settings()
+        workers = [w for w, alive in self._workers_now(settings, now, this_host()) if alive]
+        return metrics.compute(
+            store=self.display_url, now=now, since_s=since_s, queue=queue,
+            runs=self.backend.metrics_runs(metrics.horizon(now, since_s), queue),
+            live=self.backend.metrics_live(now, queue),
+            counts=None if queue is not None else self.backend.counts(), workers=workers)
 
     def workers(self) -> list[tuple[WorkerInfo, bool]]:
         """Every registration with whether it is alive."""

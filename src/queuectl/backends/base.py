@@ -23,7 +23,7 @@ from typing import (
 )
 
 from queuectl.errors import StoreError
-from queuectl.models import Job, NewJob, WorkerInfo
+from queuectl.models import Job, LiveCount, NewJob, RunRecord, WorkerInfo
 from queuectl.states import (
     FINISH_TARGETS,
     SQL_LISTS,
@@ -149,6 +149,15 @@ class Backend(Protocol):
 
     def orphaned_jobs(self) -> list[Job]:
         """Processing jobs whose worker is not registered at all."""
+
+    def metrics_runs(self, since: float, queue: Optional[str]) -> list[RunRecord]:
+        """Runs that ended at or after `since` (history entries with a result, of jobs
+        finished since then or running now) and jobs cancelled since then, optionally
+        of one queue (`metrics`)."""
+
+    def metrics_live(self, now: float, queue: Optional[str]) -> list[LiveCount]:
+        """Live jobs (waiting states and processing) per queue and state, with the run_at
+        of the oldest one already due, optionally of one queue (`metrics`)."""
 
     def running_by_worker(self) -> dict[str, int]:
         """How many jobs each worker registration holds in `processing` right now (one
@@ -523,6 +532,18 @@ class SqlVerbs:
 
     def orphaned_jobs(self) -> list[Job]:
         return [row_to_job(r) for r in self._all("orphaned_jobs")]
+
+    def metrics_runs(self, since: float, queue: Optional[str]) -> list[RunRecord]:
+        rows = self._all("metrics_runs", {"since": since, "queue": queue})
+        return [RunRecord(q, result, bool(timed_out), None if attempt is None else int(attempt),
+                          None if started is None else float(started), float(finished),
+                          None if wait is None else float(wait))
+                for q, result, timed_out, attempt, started, finished, wait in rows]
+
+    def metrics_live(self, now: float, queue: Optional[str]) -> list[LiveCount]:
+        rows = self._all("metrics_live", {"now": now, "queue": queue})
+        return [LiveCount(q, state, int(n), None if oldest is None else float(oldest))
+                for q, state, n, oldest in rows]
 
     def running_by_worker(self) -> dict[str, int]:
         return {worker_id: int(n) for worker_id, n in self._all("running_by_worker")

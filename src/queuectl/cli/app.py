@@ -31,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "dlq": "dlq:dlq",
     "config": "config_cmd:config",
     "status": "admin:status",
+    "metrics": "metrics_cmd:metrics",
     "clear": "admin:clear",
     "purge": "admin:purge",
     "cleanup": "admin:cleanup",
@@ -49,8 +50,8 @@ SECTIONS = [
     ("Jobs", ["enqueue", "add", "schedule", "list", "show", "logs", "wait", "cancel",
               "retry", "dlq"]),
     ("Workers", ["worker", "workers", "start", "stop", "scheduler"]),
-    ("Store", ["status", "config", "cleanup", "purge", "clear", "migrate", "doctor", "time",
-               "demo"]),
+    ("Store", ["status", "metrics", "config", "cleanup", "purge", "clear", "migrate",
+               "doctor", "time", "demo"]),
 ]
 HIDDEN = {"list-jobs", "scheduled", "dequeue"}
 

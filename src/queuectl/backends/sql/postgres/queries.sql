@@ -168,6 +168,46 @@ WHERE state IN ({WAITING}) AND run_at <= %(now)s
 SELECT {job_columns} FROM jobs
 WHERE state = {PROCESSING} AND worker_id = ANY(%(worker_ids)s)
 
+-- name: metrics_runs
+-- The runs that ended at or after :since (`metrics`): the worker's history entries
+-- that carry a result, of the jobs finished since then (through jobs_finished) and of
+-- the jobs running now (a retry in progress: its failed runs are in its history
+-- only), plus the jobs cancelled since then.  Reads as many rows as ended in the
+-- window, at any depth.  The last entry of a completed or dead job carries its queue
+-- wait (due time to start of that run).
+WITH j AS (
+    SELECT queue, state, run_at, started_at, finished_at, history FROM jobs
+    WHERE finished_at >= %(since)s
+      AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
+    UNION ALL
+    SELECT queue, state, run_at, started_at, finished_at, history FROM jobs
+    WHERE state = {PROCESSING} AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
+)
+SELECT j.queue, e.value ->> 'result', COALESCE((e.value ->> 'timed_out')::boolean, false),
+       (e.value ->> 'attempt')::int, (e.value ->> 'started_at')::float8,
+       (e.value ->> 'finished_at')::float8,
+       CASE WHEN j.state IN ({COMPLETED}, {DEAD}) AND e.n = jsonb_array_length(j.history)
+            THEN j.started_at - j.run_at END
+FROM j CROSS JOIN LATERAL jsonb_array_elements(j.history) WITH ORDINALITY AS e(value, n)
+WHERE e.value ->> 'result' IS NOT NULL
+  AND (e.value ->> 'finished_at')::float8 >= %(since)s
+UNION ALL
+SELECT queue, {CANCELLED}, false, NULL, NULL, finished_at, NULL FROM j
+WHERE state = {CANCELLED}
+
+-- name: metrics_live
+-- Live jobs per queue and state, with the oldest due one (`metrics`): through the
+-- partial indexes of waiting and of processing jobs, never the finished ones.
+SELECT queue, state, COUNT(*), MIN(CASE WHEN run_at <= %(now)s THEN run_at END)
+FROM jobs
+WHERE state IN ({CLAIMABLE}) AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
+GROUP BY queue, state
+UNION ALL
+SELECT queue, state, COUNT(*), NULL
+FROM jobs
+WHERE state = {PROCESSING} AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
+GROUP BY queue, state
+
 -- name: running_by_worker
 -- Busy slots as the store knows them now (status, workers, metrics), through the
 -- partial index of processing jobs: as many rows as jobs run, at any depth.

@@ -173,6 +173,46 @@ WHERE state IN ({WAITING}) AND run_at <= :now
 SELECT {job_columns} FROM jobs
 WHERE state = {PROCESSING} AND worker_id IN (SELECT value FROM json_each(:worker_ids))
 
+-- name: metrics_runs
+-- The runs that ended at or after :since (`metrics`): the worker's history entries
+-- that carry a result, of the jobs finished since then (through jobs_finished) and of
+-- the jobs running now (a retry in progress: its failed runs are in its history
+-- only), plus the jobs cancelled since then.  Reads as many rows as ended in the
+-- window, at any depth.  The last entry of a completed or dead job carries its queue
+-- wait (due time to start of that run).
+WITH j AS (
+    SELECT queue, state, run_at, started_at, finished_at, history
+    FROM jobs INDEXED BY jobs_finished
+    WHERE finished_at >= :since AND (:queue IS NULL OR queue = :queue)
+    UNION ALL
+    SELECT queue, state, run_at, started_at, finished_at, history
+    FROM jobs INDEXED BY jobs_worker
+    WHERE state = {PROCESSING} AND (:queue IS NULL OR queue = :queue)
+)
+SELECT j.queue, e.value ->> '$.result', COALESCE(e.value ->> '$.timed_out', 0),
+       e.value ->> '$.attempt', e.value ->> '$.started_at', e.value ->> '$.finished_at',
+       CASE WHEN j.state IN ({COMPLETED}, {DEAD})
+                 AND e.key = json_array_length(j.history) - 1
+            THEN j.started_at - j.run_at END
+FROM j, json_each(j.history) AS e
+WHERE e.value ->> '$.result' IS NOT NULL AND e.value ->> '$.finished_at' >= :since
+UNION ALL
+SELECT queue, {CANCELLED}, 0, NULL, NULL, finished_at, NULL FROM j
+WHERE state = {CANCELLED}
+
+-- name: metrics_live
+-- Live jobs per queue and state, with the oldest due one (`metrics`): through the
+-- partial indexes of waiting and of processing jobs, never the finished ones.
+SELECT queue, state, COUNT(*), MIN(CASE WHEN run_at <= :now THEN run_at END)
+FROM jobs INDEXED BY jobs_due
+WHERE state IN ({CLAIMABLE}) AND (:queue IS NULL OR queue = :queue)
+GROUP BY queue, state
+UNION ALL
+SELECT queue, state, COUNT(*), NULL
+FROM jobs INDEXED BY jobs_worker
+WHERE state = {PROCESSING} AND (:queue IS NULL OR queue = :queue)
+GROUP BY queue, state
+
 -- name: running_by_worker
 -- Busy slots as the store knows them now (status, workers, metrics), through the
 -- partial index of processing jobs: as many rows as jobs run, at any depth.
