@@ -193,6 +193,7 @@ class RunRecord(NamedTuple):
     """A run that ended, as `metrics` reads it from the store: a worker's history entry
     with a result, or a job cancelled (`result` "cancelled", no run times)."""
 
+    job_id: str
     queue: str
     result: str  # completed, failed (to be retried), dead, or cancelled
     timed_out: bool

@@ -19,7 +19,7 @@ from queuectl.errors import (
     StoreError,
 )
 from queuectl.jobcore import new_job_id
-from queuectl.models import MIN_PREFIX_LEN, Job, NewJob, WorkerInfo
+from queuectl.models import MIN_PREFIX_LEN, Job, NewJob, RunRecord, WorkerInfo
 from queuectl.paths import runtime_dir
 from queuectl.states import FINISHED, JobState, Transition
 from queuectl.worker import capture
@@ -373,6 +373,12 @@ class Queue:
             runs=self.backend.metrics_runs(metrics.horizon(now, since_s), queue),
             live=self.backend.metrics_live(now, queue),
             counts=None if queue is not None else self.backend.counts(), workers=workers)
+
+    def runs_since(self, since: float, queue: Optional[str] = None) -> list[RunRecord]:
+        """The runs that ended at or after `since` (and the jobs cancelled since then),
+        one record each, of every queue or of `queue` (the Prometheus counters)."""
+        _check_utf8(queue, "queue")
+        return self.backend.metrics_runs(since, queue)
 
     def workers(self) -> list[tuple[WorkerInfo, bool]]:
         """Every registration with whether it is alive."""

@@ -35,9 +35,12 @@ class Store:
         return job
 
     def finish(self, job: Job, at: float, state: JobState = JobState.COMPLETED, *,
-               run_at: Optional[float] = None, timed_out: bool = False) -> None:
+               run_at: Optional[float] = None, timed_out: bool = False,
+               ended: Optional[float] = None) -> None:
+        """Record a run that ended at `ended` (default `at`, when it is recorded)."""
         assert job.started_at is not None
-        entry = {"attempt": job.attempts, "started_at": job.started_at, "finished_at": at,
+        entry = {"attempt": job.attempts, "started_at": job.started_at,
+                 "finished_at": at if ended is None else ended,
                  "worker": job.worker, "exit_code": 0 if state is JobState.COMPLETED else 1,
                  "signal": None, "timed_out": timed_out, "error": None,
                  "result": state.value}

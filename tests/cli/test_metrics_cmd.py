@@ -104,3 +104,25 @@ def test_a_store_that_is_not_there_is_exit_3(tmp_path: Path) -> None:
         assert len(result.stderr.strip().splitlines()) == 1
         assert "Traceback" not in result.stderr
     assert not_a_store.read_bytes() == before
+
+
+def test_prometheus_format_agrees_with_json(built: str) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    result = run_cli("metrics", "--format", "prometheus", db=built)
+    assert result.returncode == 0, result.stderr
+    found = {(s.name, tuple(sorted(s.labels.items()))): s.value
+             for family in text_string_to_metric_families(result.stdout)
+             for s in family.samples}
+    report = json.loads(run_cli("metrics", "--json", db=built).stdout)
+    for queue, figures in report["queues"].items():
+        for outcome, n in figures["runs"].items():
+            assert found[("queuectl_runs_total",
+                          (("outcome", outcome), ("queue", queue)))] == n
+        assert found[("queuectl_run_duration_seconds",
+                      (("quantile", "0.95"), ("queue", queue)))] == \
+            figures["duration_s"]["p95"]
+    for state, n in report["overall"]["depth"].items():
+        assert found[("queuectl_jobs", (("state", state),))] == n
+    assert found[("queuectl_run_duration_seconds_sum", (("queue", "default"),))] == 6.0
+    assert found[("queuectl_busy_slots", ())] == 0

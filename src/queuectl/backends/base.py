@@ -535,10 +535,11 @@ class SqlVerbs:
 
     def metrics_runs(self, since: float, queue: Optional[str]) -> list[RunRecord]:
         rows = self._all("metrics_runs", {"since": since, "queue": queue})
-        return [RunRecord(q, result, bool(timed_out), None if attempt is None else int(attempt),
+        return [RunRecord(job_id, q, result, bool(timed_out),
+                          None if attempt is None else int(attempt),
                           None if started is None else float(started), float(finished),
                           None if wait is None else float(wait))
-                for q, result, timed_out, attempt, started, finished, wait in rows]
+                for job_id, q, result, timed_out, attempt, started, finished, wait in rows]
 
     def metrics_live(self, now: float, queue: Optional[str]) -> list[LiveCount]:
         rows = self._all("metrics_live", {"now": now, "queue": queue})

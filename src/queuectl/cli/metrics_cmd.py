@@ -91,8 +91,9 @@ def _per_queue(report: dict[str, Any]) -> None:
 @click.option("--since", default="1h", show_default=True, metavar="DURATION",
               help="The window: runs that ended this long ago or later (90s, 15m, 1h, 1d).")
 @click.option("--queue", "-q", metavar="NAME", help="Only this queue.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
-              show_default=True, help="Output format (json = --json).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "prometheus"]),
+              default="text", show_default=True,
+              help="Output format (json = --json; prometheus: the text exposition).")
 @json_option
 def metrics(since: str, queue: Optional[str], fmt: str) -> None:
     """Runs by outcome, success rate, throughput, durations, waits, depth, slots."""
@@ -100,6 +101,14 @@ def metrics(since: str, queue: Optional[str], fmt: str) -> None:
     seconds = parse_duration(since, what="--since")
     if queue is not None:
         check_queue_name(queue)
+    if fmt == "prometheus":
+        import sys
+
+        from queuectl import promcollector  # prometheus_client only here
+
+        sys.stdout.write(promcollector.exposition(st.queue(), since_s=seconds,
+                                                  queue_name=queue).decode("utf-8"))
+        return
     report = st.queue().metrics(seconds, queue)
     if st.json or fmt == "json":
         render.emit_json(report.to_dict())

@@ -176,14 +176,14 @@ WHERE state = {PROCESSING} AND worker_id = ANY(%(worker_ids)s)
 -- window, at any depth.  The last entry of a completed or dead job carries its queue
 -- wait (due time to start of that run).
 WITH j AS (
-    SELECT queue, state, run_at, started_at, finished_at, history FROM jobs
+    SELECT id, queue, state, run_at, started_at, finished_at, history FROM jobs
     WHERE finished_at >= %(since)s
       AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
     UNION ALL
-    SELECT queue, state, run_at, started_at, finished_at, history FROM jobs
+    SELECT id, queue, state, run_at, started_at, finished_at, history FROM jobs
     WHERE state = {PROCESSING} AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
 )
-SELECT j.queue, e.value ->> 'result', COALESCE((e.value ->> 'timed_out')::boolean, false),
+SELECT j.id, j.queue, e.value ->> 'result', COALESCE((e.value ->> 'timed_out')::boolean, false),
        (e.value ->> 'attempt')::int, (e.value ->> 'started_at')::float8,
        (e.value ->> 'finished_at')::float8,
        CASE WHEN j.state IN ({COMPLETED}, {DEAD}) AND e.n = jsonb_array_length(j.history)
@@ -192,7 +192,7 @@ FROM j CROSS JOIN LATERAL jsonb_array_elements(j.history) WITH ORDINALITY AS e(v
 WHERE e.value ->> 'result' IS NOT NULL
   AND (e.value ->> 'finished_at')::float8 >= %(since)s
 UNION ALL
-SELECT queue, {CANCELLED}, false, NULL, NULL, finished_at, NULL FROM j
+SELECT id, queue, {CANCELLED}, false, NULL, NULL, finished_at, NULL FROM j
 WHERE state = {CANCELLED}
 
 -- name: metrics_live

@@ -181,15 +181,15 @@ WHERE state = {PROCESSING} AND worker_id IN (SELECT value FROM json_each(:worker
 -- window, at any depth.  The last entry of a completed or dead job carries its queue
 -- wait (due time to start of that run).
 WITH j AS (
-    SELECT queue, state, run_at, started_at, finished_at, history
+    SELECT id, queue, state, run_at, started_at, finished_at, history
     FROM jobs INDEXED BY jobs_finished
     WHERE finished_at >= :since AND (:queue IS NULL OR queue = :queue)
     UNION ALL
-    SELECT queue, state, run_at, started_at, finished_at, history
+    SELECT id, queue, state, run_at, started_at, finished_at, history
     FROM jobs INDEXED BY jobs_worker
     WHERE state = {PROCESSING} AND (:queue IS NULL OR queue = :queue)
 )
-SELECT j.queue, e.value ->> '$.result', COALESCE(e.value ->> '$.timed_out', 0),
+SELECT j.id, j.queue, e.value ->> '$.result', COALESCE(e.value ->> '$.timed_out', 0),
        e.value ->> '$.attempt', e.value ->> '$.started_at', e.value ->> '$.finished_at',
        CASE WHEN j.state IN ({COMPLETED}, {DEAD})
                  AND e.key = json_array_length(j.history) - 1
@@ -197,7 +197,7 @@ SELECT j.queue, e.value ->> '$.result', COALESCE(e.value ->> '$.timed_out', 0),
 FROM j, json_each(j.history) AS e
 WHERE e.value ->> '$.result' IS NOT NULL AND e.value ->> '$.finished_at' >= :since
 UNION ALL
-SELECT queue, {CANCELLED}, 0, NULL, NULL, finished_at, NULL FROM j
+SELECT id, queue, {CANCELLED}, 0, NULL, NULL, finished_at, NULL FROM j
 WHERE state = {CANCELLED}
 
 -- name: metrics_live
