@@ -34,6 +34,8 @@ from queuectl.times import iso_utc
 #: The outcomes counted, in the order they are shown.
 OUTCOMES = ("completed", "failed", "dead", "cancelled", "timeout")
 RUN_RESULTS = ("completed", "failed", "dead")
+#: The longest window (a start before 1970 has no timestamp).
+MAX_WINDOW_S = 3650 * 86400.0
 #: Throughput spans besides the window, seconds.
 SPANS_S = {"1m": 60.0, "5m": 300.0, "15m": 900.0}
 DURATION_PERCENTILES = (50, 95, 99)

@@ -362,8 +362,9 @@ class Queue:
         from queuectl import metrics
         from queuectl.maintenance import this_host
 
-        if not since_s > 0:
-            raise InvalidInput("the metrics window must be longer than 0 seconds")
+        if not 0 < since_s <= metrics.MAX_WINDOW_S:
+            raise InvalidInput("the metrics window must be longer than 0 seconds and "
+                               "at most 3650 days")
         _check_utf8(queue, "queue")
         now = self.now()
         settings = self.settings()

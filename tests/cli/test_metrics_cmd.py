@@ -84,6 +84,7 @@ def test_text_output(built: str) -> None:
     (["--since", "soon"], "invalid --since: 'soon'"),
     (["--since", "-5m"], "invalid --since"),
     (["--since", "0"], "the metrics window must be longer than 0 seconds"),
+    (["--since", "99999999999999999999d"], "at most 3650 days"),
     (["--queue", "no spaces"], "invalid queue name 'no spaces'"),
     (["--format", "xml"], "Invalid value for '--format'"),
 ])

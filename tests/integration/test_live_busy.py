@@ -31,6 +31,9 @@ def test_running_job_is_busy_before_any_heartbeat(cli: Callable[..., Any],
         assert report["busy_slots"] == 1
         assert (report["slots"], report["utilisation"]) == (2, 0.5)
         assert [(w["busy"], w["slots"]) for w in q("workers")["workers"]] == [(1, 2)]
+        overall = q("metrics")["overall"]
+        assert (overall["busy_slots"], overall["slots"], overall["depth"]["processing"]) == \
+            (1, 2, 1)
     finally:
         gate.touch()
     wait_for(lambda: q("show", "held")["state"] == "completed", timeout=30,
