@@ -27,13 +27,17 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Sequence
 
-from queuectl.models import LiveCount, RunRecord, WorkerInfo
+from queuectl.models import FinishedRow, LiveCount, RunRecord, WorkerInfo
 from queuectl.states import CLAIMABLE, JobState
 from queuectl.times import iso_utc
 
 #: The outcomes counted, in the order they are shown.
 OUTCOMES = ("completed", "failed", "dead", "cancelled", "timeout")
 RUN_RESULTS = ("completed", "failed", "dead")
+#: Waiting jobs read for the per-queue depth, oldest first (a backlog larger than this
+#: is shown per queue as counted so far, `depth_capped`; the whole store's counts per
+#: state are exact at any depth).
+LIVE_CAP = 10_000
 #: The longest window (a start before 1970 has no timestamp).
 MAX_WINDOW_S = 3650 * 86400.0
 #: Throughput spans besides the window, seconds.
@@ -73,6 +77,8 @@ class Figures:
     wait_s: dict[str, Optional[float]]
     retries: int
     depth: dict[str, int]
+    #: True when the live jobs per queue were counted up to LIVE_CAP waiting ones only
+    depth_capped: bool
     oldest_waiting_age_s: Optional[float]
     workers: int
     slots: int
@@ -92,6 +98,7 @@ class Figures:
             "wait_s": {k: _rounded(v) if k != "count" else v for k, v in self.wait_s.items()},
             "retries": self.retries,
             "depth": dict(self.depth),
+            "depth_capped": self.depth_capped,
             "oldest_waiting_age_s": _rounded(self.oldest_waiting_age_s),
             "workers": self.workers,
             "slots": self.slots,
@@ -123,50 +130,96 @@ class Metrics:
         }
 
 
-def _figures(runs: Sequence[RunRecord], live: Sequence[LiveCount], *, now: float,
-             since_s: float, depth: Mapping[str, int], workers: Sequence[WorkerInfo],
+class _Tally:
+    """What one queue's runs add up to, gathered in one pass over the rows."""
+
+    __slots__ = ("runs", "durations", "waits", "retries", "spans")
+
+    def __init__(self) -> None:
+        self.runs = dict.fromkeys(OUTCOMES, 0)
+        self.durations: list[float] = []
+        self.waits: list[float] = []
+        self.retries = 0
+        self.spans = [0, 0, 0, 0]  # runs ended in the last 1, 5, 15 minutes, the window
+
+    def merge(self, other: "_Tally") -> None:
+        for key, n in other.runs.items():
+            self.runs[key] += n
+        self.durations += other.durations
+        self.waits += other.waits
+        self.retries += other.retries
+        self.spans = [a + b for a, b in zip(self.spans, other.spans)]
+
+
+#: A row's state -> the result of its last run (a pending or scheduled job that
+#: has a finish time is a failed one relabelled for its retry).
+_RESULT = {"completed": "completed", "dead": "dead", "cancelled": "cancelled"}
+
+
+def _tally(rows: Sequence[FinishedRow], earlier: Sequence[RunRecord], *, now: float,
+           since_s: float) -> dict[str, _Tally]:
+    start, t1, t5, t15 = now - since_s, now - 60, now - 300, now - 900
+    tallies: dict[str, _Tally] = {}
+    runs = [(q, _RESULT.get(state, "failed"), attempts, duration, wait, finished, timed_out)
+            for _, q, state, attempts, duration, wait, finished, timed_out in rows]
+    runs += [(r.queue, r.result, r.attempt or 0,
+              None if not r.started_at else r.finished_at - r.started_at, None,
+              r.finished_at, r.timed_out) for r in earlier]
+    for q, result, attempt, duration, wait, finished, timed_out in runs:
+        tally = tallies.get(q)
+        if tally is None:
+            tally = tallies[q] = _Tally()
+        if result == "cancelled":
+            if finished >= start:
+                tally.runs["cancelled"] += 1
+            continue
+        if finished >= t15:
+            spans = tally.spans
+            spans[2] += 1
+            if finished >= t5:
+                spans[1] += 1
+                if finished >= t1:
+                    spans[0] += 1
+        if finished < start:
+            continue
+        tally.spans[3] += 1
+        tally.runs[result] += 1
+        if timed_out:
+            tally.runs["timeout"] += 1
+        if attempt > 1:
+            tally.retries += 1
+        if duration is not None:
+            tally.durations.append(duration if duration > 0 else 0.0)
+        if wait is not None:
+            tally.waits.append(wait if wait > 0 else 0.0)
+    return tallies
+
+
+def _figures(tally: _Tally, live: Sequence[LiveCount], *, now: float, since_s: float,
+             depth: Mapping[str, int], depth_capped: bool, workers: Sequence[WorkerInfo],
              busy_slots: int) -> Figures:
-    start = now - since_s
-    in_window = [r for r in runs if r.finished_at >= start]
-    counts = dict.fromkeys(OUTCOMES, 0)
-    durations: list[float] = []
-    waits: list[float] = []
-    retries = 0
-    for run in in_window:
-        if run.result not in counts:
-            continue
-        counts[run.result] += 1
-        if run.result == "cancelled":
-            continue
-        if run.timed_out:
-            counts["timeout"] += 1
-        if run.attempt is not None and run.attempt >= 2:
-            retries += 1
-        if run.started_at:  # 0 or None: the command never started
-            durations.append(max(0.0, run.finished_at - run.started_at))
-        if run.wait_s is not None:
-            waits.append(max(0.0, run.wait_s))
+    counts = tally.runs
     ended = sum(counts[result] for result in RUN_RESULTS)
-    throughput: dict[str, dict[str, float]] = {}
-    for span, seconds in {**SPANS_S, "window": since_s}.items():
-        n = sum(1 for r in runs if r.result in RUN_RESULTS and r.finished_at >= now - seconds)
-        throughput[span] = {"runs": n,
-                            "per_min": round(n / (seconds / 60), 3) if seconds > 0 else 0.0}
-    durations.sort()
-    waits.sort()
-    duration = {f"p{p}": percentile(durations, p) for p in DURATION_PERCENTILES}
+    throughput = {
+        span: {"runs": n, "per_min": round(n / (seconds / 60), 3)}
+        for (span, seconds), n in zip({**SPANS_S, "window": since_s}.items(), tally.spans)}
+    durations = sorted(tally.durations)
+    waits = sorted(tally.waits)
+    duration: dict[str, Optional[float]] = {
+        f"p{p}": percentile(durations, p) for p in DURATION_PERCENTILES}
     duration["max"] = durations[-1] if durations else None
-    wait = {f"p{p}": percentile(waits, p) for p in WAIT_PERCENTILES}
+    wait: dict[str, Optional[float]] = {f"p{p}": percentile(waits, p) for p in WAIT_PERCENTILES}
     oldest = [c.oldest_due for c in live
               if c.oldest_due is not None and JobState(c.state) in CLAIMABLE]
     return Figures(
-        runs=counts,
+        runs=dict(counts),
         success_rate=round(counts["completed"] / ended, 4) if ended else None,
         throughput=throughput,
-        duration_s={**duration, "count": len(durations)},
+        duration_s={**duration, "count": len(durations), "sum": sum(durations)},
         wait_s={**wait, "count": len(waits)},
-        retries=retries,
+        retries=tally.retries,
         depth=dict(depth),
+        depth_capped=depth_capped,
         oldest_waiting_age_s=max(0.0, now - min(oldest)) if oldest else None,
         workers=len(workers),
         slots=sum(w.slots for w in workers),
@@ -182,16 +235,20 @@ def _live_depth(live: Sequence[LiveCount]) -> dict[str, int]:
 
 
 def compute(*, store: str, now: float, since_s: float, queue: Optional[str],
-            runs: Sequence[RunRecord], live: Sequence[LiveCount],
+            rows: Sequence[FinishedRow], earlier: Sequence[RunRecord],
+            live: Sequence[LiveCount], live_cap: int,
             counts: Optional[Mapping[JobState, int]],
             workers: Sequence[WorkerInfo]) -> Metrics:
-    """The figures from the store's rows.  `runs` reach back to `horizon()`; `counts`
-    are the per-state counts of the whole store (None with a queue filter); `workers`
-    are the live ones, `busy` counted from the store's processing jobs."""
-    names = sorted({r.queue for r in runs if r.finished_at >= now - since_s}
-                   | {c.queue for c in live})
-    if queue is not None:
-        names = [queue]
+    """The figures from the store's rows.  `rows` and `earlier` reach back to
+    `horizon()`; `live` holds up to `live_cap` waiting jobs; `counts` are the per-state
+    counts of the whole store (None with a queue filter); `workers` are the live ones,
+    `busy` counted from the store's processing jobs."""
+    tallies = _tally(rows, earlier, now=now, since_s=since_s)
+    capped = sum(c.jobs for c in live if JobState(c.state) in CLAIMABLE) >= live_cap
+    start = now - since_s
+    in_window = {r[1] for r in rows if r[6] >= start} | \
+        {r.queue for r in earlier if r.finished_at >= start}
+    names = [queue] if queue is not None else sorted(in_window | {c.queue for c in live})
 
     def serving(name: str) -> list[WorkerInfo]:
         return [w for w in workers if not w.queues or name in w.queues]
@@ -201,13 +258,18 @@ def compute(*, store: str, now: float, since_s: float, queue: Optional[str],
         mine = [c for c in live if c.queue == name]
         depth = _live_depth(mine)
         per_queue[name] = _figures(
-            [r for r in runs if r.queue == name], mine, now=now, since_s=since_s,
-            depth=depth, workers=serving(name), busy_slots=depth[JobState.PROCESSING.value])
+            tallies.get(name) or _Tally(), mine, now=now, since_s=since_s, depth=depth,
+            depth_capped=capped, workers=serving(name),
+            busy_slots=depth[JobState.PROCESSING.value])
     if queue is not None:
         overall = per_queue[queue]
     else:
-        depth = {state.value: n for state, n in (counts or {}).items()}
-        overall = _figures(runs, live, now=now, since_s=since_s, depth=depth,
-                           workers=workers, busy_slots=sum(w.busy for w in workers))
+        everything = _Tally()
+        for tally in tallies.values():
+            everything.merge(tally)
+        overall = _figures(everything, live, now=now, since_s=since_s,
+                           depth={state.value: n for state, n in (counts or {}).items()},
+                           depth_capped=False, workers=workers,
+                           busy_slots=sum(w.busy for w in workers))
     return Metrics(store=store, now=now, since_s=since_s, queue=queue, overall=overall,
                    queues=per_queue)

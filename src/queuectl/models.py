@@ -190,8 +190,9 @@ class WorkerInfo:
 
 
 class RunRecord(NamedTuple):
-    """A run that ended, as `metrics` reads it from the store: a worker's history entry
-    with a result, or a job cancelled (`result` "cancelled", no run times)."""
+    """A run that ended, as `metrics` reads it from the store (a job's row for its last
+    run, a history entry with a result for an earlier one), or a job cancelled
+    (`result` "cancelled", no run times)."""
 
     job_id: str
     queue: str
@@ -200,9 +201,12 @@ class RunRecord(NamedTuple):
     attempt: Optional[int]
     started_at: Optional[float]
     finished_at: float
-    #: due time to start of the job's last run, on the entry of a job that ended
-    #: completed or dead (the due time of an earlier, failed run is not kept)
-    wait_s: Optional[float]
+
+
+#: A job whose last run ended (or that was cancelled) in a `metrics` window, as the
+#: store returns it: (id, queue, state, attempts, duration_s, wait_s, finished_at,
+#: timed_out); wait_s (due time to start) only for completed and dead jobs.
+FinishedRow = tuple[str, str, str, int, Optional[float], Optional[float], float, bool]
 
 
 class LiveCount(NamedTuple):

@@ -9,10 +9,11 @@ read from the store at each scrape (`metrics --format prometheus`, and the dashb
 
 The store keeps no counters, so the collector counts: its first scrape starts
 `queuectl_runs_total` (and the duration summary's count and sum) at the runs of the
-window, and each later scrape adds the runs that ended since, each run once (runs
-recorded up to LATE_S after they ended are still counted).  A new collector starts
-again from its window, a counter reset that rate() and increase() take in their
-stride.  Gauges and the duration quantiles are the window's figures (queuectl.metrics).
+window, and each later scrape adds the runs that ended since, each run (a job and
+attempt) once; runs recorded up to LATE_S after they ended are still counted.  A new
+collector starts again from its window, a counter reset that rate() and increase()
+take in their stride.  Gauges and the duration quantiles are the window's figures
+(queuectl.metrics).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from queuectl.metrics import DURATION_PERCENTILES, OUTCOMES, Figures
 
 if TYPE_CHECKING:
+    from queuectl.metrics import Metrics
     from queuectl.models import RunRecord
     from queuectl.queue import Queue
 
@@ -32,11 +34,12 @@ if TYPE_CHECKING:
 #: recorded within milliseconds; one a worker had to keep on disk may take longer).
 LATE_S = 300.0
 
-RunKey = tuple[str, Optional[int], float]
+RunKey = tuple[str, int]
 
 
 def _key(run: "RunRecord") -> RunKey:
-    return (run.job_id, run.attempt, run.finished_at)
+    """A run's identity across scrapes: its job and attempt (-1: a cancellation)."""
+    return (run.job_id, -1 if run.result == "cancelled" else run.attempt or 0)
 
 
 class QueueCollector:
@@ -50,22 +53,35 @@ class QueueCollector:
         self._lock = threading.Lock()
         self._totals: dict[tuple[str, str], int] = {}
         self._duration: dict[str, tuple[int, float]] = {}  # queue -> (count, sum)
-        self._seen: dict[RunKey, float] = {}  # runs counted in the last LATE_S
+        self._seen: dict[RunKey, float] = {}  # runs counted in the last LATE_S or so
         self._last: Optional[float] = None  # the time of the last scrape
 
     def describe(self) -> list[Metric]:
         """Nothing up front: registering must not read the store."""
         return []
 
-    def _count(self, now: float) -> None:
-        """Add the runs that ended since the last scrape (the window's at the first)."""
-        start = now - self.since_s if self._last is None else self._last - LATE_S
+    def _count(self, report: "Metrics") -> None:
+        """The window's runs at the first scrape; then add the runs that ended since."""
+        now = report.now
+        if self._last is None:
+            for name, figures in report.queues.items():
+                for outcome in OUTCOMES:
+                    self._totals[(name, outcome)] = figures.runs[outcome]
+                self._duration[name] = (int(figures.duration_s["count"] or 0),
+                                        float(figures.duration_s["sum"] or 0.0))
+            start = now - LATE_S
+            self._seen = {_key(run): run.finished_at
+                          for run in self.queue.runs_since(start, self.queue_name)
+                          if run.finished_at >= start}
+            self._last = now
+            return
+        start = self._last - LATE_S
         for run in self.queue.runs_since(start, self.queue_name):
             key = _key(run)
             if key in self._seen or run.finished_at < start:
                 continue
             self._seen[key] = run.finished_at
-            for outcome in (run.result, "timeout" if run.timed_out else None):
+            for outcome in (run.result, "timeout") if run.timed_out else (run.result,):
                 if outcome in OUTCOMES:
                     label = (run.queue, outcome)
                     self._totals[label] = self._totals.get(label, 0) + 1
@@ -79,7 +95,7 @@ class QueueCollector:
     def collect(self) -> Iterator[Metric]:
         with self._lock:
             report = self.queue.metrics(self.since_s, self.queue_name)
-            self._count(report.now)
+            self._count(report)
             totals, durations = dict(self._totals), dict(self._duration)
         yield from self._families(report.overall, report.queues, totals, durations,
                                   whole_store=self.queue_name is None)

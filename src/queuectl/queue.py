@@ -369,17 +369,25 @@ class Queue:
         now = self.now()
         settings = self.settings()
         workers = [w for w, alive in self._workers_now(settings, now, this_host()) if alive]
+        since = metrics.horizon(now, since_s)
         return metrics.compute(
             store=self.display_url, now=now, since_s=since_s, queue=queue,
-            runs=self.backend.metrics_runs(metrics.horizon(now, since_s), queue),
-            live=self.backend.metrics_live(now, queue),
+            rows=self.backend.metrics_rows(since, queue),
+            earlier=self.backend.metrics_earlier_runs(since, queue),
+            live=self.backend.metrics_live(now, queue, metrics.LIVE_CAP),
+            live_cap=metrics.LIVE_CAP,
             counts=None if queue is not None else self.backend.counts(), workers=workers)
 
     def runs_since(self, since: float, queue: Optional[str] = None) -> list[RunRecord]:
         """The runs that ended at or after `since` (and the jobs cancelled since then),
         one record each, of every queue or of `queue` (the Prometheus counters)."""
         _check_utf8(queue, "queue")
-        return self.backend.metrics_runs(since, queue)
+        rows = self.backend.metrics_rows(since, queue)
+        return [RunRecord(job_id, q, state if state in ("completed", "dead", "cancelled")
+                          else "failed", bool(timed_out), attempts,
+                          None if duration is None else finished - duration, finished)
+                for job_id, q, state, attempts, duration, _, finished, timed_out in rows] \
+            + self.backend.metrics_earlier_runs(since, queue)
 
     def workers(self) -> list[tuple[WorkerInfo, bool]]:
         """Every registration with whether it is alive."""

@@ -109,12 +109,12 @@ def test_every_figure_overall_and_per_queue(store: Store) -> None:
         "window": {"runs": 11, "per_min": round(11 / 60, 3)}}
     # durations 0.5 1 1 2 3 4 5 6 7 10 170; waits 0 0.25 0.5 1 1 1 1.5 2 (nearest rank)
     assert overall["duration_s"] == {"p50": 4.0, "p95": 170.0, "p99": 170.0, "max": 170.0,
-                                     "count": 11}
+                                     "count": 11, "sum": 209.5}
     assert overall["wait_s"] == {"p50": 1.0, "p95": 2.0, "p99": 2.0, "count": 8}
     assert overall["retries"] == 1
     assert overall["depth"] == {"scheduled": 1, "pending": 1, "processing": 1,
                                 "completed": 8, "failed": 1, "dead": 1, "cancelled": 1}
-    assert overall["oldest_waiting_age_s"] == 50.0
+    assert overall["oldest_waiting_age_s"] == 50.0 and overall["depth_capped"] is False
     assert (overall["workers"], overall["slots"], overall["busy_slots"],
             overall["utilisation"]) == (2, 6, 1, round(1 / 6, 4))
 
@@ -124,7 +124,7 @@ def test_every_figure_overall_and_per_queue(store: Store) -> None:
                                "timeout": 1}
     assert default["success_rate"] == 0.6
     assert default["duration_s"] == {"p50": 4.0, "p95": 170.0, "p99": 170.0, "max": 170.0,
-                                     "count": 10}
+                                     "count": 10, "sum": 208.5}
     assert default["wait_s"] == {"p50": 1.0, "p95": 2.0, "p99": 2.0, "count": 7}
     assert default["depth"] == {"pending": 0, "scheduled": 0, "failed": 1, "processing": 1}
     assert default["oldest_waiting_age_s"] is None
@@ -135,7 +135,8 @@ def test_every_figure_overall_and_per_queue(store: Store) -> None:
     assert mail["success_rate"] == 1.0 and mail["retries"] == 0
     assert mail["throughput"]["15m"] == {"runs": 1, "per_min": round(1 / 15, 3)}
     assert mail["throughput"]["5m"] == {"runs": 0, "per_min": 0.0}
-    assert mail["duration_s"] == {"p50": 1.0, "p95": 1.0, "p99": 1.0, "max": 1.0, "count": 1}
+    assert mail["duration_s"] == {"p50": 1.0, "p95": 1.0, "p99": 1.0, "max": 1.0, "count": 1,
+                                  "sum": 1.0}
     assert mail["depth"] == {"pending": 1, "scheduled": 1, "failed": 0, "processing": 0}
     assert mail["oldest_waiting_age_s"] == 50.0
     assert (mail["workers"], mail["slots"], mail["busy_slots"], mail["utilisation"]) == \
@@ -153,7 +154,7 @@ def test_one_queue_and_a_short_window(store: Store) -> None:
     assert short["runs"] == {"completed": 2, "failed": 0, "dead": 0, "cancelled": 0,
                              "timeout": 0}
     assert short["duration_s"] == {"p50": 1.0, "p95": 170.0, "p99": 170.0, "max": 170.0,
-                                   "count": 2}
+                                   "count": 2, "sum": 171.0}
     assert short["throughput"]["window"] == short["throughput"]["15m"] == \
         {"runs": 2, "per_min": round(2 / 15, 3)}
     # two hours: the old job too
@@ -166,7 +167,7 @@ def test_an_empty_store(store: Store) -> None:
         ["completed", "failed", "dead", "cancelled", "timeout"], 0)
     assert overall["success_rate"] is None and overall["retries"] == 0
     assert overall["duration_s"] == {"p50": None, "p95": None, "p99": None, "max": None,
-                                     "count": 0}
+                                     "count": 0, "sum": 0}
     assert overall["oldest_waiting_age_s"] is None and overall["utilisation"] is None
     assert overall["depth"]["pending"] == 0
 
@@ -183,3 +184,18 @@ def test_busy_slots_agree_with_the_processing_jobs(store: Store) -> None:
 def test_a_window_must_be_positive(store: Store) -> None:
     with pytest.raises(InvalidInput, match="longer than 0"):
         store.q.metrics(0)
+
+
+def test_a_backlog_past_the_cap_is_counted_so_far_per_queue(
+        store: Store, monkeypatch: Any) -> None:
+    from queuectl import metrics
+
+    monkeypatch.setattr(metrics, "LIVE_CAP", 3)
+    for n in range(5):
+        store.add(f"b{n}", NOW - 100 + n, "bulk")
+    store.time = NOW
+    report = store.q.metrics(3600)
+    assert report.overall.depth["pending"] == 5 and not report.overall.depth_capped
+    bulk = report.queues["bulk"]
+    assert bulk.depth["pending"] == 3 and bulk.depth_capped
+    assert bulk.oldest_waiting_age_s == 100.0  # read oldest first: still exact

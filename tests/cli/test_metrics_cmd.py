@@ -52,7 +52,7 @@ def test_json_figures(built: str) -> None:
                                "timeout": 0}
     assert overall["success_rate"] == round(2 / 3, 4)
     assert overall["duration_s"] == {"p50": 2.0, "p95": 4.0, "p99": 4.0, "max": 4.0,
-                                     "count": 3}
+                                     "count": 3, "sum": 7.0}
     assert overall["wait_s"] == {"p50": 1.0, "p95": 1.0, "p99": 1.0, "count": 3}
     assert overall["throughput"]["1m"] == {"runs": 0, "per_min": 0.0}
     assert overall["throughput"]["5m"] == {"runs": 3, "per_min": 0.6}

@@ -173,39 +173,40 @@ WHERE state IN ({WAITING}) AND run_at <= :now
 SELECT {job_columns} FROM jobs
 WHERE state = {PROCESSING} AND worker_id IN (SELECT value FROM json_each(:worker_ids))
 
--- name: metrics_runs
--- The runs that ended at or after :since (`metrics`): the worker's history entries
--- that carry a result, of the jobs finished since then (through jobs_finished) and of
--- the jobs running now (a retry in progress: its failed runs are in its history
--- only), plus the jobs cancelled since then.  Reads as many rows as ended in the
--- window, at any depth.  The last entry of a completed or dead job carries its queue
--- wait (due time to start of that run).
-WITH j AS (
-    SELECT id, queue, state, run_at, started_at, finished_at, history
-    FROM jobs INDEXED BY jobs_finished
-    WHERE finished_at >= :since AND (:queue IS NULL OR queue = :queue)
-    UNION ALL
-    SELECT id, queue, state, run_at, started_at, finished_at, history
-    FROM jobs INDEXED BY jobs_worker
-    WHERE state = {PROCESSING} AND (:queue IS NULL OR queue = :queue)
-)
+-- name: metrics_rows
+-- The jobs whose last run ended (or that were cancelled) at or after :since, through
+-- jobs_finished, without reading their history: their row holds that run (`metrics`).
+-- A failed job keeps its finish time when it is relabelled pending for its retry.
+SELECT id, queue, state, attempts, finished_at - started_at,
+       CASE WHEN state IN ({COMPLETED}, {DEAD}) THEN started_at - run_at END,
+       finished_at, error = 'timeout'
+FROM jobs INDEXED BY jobs_finished
+WHERE finished_at >= :since AND (:queue IS NULL OR queue = :queue)
+
+-- name: metrics_earlier_runs
+-- The runs before a job's last one that ended at or after :since: its worker's history
+-- entries with a result, read only for the jobs run more than once (or cancelled
+-- after a run), finished since then or running now.
 SELECT j.id, j.queue, e.value ->> '$.result', COALESCE(e.value ->> '$.timed_out', 0),
-       e.value ->> '$.attempt', e.value ->> '$.started_at', e.value ->> '$.finished_at',
-       CASE WHEN j.state IN ({COMPLETED}, {DEAD})
-                 AND e.key = json_array_length(j.history) - 1
-            THEN j.started_at - j.run_at END
-FROM j, json_each(j.history) AS e
+       e.value ->> '$.attempt', e.value ->> '$.started_at', e.value ->> '$.finished_at'
+FROM (SELECT id, queue, state, attempts, history FROM jobs INDEXED BY jobs_finished
+      WHERE finished_at >= :since AND (:queue IS NULL OR queue = :queue)
+        AND (attempts > 1 OR (state = {CANCELLED} AND attempts > 0))
+      UNION ALL
+      SELECT id, queue, state, attempts, history FROM jobs INDEXED BY jobs_worker
+      WHERE state = {PROCESSING} AND attempts > 1
+        AND (:queue IS NULL OR queue = :queue)) AS j,
+     json_each(j.history) AS e
 WHERE e.value ->> '$.result' IS NOT NULL AND e.value ->> '$.finished_at' >= :since
-UNION ALL
-SELECT id, queue, {CANCELLED}, 0, NULL, NULL, finished_at, NULL FROM j
-WHERE state = {CANCELLED}
+  AND (e.value ->> '$.attempt' < j.attempts OR j.state = {CANCELLED})
 
 -- name: metrics_live
--- Live jobs per queue and state, with the oldest due one (`metrics`): through the
--- partial indexes of waiting and of processing jobs, never the finished ones.
+-- Live jobs per queue and state, with the oldest due one (`metrics`): the waiting jobs
+-- oldest first along jobs_due, up to :cap of them, and the processing ones.
 SELECT queue, state, COUNT(*), MIN(CASE WHEN run_at <= :now THEN run_at END)
-FROM jobs INDEXED BY jobs_due
-WHERE state IN ({CLAIMABLE}) AND (:queue IS NULL OR queue = :queue)
+FROM (SELECT queue, state, run_at FROM jobs INDEXED BY jobs_due
+      WHERE state IN ({CLAIMABLE}) AND (:queue IS NULL OR queue = :queue)
+      ORDER BY run_at LIMIT :cap)
 GROUP BY queue, state
 UNION ALL
 SELECT queue, state, COUNT(*), NULL
