@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, NamedTuple, Optional
 
 from queuectl.states import JobState
 from queuectl.times import iso_utc
@@ -207,3 +207,32 @@ class WorkerInfo:
             "jobs_done": self.jobs_done,
             "stop_requested": self.stop_requested,
         }
+
+
+class RunRecord(NamedTuple):
+    """A run that ended, as `metrics` reads it from the store (a job's row for its last
+    run, a history entry with a result for an earlier one), or a job cancelled
+    (`result` "cancelled", no run times)."""
+
+    job_id: str
+    queue: str
+    result: str  # completed, failed (to be retried), dead, or cancelled
+    timed_out: bool
+    attempt: Optional[int]
+    started_at: Optional[float]
+    finished_at: float
+
+
+#: A job whose last run ended (or that was cancelled) in a `metrics` window, as the
+#: store returns it: (id, queue, state, attempts, duration_s, wait_s, finished_at,
+#: timed_out); wait_s (due time to start) only for completed and dead jobs.
+FinishedRow = tuple[str, str, str, int, Optional[float], Optional[float], float, bool]
+
+
+class LiveCount(NamedTuple):
+    """Jobs of one queue in one live state, and the oldest due one's run_at."""
+
+    queue: str
+    state: str
+    jobs: int
+    oldest_due: Optional[float]  # run_at of its oldest job already due (waiting states)

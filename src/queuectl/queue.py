@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Optional, Sequence
 
 from queuectl import wakeup
@@ -19,7 +19,7 @@ from queuectl.errors import (
     StoreError,
 )
 from queuectl.jobcore import new_job_id
-from queuectl.models import MIN_PREFIX_LEN, Job, NewJob, WorkerInfo
+from queuectl.models import MIN_PREFIX_LEN, Job, NewJob, RunRecord, WorkerInfo
 from queuectl.paths import runtime_dir
 from queuectl.states import FINISHED, JobState, Transition
 from queuectl.worker import capture
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from queuectl import jobevents
     from queuectl.config import Settings
     from queuectl.maintenance import RescueReport
+    from queuectl.metrics import Metrics
 
 Clock = Callable[[], float]
 
@@ -50,13 +51,24 @@ class Status:
     def total(self) -> int:
         return sum(self.counts.values())
 
+    @property
+    def slots(self) -> int:
+        return sum(w.slots for w in self.workers)
+
+    @property
+    def busy_slots(self) -> int:
+        """Jobs the live workers hold in `processing` at the moment of the report."""
+        return sum(w.busy for w in self.workers)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "store": self.url,
             "counts": {state.value: n for state, n in self.counts.items()},
             "total": self.total,
             "workers": [w.to_dict(self.now) for w in self.workers],
-            "busy_slots": sum(w.busy for w in self.workers),
+            "slots": self.slots,
+            "busy_slots": self.busy_slots,
+            "utilisation": utilisation(self.busy_slots, self.slots),
             "oldest_pending_age_s": (None if self.oldest_due_age_s is None
                                      else round(self.oldest_due_age_s, 3)),
             "throughput_last_minute": self.finished_last_minute,
@@ -65,6 +77,13 @@ class Status:
 
 
 LIST_PAGE = 500  # rows per page when a listing streams
+
+
+def utilisation(busy: int, slots: int) -> Optional[float]:
+    """Busy slots / slots, rounded (None without slots)."""
+    return round(busy / slots, 4) if slots else None
+
+
 DUE_CAP = 10_000  # status counts due scheduled/failed jobs up to this many
 
 
@@ -387,24 +406,66 @@ class Queue:
         return self.backend.schema_version()
 
     def status(self) -> Status:
-        from queuectl.maintenance import this_host, worker_alive
+        from queuectl.maintenance import this_host
 
         now = self.now()
         settings = self.settings()
-        workers = [w for w in self.backend.list_workers()
-                   if worker_alive(w, settings, now, this_host())]
+        workers = [w for w, alive in self._workers_now(settings, now, this_host()) if alive]
         oldest = self.backend.oldest_due(now)
         return Status(url=self.display_url, counts=self.backend.counts(), workers=workers,
                       oldest_due_age_s=None if oldest is None else now - oldest,
                       finished_last_minute=self.backend.finished_since(now - 60), now=now,
                       due_waiting=self.backend.due_waiting(now, DUE_CAP))
 
+    def metrics(self, since_s: float = 3600.0, queue: Optional[str] = None) -> "Metrics":
+        """`queuectl metrics`: runs by outcome, rates, durations, waits, depth and
+        slots over the last `since_s` seconds, overall and per queue (or of `queue`),
+        read from the store (every host's workers)."""
+        from queuectl import metrics
+        from queuectl.maintenance import this_host
+
+        if not 0 < since_s <= metrics.MAX_WINDOW_S:
+            raise InvalidInput("the metrics window must be longer than 0 seconds and "
+                               "at most 3650 days")
+        _check_utf8(queue, "queue")
+        now = self.now()
+        settings = self.settings()
+        workers = [w for w, alive in self._workers_now(settings, now, this_host()) if alive]
+        since = metrics.horizon(now, since_s)
+        return metrics.compute(
+            store=self.display_url, now=now, since_s=since_s, queue=queue,
+            rows=self.backend.metrics_rows(since, queue),
+            earlier=self.backend.metrics_earlier_runs(since, queue),
+            live=self.backend.metrics_live(now, queue, metrics.LIVE_CAP),
+            live_cap=metrics.LIVE_CAP,
+            counts=None if queue is not None else self.backend.counts(), workers=workers)
+
+    def runs_since(self, since: float, queue: Optional[str] = None) -> list[RunRecord]:
+        """The runs that ended at or after `since` (and the jobs cancelled since then),
+        one record each, of every queue or of `queue` (the Prometheus counters)."""
+        _check_utf8(queue, "queue")
+        rows = self.backend.metrics_rows(since, queue)
+        return [RunRecord(job_id, q, state if state in ("completed", "dead", "cancelled")
+                          else "failed", bool(timed_out), attempts,
+                          None if duration is None else finished - duration, finished)
+                for job_id, q, state, attempts, duration, _, finished, timed_out in rows] \
+            + self.backend.metrics_earlier_runs(since, queue)
+
     def workers(self) -> list[tuple[WorkerInfo, bool]]:
         """Every registration with whether it is alive."""
-        from queuectl.maintenance import this_host, worker_alive
+        from queuectl.maintenance import this_host
 
-        now, settings, host = self.now(), self.settings(), this_host()
-        return [(w, worker_alive(w, settings, now, host)) for w in self.backend.list_workers()]
+        return self._workers_now(self.settings(), self.now(), this_host())
+
+    def _workers_now(self, settings: "Settings", now: float, host: str
+                     ) -> list[tuple[WorkerInfo, bool]]:
+        """Registrations with whether they are alive; `busy` is what each one holds in
+        `processing` in the store now (the heartbeat's figure lags up to an interval)."""
+        from queuectl.maintenance import worker_alive
+
+        running = self.backend.running_by_worker()
+        return [(replace(w, busy=running.get(w.id, 0)), worker_alive(w, settings, now, host))
+                for w in self.backend.list_workers()]
 
     def stop_workers(self, *, now_mode: bool = False) -> StopReport:
         """Ask every supervisor to stop: local ones at once (a signal), remote ones

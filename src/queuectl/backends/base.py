@@ -23,7 +23,7 @@ from typing import (
 )
 
 from queuectl.errors import StoreError
-from queuectl.models import Job, NewJob, WorkerInfo
+from queuectl.models import FinishedRow, Job, LiveCount, NewJob, RunRecord, WorkerInfo
 from queuectl.states import (
     FINISH_TARGETS,
     SQL_LISTS,
@@ -157,6 +157,22 @@ class Backend(Protocol):
 
     def orphaned_jobs(self) -> list[Job]:
         """Processing jobs whose worker is not registered at all."""
+
+    def metrics_rows(self, since: float, queue: Optional[str]) -> list[FinishedRow]:
+        """Jobs whose last run ended, or that were cancelled, at or after `since` (their
+        rows, not their history), optionally of one queue (`metrics`)."""
+
+    def metrics_earlier_runs(self, since: float, queue: Optional[str]) -> list[RunRecord]:
+        """Runs before a job's last one that ended at or after `since` (history entries
+        of jobs run more than once, finished since then or running now)."""
+
+    def metrics_live(self, now: float, queue: Optional[str], cap: int) -> list[LiveCount]:
+        """Live jobs per queue and state with the run_at of the oldest one already due:
+        the waiting jobs oldest first, up to `cap` of them, and every processing one."""
+
+    def running_by_worker(self) -> dict[str, int]:
+        """How many jobs each worker registration holds in `processing` right now (one
+        grouped read through the partial index of processing jobs, not the heartbeat)."""
 
     def purge(self, states: Sequence[JobState], finished_before: Optional[float]) -> int:
         """Delete jobs in `states`, finished before the time if given, with their
@@ -543,6 +559,25 @@ class SqlVerbs:
 
     def orphaned_jobs(self) -> list[Job]:
         return [row_to_job(r) for r in self._all("orphaned_jobs")]
+
+    def metrics_rows(self, since: float, queue: Optional[str]) -> list[FinishedRow]:
+        return self._all("metrics_rows", {"since": since, "queue": queue})
+
+    def metrics_earlier_runs(self, since: float, queue: Optional[str]) -> list[RunRecord]:
+        rows = self._all("metrics_earlier_runs", {"since": since, "queue": queue})
+        return [RunRecord(job_id, q, result, bool(timed_out),
+                          None if attempt is None else int(attempt),
+                          None if started is None else float(started), float(finished))
+                for job_id, q, result, timed_out, attempt, started, finished in rows]
+
+    def metrics_live(self, now: float, queue: Optional[str], cap: int) -> list[LiveCount]:
+        rows = self._all("metrics_live", {"now": now, "queue": queue, "cap": cap})
+        return [LiveCount(q, state, int(n), None if oldest is None else float(oldest))
+                for q, state, n, oldest in rows]
+
+    def running_by_worker(self) -> dict[str, int]:
+        return {worker_id: int(n) for worker_id, n in self._all("running_by_worker")
+                if worker_id is not None}
 
     def purge(self, states: Sequence[JobState], finished_before: Optional[float]) -> int:
         params = {"states": self._array([s.value for s in states]),

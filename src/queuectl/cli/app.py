@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "dlq": "dlq:dlq",
     "config": "config_cmd:config",
     "status": "admin:status",
+    "metrics": "metrics_cmd:metrics",
     "clear": "admin:clear",
     "purge": "admin:purge",
     "cleanup": "admin:cleanup",
@@ -53,8 +54,8 @@ SECTIONS = [
     ("Jobs", ["enqueue", "add", "schedule", "list", "show", "logs", "wait", "cancel",
               "retry", "rm", "dlq"]),
     ("Workers", ["worker", "workers", "start", "stop", "scheduler"]),
-    ("Store", ["status", "config", "cleanup", "purge", "clear", "migrate", "doctor", "time",
-               "demo"]),
+    ("Store", ["status", "metrics", "config", "cleanup", "purge", "clear", "migrate",
+               "doctor", "time", "demo"]),
     ("Interactive", ["shell", "completion"]),
 ]
 HIDDEN = {"list-jobs", "scheduled", "dequeue"}

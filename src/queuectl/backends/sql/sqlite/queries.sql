@@ -184,6 +184,54 @@ WHERE state IN ({WAITING}) AND run_at <= :now
 SELECT {job_columns} FROM jobs
 WHERE state = {PROCESSING} AND worker_id IN (SELECT value FROM json_each(:worker_ids))
 
+-- name: metrics_rows
+-- The jobs whose last run ended (or that were cancelled) at or after :since, through
+-- jobs_finished, without reading their history: their row holds that run (`metrics`).
+-- A failed job keeps its finish time when it is relabelled pending for its retry.
+SELECT id, queue, state, attempts, finished_at - started_at,
+       CASE WHEN state IN ({COMPLETED}, {DEAD}) THEN started_at - run_at END,
+       finished_at, error = 'timeout'
+FROM jobs INDEXED BY jobs_finished
+WHERE finished_at >= :since AND (:queue IS NULL OR queue = :queue)
+
+-- name: metrics_earlier_runs
+-- The runs before a job's last one that ended at or after :since: its worker's history
+-- entries with a result, read only for the jobs run more than once (or cancelled
+-- after a run), finished since then or running now.
+SELECT j.id, j.queue, e.value ->> '$.result', COALESCE(e.value ->> '$.timed_out', 0),
+       e.value ->> '$.attempt', e.value ->> '$.started_at', e.value ->> '$.finished_at'
+FROM (SELECT id, queue, state, attempts, history FROM jobs INDEXED BY jobs_finished
+      WHERE finished_at >= :since AND (:queue IS NULL OR queue = :queue)
+        AND (attempts > 1 OR (state = {CANCELLED} AND attempts > 0))
+      UNION ALL
+      SELECT id, queue, state, attempts, history FROM jobs INDEXED BY jobs_worker
+      WHERE state = {PROCESSING} AND attempts > 1
+        AND (:queue IS NULL OR queue = :queue)) AS j,
+     json_each(j.history) AS e
+WHERE e.value ->> '$.result' IS NOT NULL AND e.value ->> '$.finished_at' >= :since
+  AND (e.value ->> '$.attempt' < j.attempts OR j.state = {CANCELLED})
+
+-- name: metrics_live
+-- Live jobs per queue and state, with the oldest due one (`metrics`): the waiting jobs
+-- oldest first along jobs_due, up to :cap of them, and the processing ones.
+SELECT queue, state, COUNT(*), MIN(CASE WHEN run_at <= :now THEN run_at END)
+FROM (SELECT queue, state, run_at FROM jobs INDEXED BY jobs_due
+      WHERE state IN ({CLAIMABLE}) AND (:queue IS NULL OR queue = :queue)
+      ORDER BY run_at LIMIT :cap)
+GROUP BY queue, state
+UNION ALL
+SELECT queue, state, COUNT(*), NULL
+FROM jobs INDEXED BY jobs_worker
+WHERE state = {PROCESSING} AND (:queue IS NULL OR queue = :queue)
+GROUP BY queue, state
+
+-- name: running_by_worker
+-- Busy slots as the store knows them now (status, workers, metrics), through the
+-- partial index of processing jobs: as many rows as jobs run, at any depth.
+SELECT worker_id, COUNT(*) FROM jobs INDEXED BY jobs_worker
+WHERE state = {PROCESSING}
+GROUP BY worker_id
+
 -- name: orphaned_jobs
 SELECT {job_columns} FROM jobs
 WHERE state = {PROCESSING}
