@@ -140,6 +140,26 @@ SELECT {job_columns} FROM jobs
 WHERE state IN (SELECT value FROM json_each(:states)) AND queue = :queue
 ORDER BY seq DESC LIMIT :limit OFFSET :offset
 
+-- name: _page_window
+seq < :before AND seq >= :floor AND instr(command, :text) > 0
+
+-- name: page_jobs
+SELECT seq, {job_columns} FROM jobs WHERE {_page_window}
+ORDER BY seq DESC LIMIT :limit
+
+-- name: page_jobs_in_state
+SELECT seq, {job_columns} FROM jobs WHERE state = :state AND {_page_window}
+ORDER BY seq DESC LIMIT :limit
+
+-- name: page_jobs_in_queue
+SELECT seq, {job_columns} FROM jobs WHERE queue = :queue AND {_page_window}
+ORDER BY seq DESC LIMIT :limit
+
+-- name: page_jobs_in_state_and_queue
+SELECT seq, {job_columns} FROM jobs
+WHERE state = :state AND queue = :queue AND {_page_window}
+ORDER BY seq DESC LIMIT :limit
+
 -- name: counts
 SELECT state, n FROM state_counts
 
