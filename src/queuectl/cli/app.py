@@ -43,6 +43,7 @@ COMMANDS: dict[str, str] = {
     "stop": "workers:stop",
     "scheduler": "workers:scheduler",
     "demo": "demo_cmd:demo",
+    "dashboard": "dashboard_cmd:dashboard",
 }
 
 SECTIONS = [
@@ -50,7 +51,7 @@ SECTIONS = [
               "retry", "dlq"]),
     ("Workers", ["worker", "workers", "start", "stop", "scheduler"]),
     ("Store", ["status", "config", "cleanup", "purge", "clear", "migrate", "doctor", "time",
-               "demo"]),
+               "demo", "dashboard"]),
 ]
 HIDDEN = {"list-jobs", "scheduled", "dequeue"}
 
