@@ -223,6 +223,8 @@ class Queue:
         if not ref:
             raise InvalidInput("a job id is required")
         _check_utf8(ref, "job id")
+        if "\x00" in ref:  # no stored id holds one, and PostgreSQL refuses it as text
+            raise NotFound(f"no job {ref!r}")
         if self.backend.get(ref) is not None:
             return ref
         if len(ref) < MIN_PREFIX_LEN:
@@ -260,11 +262,13 @@ class Queue:
         for value, what in ((queue, "queue"), (text, "search text"),
                             (id_prefix, "id prefix")):
             _check_utf8(value, what)
+            if value and "\x00" in value:
+                raise InvalidInput(f"{what} contains a NUL byte")
         if id_prefix:
             found = [self.backend.get(i) for i in self.backend.find_prefix(id_prefix, limit)]
             jobs = [j for j in found if j is not None and (state is None or j.state is state)
                     and (queue is None or j.queue == queue) and text in j.command]
-            jobs.sort(key=lambda j: j.created_at, reverse=True)
+            jobs.sort(key=lambda j: (j.created_at, j.id), reverse=True)
             return JobsPage(jobs, None)
         top = _TOP_SEQ if before is None else before
         floor = 0
