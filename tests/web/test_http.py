@@ -215,7 +215,8 @@ def test_the_cli_does_not_import_the_web_stack(sqlite_url: str) -> None:
     assert json.loads(done.stdout.strip().splitlines()[-1].replace("'", '"')) == []
 
 
-@pytest.mark.parametrize("args", [["--token", ""], ["--token", "  "]])
-def test_an_empty_token_is_bad_input(sqlite_url: str, args: list[str]) -> None:
+@pytest.mark.parametrize("args", [["--token", ""], ["--token", "        "], ["--token", "short"],
+                                  ["--token", "has;semicolon"], ["--token", "tökenlong"]])
+def test_a_bad_token_is_bad_input(sqlite_url: str, args: list[str]) -> None:
     done = run_cli("dashboard", "--port", "0", *args, db=sqlite_url, timeout=30)
     assert done.returncode == 2 and "token" in done.stderr

@@ -11,6 +11,9 @@ import click
 from queuectl.cli.context import state
 from queuectl.errors import InvalidInput, QueuectlError
 
+# what a header and a cookie can carry as they are
+TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~+/=")
+
 
 class BindError(QueuectlError):
     """The address could not be listened on (in use, not ours)."""
@@ -60,8 +63,9 @@ def dashboard(host: str, port: int, token: Optional[str], read_only: bool) -> No
         generated = True
     else:
         generated = False
-    if token is not None and not token.strip():
-        raise InvalidInput("--token must not be empty")
+    if token is not None and (len(token) < 8 or not set(token) <= TOKEN_CHARS):
+        raise InvalidInput("--token needs at least 8 characters out of letters, digits "
+                           "and - _ . ~ + / = (or --token auto)")
     if not loopback and token is None:
         raise InvalidInput(f"refusing to serve {host} without a token: pass --token T "
                            "or --token auto (or bind 127.0.0.1)")
