@@ -80,6 +80,8 @@ def test_healthz_and_metrics_read_the_store(dashboard: Dashboard) -> None:
     seed(dashboard)
     health = dashboard.get("/healthz")
     assert health.status == 200 and health.json()["ok"] is True
+    assert health.headers["server-timing"].startswith("app;dur=")
+    assert "script-src 'self'" in health.headers["content-security-policy"]
     reply = dashboard.get("/metrics")
     assert reply.status == 200 and reply.headers["content-type"].startswith("text/plain")
     samples = {(s.name, tuple(sorted(s.labels.items()))): s.value

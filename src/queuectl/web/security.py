@@ -15,6 +15,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import secrets
+import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Optional
 from urllib.parse import parse_qsl, urlencode
@@ -120,9 +121,14 @@ class AccessMiddleware:
                                     "'Authorization: Bearer T'")
             return
 
+        started = time.perf_counter()
+
         async def with_headers(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 extra = [(k.encode(), v.encode()) for k, v in HEADERS.items()]
+                # the time to the response's start: all of a page's or an API call's work
+                spent_ms = (time.perf_counter() - started) * 1000
+                extra.append((b"server-timing", f"app;dur={spent_ms:.2f}".encode()))
                 message["headers"] = list(message.get("headers", [])) + extra
             await send(message)
 
