@@ -222,3 +222,15 @@ def test_the_cli_does_not_import_the_web_stack(sqlite_url: str) -> None:
 def test_a_bad_token_is_bad_input(sqlite_url: str, args: list[str]) -> None:
     done = run_cli("dashboard", "--port", "0", *args, db=sqlite_url, timeout=30)
     assert done.returncode == 2 and "token" in done.stderr
+
+
+def test_a_finished_jobs_event_stream_gives_its_output_then_ends(dashboard: Dashboard) -> None:
+    ids = seed(dashboard)
+    reply = dashboard.get(f"/events/jobs/{ids['ok']}")  # ends by itself: the job has ended
+    assert reply.status == 200 and reply.headers["content-type"].startswith("text/event-stream")
+    events = [block.split("\n") for block in reply.text.strip().split("\n\n")]
+    parsed = [(lines[0].removeprefix("event: "), json.loads(lines[1].removeprefix("data: ")))
+              for lines in events]
+    shown = dashboard.cli_json("show", ids["ok"])
+    assert parsed == [("output", {"text": "fine\n"}),
+                      ("end", {k: v for k, v in shown.items() if k != "output"})]
