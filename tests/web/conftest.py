@@ -77,9 +77,13 @@ class Dashboard:
         return self.request(path, method="POST", data=urlencode(form).encode(),
                             headers=headers)
 
-    def csrf(self) -> str:
-        page = self.get("/").text
-        return page.split('name="csrf-token" content="', 1)[1].split('"', 1)[0]
+    def csrf(self, page_path: str = "/dlq") -> str:
+        """The CSRF token from a form of the page (from its meta tag when it has none)."""
+        page = self.get(page_path).text
+        for marker in ('name="csrf" value="', 'name="csrf-token" content="'):
+            if marker in page:
+                return page.split(marker, 1)[1].split('"', 1)[0]
+        raise AssertionError(f"no CSRF token on {page_path}")
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         return run_cli(*args, db=self.db)
