@@ -65,7 +65,7 @@ class Status:
 
 
 DUE_CAP = 10_000  # status counts due scheduled/failed jobs up to this many
-SEARCH_WINDOW = 200_000  # jobs (by seq) a command-text search looks through per page
+SEARCH_WINDOW = 100_000  # jobs (by seq) a command-text search looks through per page
 _TOP_SEQ = 2 ** 62
 
 

@@ -53,6 +53,22 @@ def test_a_page_of_all_jobs_walks_the_primary_key_backwards(tmp_path: Path) -> N
     assert "INTEGER PRIMARY KEY" in plan and "TEMP B-TREE" not in plan, plan
 
 
+def test_a_small_queues_page_walks_its_index_after_analyze(tmp_path: Path) -> None:
+    """ANALYZE of a store whose jobs are all in one queue tells the planner that a queue
+    matches every row; a page of another queue must still walk jobs_queue."""
+    from queuectl.models import NewJob
+
+    store = open_backend(str(tmp_path / "q.db"))
+    try:
+        store.enqueue([NewJob(command="true", id=f"j{i}") for i in range(2000)], 1.0)
+        store.execute_raw("ANALYZE")
+        plan = _plan(store, "page_jobs_in_queue", {"queue": "mail", "before": 10 ** 9,
+                                                   "floor": 0, "text": "", "limit": 50})
+    finally:
+        store.close()
+    assert "jobs_queue" in plan, plan
+
+
 def test_counts_do_not_scan_jobs(tmp_path: Path) -> None:
     store = open_backend(str(tmp_path / "q.db"))
     try:

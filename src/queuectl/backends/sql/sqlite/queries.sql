@@ -152,7 +152,10 @@ SELECT seq, {job_columns} FROM jobs WHERE state = :state AND {_page_window}
 ORDER BY seq DESC LIMIT :limit
 
 -- name: page_jobs_in_queue
-SELECT seq, {job_columns} FROM jobs WHERE queue = :queue AND {_page_window}
+-- INDEXED BY: after ANALYZE of a store with one big queue the planner walked the
+-- primary key for a small one and read every job (206 ms at 1M instead of 1 ms).
+SELECT seq, {job_columns} FROM jobs INDEXED BY jobs_queue
+WHERE queue = :queue AND {_page_window}
 ORDER BY seq DESC LIMIT :limit
 
 -- name: page_jobs_in_state_and_queue
