@@ -85,6 +85,18 @@ def utilisation(busy: int, slots: int) -> Optional[float]:
 
 
 DUE_CAP = 10_000  # status counts due scheduled/failed jobs up to this many
+SEARCH_WINDOW = 100_000  # jobs (by seq) a command-text search looks through per page
+_TOP_SEQ = 2 ** 62
+
+
+@dataclass
+class JobsPage:
+    """One keyset page of jobs, newest first; `next_before` continues it (None: the
+    end).  A text search looks through SEARCH_WINDOW jobs per page, so a page can
+    hold fewer jobs than asked and still have a next one."""
+
+    jobs: list[Job]
+    next_before: Optional[int]
 
 
 @dataclass
@@ -231,6 +243,8 @@ class Queue:
         if not ref:
             raise InvalidInput("a job id is required")
         _check_utf8(ref, "job id")
+        if "\x00" in ref:  # no stored id holds one, and PostgreSQL refuses it as text
+            raise NotFound(f"no job {ref!r}")
         if self.backend.get(ref) is not None:
             return ref
         if len(ref) < MIN_PREFIX_LEN:
@@ -304,6 +318,39 @@ class Queue:
         names = {"default"}
         names.update(job.queue for job in self.backend.list_jobs(None, None, sample))
         return sorted(names)
+
+    def jobs_page(self, state: Optional[JobState] = None, queue: Optional[str] = None,
+                  text: str = "", id_prefix: str = "", before: Optional[int] = None,
+                  limit: int = 50) -> JobsPage:
+        """Jobs newest first by keyset (`before` = a page's `next_before`): an index
+        walk at any depth.  `id_prefix` lists the jobs whose id starts with it (one
+        page, through the id index); `text` matches inside the command."""
+        if limit < 1:
+            raise InvalidInput("limit must be >= 1")
+        for value, what in ((queue, "queue"), (text, "search text"),
+                            (id_prefix, "id prefix")):
+            _check_utf8(value, what)
+            if value and "\x00" in value:
+                raise InvalidInput(f"{what} contains a NUL byte")
+        if id_prefix:
+            found = [self.backend.get(i) for i in self.backend.find_prefix(id_prefix, limit)]
+            jobs = [j for j in found if j is not None and (state is None or j.state is state)
+                    and (queue is None or j.queue == queue) and text in j.command]
+            jobs.sort(key=lambda j: (j.created_at, j.id), reverse=True)
+            return JobsPage(jobs, None)
+        top = _TOP_SEQ if before is None else before
+        floor = 0
+        if text:
+            if before is None:
+                newest = self.backend.search_page(None, None, _TOP_SEQ, 0, "", 1)
+                top = newest[0][0] + 1 if newest else 0
+            floor = max(0, top - SEARCH_WINDOW)
+        rows = self.backend.search_page(state, queue, top, floor, text, limit)
+        if len(rows) == limit:
+            next_before: Optional[int] = rows[-1][0]
+        else:
+            next_before = floor if floor > 0 else None
+        return JobsPage([job for _, job in rows], next_before)
 
     def _transition(self, ref: str, transition: Transition, *, reset: bool = False,
                     note: Optional[str] = None) -> Job:

@@ -422,3 +422,31 @@ def test_purge_and_clear_take_output_and_dependency_edges_with_the_jobs(
     assert backend.clear() == 1
     assert backend.read_output("live", 1, 0, 10) == []
     assert _raw(backend, "SELECT job_id FROM job_dependencies") == []
+
+
+# -- keyset pages ----------------------------------------------------------------------
+def test_search_page_walks_newest_first_by_keyset(backend: Any) -> None:
+    add(backend, *[new(f"j{i}", queue="mail" if i % 2 else "default",
+                       command=f"echo {'needle' if i % 3 == 0 else 'hay'} {i}")
+                   for i in range(10)])
+    job = claim(backend)
+    assert job is not None
+    first = backend.search_page(None, None, 2 ** 62, 0, "", 4)
+    assert [j.id for _, j in first] == ["j9", "j8", "j7", "j6"]
+    seqs = [seq for seq, _ in first]
+    assert seqs == sorted(seqs, reverse=True)
+    second = backend.search_page(None, None, seqs[-1], 0, "", 4)
+    assert [j.id for _, j in second] == ["j5", "j4", "j3", "j2"]
+    mail = backend.search_page(None, "mail", 2 ** 62, 0, "", 10)
+    assert [j.id for _, j in mail] == ["j9", "j7", "j5", "j3", "j1"]
+    needles = backend.search_page(None, None, 2 ** 62, 0, "needle", 10)
+    assert [j.id for _, j in needles] == ["j9", "j6", "j3", "j0"]
+    processing = backend.search_page(JobState.PROCESSING, None, 2 ** 62, 0, "", 10)
+    assert [j.id for _, j in processing] == [job.id]
+    assert backend.search_page(JobState.PROCESSING, "nowhere", 2 ** 62, 0, "", 10) == []
+    # the floor bounds a page from below: only seqs >= floor
+    floor = seqs[1]
+    window = backend.search_page(None, None, 2 ** 62, floor, "", 10)
+    assert [j.id for _, j in window] == ["j9", "j8"]
+    # a text with LIKE wildcards matches literally
+    assert backend.search_page(None, None, 2 ** 62, 0, "%", 10) == []

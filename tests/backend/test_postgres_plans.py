@@ -63,3 +63,26 @@ def test_only_a_supervisor_connection_forces_generic_plans(pg_url: str) -> None:
         assert backend.execute_raw("SHOW plan_cache_mode") == [("auto",)]
     finally:
         backend.close()
+
+
+def test_keyset_pages_are_planned_with_their_values(pg_url: str) -> None:
+    """A prepared page statement soon runs a generic plan, which for a rare state walks
+    the primary key through every job; the dashboard calls them again and again, so
+    they are never prepared (and the page of a rare state stays an index walk)."""
+    from queuectl.states import JobState
+
+    backend = open_backend(pg_url)
+    try:
+        backend.execute_raw(
+            "INSERT INTO jobs (id, command, state, run_at, created_at, updated_at) "
+            "SELECT 'f' || i, 'true', 'completed', 0, 0, 0 FROM generate_series(1, 20000) i")
+        backend.execute_raw("ANALYZE jobs")
+        for _ in range(12):  # past psycopg's prepare threshold and PostgreSQL's 5 custom
+            assert backend.search_page(JobState.DEAD, None, 2 ** 62, 0, "", 50) == []
+            assert backend.search_page(JobState.DEAD, "q", 2 ** 62, 0, "", 50) == []
+            assert backend.search_page(None, "q", 2 ** 62, 0, "", 50) == []
+        prepared = [row[0] for row in
+                    backend.execute_raw("SELECT statement FROM pg_prepared_statements")]
+    finally:
+        backend.close()
+    assert not [text for text in prepared if "ORDER BY seq DESC" in text], prepared

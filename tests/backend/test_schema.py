@@ -104,6 +104,8 @@ SQLITE = {
             "state IN ('pending', 'scheduled', 'failed')"),
         "jobs_finished": ('jobs', ['finished_at'], False,
             'finished_at IS NOT NULL'),
+        "jobs_queue": ('jobs', ['queue', 'seq'], False,
+            None),
         "jobs_ready": ('jobs', ['priority DESC', 'run_at', 'seq'], False,
             "state IN ('pending', 'scheduled', 'failed')"),
         "jobs_state": ('jobs', ['state', 'seq'], False,
@@ -222,6 +224,8 @@ POSTGRES = {
             None),
         "jobs_pkey": ('jobs', ['seq'], True,
             None),
+        "jobs_queue": ('jobs', ['queue', 'seq'], False,
+            None),
         "jobs_ready": ('jobs', ['priority DESC', 'run_at', 'seq'], False,
             "(state = ANY (ARRAY['pending'::text, 'scheduled'::text, 'failed'::text]))"),
         "jobs_state": ('jobs', ['state', 'seq'], False,
@@ -264,7 +268,7 @@ def test_migrating_from_empty_gives_the_expected_schema(store_url: str) -> None:
     store = open_backend(store_url)
     try:
         dialect = "postgres" if is_postgres(store_url) else "sqlite"
-        assert store.schema_version() == latest_version(dialect) == 2
+        assert store.schema_version() == latest_version(dialect) == 3
     finally:
         store.close()
     _compare(_schema(store_url), _expected(store_url))
@@ -308,7 +312,7 @@ def test_a_store_at_schema_1_is_migrated_in_place(store_url: str, tmp_path: Path
     _make_version_1(store_url)
     store = open_backend(store_url)
     try:
-        assert store.schema_version() == 2
+        assert store.schema_version() == 3
         old = store.get("old-pending")
         assert (old.command, old.state, old.run_at, old.history) == \
             ("echo old-pending", JobState.PENDING, 10, [{"event": "x"}])
@@ -325,4 +329,4 @@ def test_a_store_at_schema_1_is_migrated_in_place(store_url: str, tmp_path: Path
 @pytest.mark.parametrize("dialect", ["sqlite", "postgres"])
 def test_every_dialect_has_the_same_migrations(dialect: str) -> None:
     names = [(version, name) for version, name, _ in load_migrations(dialect)]
-    assert names == [(1, "initial"), (2, "queues_dependencies_output")]
+    assert names == [(1, "initial"), (2, "queues_dependencies_output"), (3, "jobs_queue_index")]

@@ -28,6 +28,10 @@ def _plan(store, name: str, params: dict) -> str:  # type: ignore[no-untyped-def
     ("oldest_due", {"now": 1.0}, "jobs_due"),
     ("due_waiting", {"now": 1.0, "cap": 10}, "jobs_state"),
     ("next_run_at", {"after": 1.0}, "jobs_due"),
+    ("page_jobs_in_state", {"state": "dead", "before": 10, "floor": 0, "text": "",
+                            "limit": 50}, "jobs_state"),
+    ("page_jobs_in_queue", {"queue": "mail", "before": 10, "floor": 0, "text": "",
+                            "limit": 50}, "jobs_queue"),
 ])
 def test_hot_queries_use_their_index(tmp_path: Path, name: str, params: dict,
                                      index: str) -> None:
@@ -38,6 +42,31 @@ def test_hot_queries_use_their_index(tmp_path: Path, name: str, params: dict,
         store.close()
     assert index in plan, plan
     assert "SCAN jobs" not in plan.replace(f"SCAN jobs USING INDEX {index}", ""), plan
+
+
+def test_a_page_of_all_jobs_walks_the_primary_key_backwards(tmp_path: Path) -> None:
+    store = open_backend(str(tmp_path / "q.db"))
+    try:
+        plan = _plan(store, "page_jobs", {"before": 10, "floor": 0, "text": "", "limit": 50})
+    finally:
+        store.close()
+    assert "INTEGER PRIMARY KEY" in plan and "TEMP B-TREE" not in plan, plan
+
+
+def test_a_small_queues_page_walks_its_index_after_analyze(tmp_path: Path) -> None:
+    """ANALYZE of a store whose jobs are all in one queue tells the planner that a queue
+    matches every row; a page of another queue must still walk jobs_queue."""
+    from queuectl.models import NewJob
+
+    store = open_backend(str(tmp_path / "q.db"))
+    try:
+        store.enqueue([NewJob(command="true", id=f"j{i}") for i in range(2000)], 1.0)
+        store.execute_raw("ANALYZE")
+        plan = _plan(store, "page_jobs_in_queue", {"queue": "mail", "before": 10 ** 9,
+                                                   "floor": 0, "text": "", "limit": 50})
+    finally:
+        store.close()
+    assert "jobs_queue" in plan, plan
 
 
 def test_counts_do_not_scan_jobs(tmp_path: Path) -> None:

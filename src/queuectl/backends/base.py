@@ -133,6 +133,12 @@ class Backend(Protocol):
     def queue_counts(self) -> dict[str, dict[JobState, int]]:
         """Number of jobs in every state of every queue that has jobs."""
 
+    def search_page(self, state: Optional[JobState], queue: Optional[str], before_seq: int,
+                  floor_seq: int, text: str, limit: int) -> list[tuple[int, Job]]:
+        """A keyset page, newest first: (seq, job) of jobs with `floor_seq <= seq <
+        before_seq` whose command contains `text` ("" matches all), optionally in one
+        state and one queue.  An index walk from `before_seq` at any depth."""
+
     def counts(self) -> dict[JobState, int]:
         """Number of jobs in every state (cheap at any depth)."""
 
@@ -530,6 +536,15 @@ class SqlVerbs:
         for queue, state, n in self._all("queue_counts"):
             found.setdefault(queue, {s: 0 for s in JobState})[JobState(state)] = n
         return dict(sorted(found.items()))
+
+    def search_page(self, state: Optional[JobState], queue: Optional[str], before_seq: int,
+                  floor_seq: int, text: str, limit: int) -> list[tuple[int, Job]]:
+        params: dict[str, Any] = {"before": before_seq, "floor": floor_seq, "text": text,
+                                  "limit": limit, "queue": queue,
+                                  "state": state.value if state else None}
+        name = "page_jobs" + ("_in_state" if state else "") + \
+            ("_and_queue" if state and queue else "_in_queue" if queue else "")
+        return [(int(r[0]), row_to_job(r[1:])) for r in self._all(name, params)]
 
     def counts(self) -> dict[JobState, int]:
         found = {JobState(state): n for state, n in self._all("counts")}

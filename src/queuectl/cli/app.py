@@ -48,6 +48,7 @@ COMMANDS: dict[str, str] = {
     "demo": "demo_cmd:demo",
     "shell": "shell:shell",
     "completion": "complete:completion",
+    "dashboard": "dashboard_cmd:dashboard",
 }
 
 SECTIONS = [
@@ -55,7 +56,7 @@ SECTIONS = [
               "retry", "rm", "dlq"]),
     ("Workers", ["worker", "workers", "start", "stop", "scheduler"]),
     ("Store", ["status", "metrics", "config", "cleanup", "purge", "clear", "migrate",
-               "doctor", "time", "demo"]),
+               "doctor", "time", "demo", "dashboard"]),
     ("Interactive", ["shell", "completion"]),
 ]
 HIDDEN = {"list-jobs", "scheduled", "dequeue"}

@@ -143,6 +143,26 @@ ORDER BY seq DESC LIMIT %(limit)s
 -- name: queue_counts
 SELECT queue, state, COUNT(*) FROM jobs GROUP BY queue, state
 
+-- name: _page_window
+seq < %(before)s AND seq >= %(floor)s AND strpos(command, %(text)s) > 0
+
+-- name: page_jobs
+SELECT seq, {job_columns} FROM jobs WHERE {_page_window}
+ORDER BY seq DESC LIMIT %(limit)s
+
+-- name: page_jobs_in_state
+SELECT seq, {job_columns} FROM jobs WHERE state = %(state)s AND {_page_window}
+ORDER BY seq DESC LIMIT %(limit)s
+
+-- name: page_jobs_in_queue
+SELECT seq, {job_columns} FROM jobs WHERE queue = %(queue)s AND {_page_window}
+ORDER BY seq DESC LIMIT %(limit)s
+
+-- name: page_jobs_in_state_and_queue
+SELECT seq, {job_columns} FROM jobs
+WHERE state = %(state)s AND queue = %(queue)s AND {_page_window}
+ORDER BY seq DESC LIMIT %(limit)s
+
 -- name: counts
 -- No counts table here: one hot counts row would serialize every transition of every
 -- worker host; the state index answers this.

@@ -151,6 +151,29 @@ ORDER BY seq DESC LIMIT :limit
 -- name: queue_counts
 SELECT queue, state, COUNT(*) FROM jobs GROUP BY queue, state
 
+-- name: _page_window
+seq < :before AND seq >= :floor AND instr(command, :text) > 0
+
+-- name: page_jobs
+SELECT seq, {job_columns} FROM jobs WHERE {_page_window}
+ORDER BY seq DESC LIMIT :limit
+
+-- name: page_jobs_in_state
+SELECT seq, {job_columns} FROM jobs WHERE state = :state AND {_page_window}
+ORDER BY seq DESC LIMIT :limit
+
+-- name: page_jobs_in_queue
+-- INDEXED BY: after ANALYZE of a store with one big queue the planner walked the
+-- primary key for a small one and read every job (206 ms at 1M instead of 1 ms).
+SELECT seq, {job_columns} FROM jobs INDEXED BY jobs_queue
+WHERE queue = :queue AND {_page_window}
+ORDER BY seq DESC LIMIT :limit
+
+-- name: page_jobs_in_state_and_queue
+SELECT seq, {job_columns} FROM jobs
+WHERE state = :state AND queue = :queue AND {_page_window}
+ORDER BY seq DESC LIMIT :limit
+
 -- name: counts
 SELECT state, n FROM state_counts
 
