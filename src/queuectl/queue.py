@@ -159,6 +159,13 @@ class Queue:
     def now(self) -> float:
         return self._clock()
 
+    def job_defaults(self) -> dict[str, Any]:
+        """The config values that jobs without their own max_retries, backoff_base and
+        timeout follow: what `Job.to_dict(defaults=...)` shows as effective numbers."""
+        settings = self.settings()
+        return {"max_retries": settings.max_retries, "backoff_base": settings.backoff_base,
+                "timeout": settings.job_timeout}
+
     def settings(self) -> "Settings":
         """Current settings (stored config is re-read on every call)."""
         from queuectl.config import Settings  # not needed to enqueue

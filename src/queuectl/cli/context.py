@@ -49,10 +49,7 @@ class CliState:
         """The config values jobs without their own max_retries, backoff_base and
         timeout follow (read once per command)."""
         if self._defaults is None:
-            settings = self.queue().settings()
-            self._defaults = {"max_retries": settings.max_retries,
-                              "backoff_base": settings.backoff_base,
-                              "timeout": settings.job_timeout}
+            self._defaults = self.queue().job_defaults()
         return self._defaults
 
     def job_dict(self, job: Any, **options: Any) -> dict[str, Any]:

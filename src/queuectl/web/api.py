@@ -44,15 +44,17 @@ async def jobs(request: Request) -> JSONResponse:
 
         headers["link"] = f'</api/jobs?{urlencode(params)}>; rel="next"'
         headers["x-next-before"] = str(page.next_before)
-    return JSONResponse([job.to_dict(with_output=False) for job in page.jobs],
-                        headers=headers)
+    defaults = await w.store.call(w.store.queue.job_defaults)
+    return JSONResponse([job.to_dict(with_output=False, defaults=defaults)
+                         for job in page.jobs], headers=headers)
 
 
 async def job(request: Request) -> JSONResponse:
     """`show --json` (environment variable names only)."""
     w = _web(request)
     found = await w.store.call(w.store.queue.get, request.path_params["ref"])
-    return JSONResponse(found.to_dict())
+    defaults = await w.store.call(w.store.queue.job_defaults)
+    return JSONResponse(found.to_dict(defaults=defaults))
 
 
 async def job_output(request: Request) -> PlainTextResponse:
@@ -68,7 +70,8 @@ async def dlq(request: Request) -> JSONResponse:
     limit = param_int(request.query_params.get("limit"), "limit", 50, 1, MAX_PAGE_SIZE)
     w = _web(request)
     dead = await w.store.call(w.store.queue.dlq_list, limit)
-    return JSONResponse([j.to_dict(with_output=False) for j in dead])
+    defaults = await w.store.call(w.store.queue.job_defaults)
+    return JSONResponse([j.to_dict(with_output=False, defaults=defaults) for j in dead])
 
 
 async def workers(request: Request) -> JSONResponse:

@@ -3,15 +3,14 @@ today, kept small so that each can be pointed at the store's metrics.
 
 * `overview_figures()` gives the overview's chart and rates.  TODO(metrics): compute
   it from `Queue.metrics(3600, None)` once that exists; today it samples `status()`.
-* `exposition()` gives `/metrics`.  TODO(metrics): register `QueueCollector(queue)`
-  instead of `StatusCollector`.
+* `exposition()` gives `/metrics` through `promcollector.QueueCollector`.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import deque
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Optional
 
 from queuectl.queue import Queue, Status
 from queuectl.states import JobState
@@ -67,44 +66,20 @@ def overview_figures(queue: Queue, status: Status, history: FigureHistory) -> di
     }
 
 
-def _status_families(queue: Queue) -> Iterator[Any]:
-    from prometheus_client.core import GaugeMetricFamily
-
-    status = queue.status()
-    depth = GaugeMetricFamily("queuectl_jobs", "Jobs per state.", labels=["state"])
-    for state in JobState:
-        depth.add_metric([state.value], status.counts.get(state, 0))
-    yield depth
-    yield GaugeMetricFamily("queuectl_workers", "Live worker supervisors.",
-                            value=len(status.workers))
-    yield GaugeMetricFamily("queuectl_slots", "Job slots of live workers.",
-                            value=sum(w.slots for w in status.workers))
-    yield GaugeMetricFamily("queuectl_busy_slots", "Slots running a job.",
-                            value=sum(w.busy for w in status.workers))
-    yield GaugeMetricFamily("queuectl_oldest_waiting_age_seconds",
-                            "Age of the oldest due job not yet claimed (0 when none).",
-                            value=status.oldest_due_age_s or 0.0)
-    yield GaugeMetricFamily("queuectl_finished_last_minute",
-                            "Runs finished in the last minute.",
-                            value=status.finished_last_minute)
-
-
-class StatusCollector:
-    """A prometheus_client collector over `status()`: read on every scrape."""
-
-    def __init__(self, read: Callable[[], Iterator[Any]]) -> None:
-        self._read = read
-
-    def collect(self) -> Iterator[Any]:
-        return self._read()
+_REGISTRIES: dict[int, Any] = {}  # one collector per Queue: its counters persist
 
 
 def exposition(queue: Queue) -> tuple[bytes, str]:
-    """The Prometheus text exposition of the store (body, content type).
-
-    TODO(metrics): register `QueueCollector(queue)` here instead."""
+    """The Prometheus text exposition of the store (body, content type), through the
+    same collector as `queuectl metrics --format prometheus` (queuectl.promcollector):
+    counters of runs by queue and outcome, a duration summary, depth, slots."""
     from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(StatusCollector(lambda: _status_families(queue)))  # type: ignore[arg-type]
+    from queuectl.promcollector import QueueCollector
+
+    registry = _REGISTRIES.get(id(queue))
+    if registry is None:
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(QueueCollector(queue))  # type: ignore[arg-type]
+        _REGISTRIES[id(queue)] = registry
     return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -88,6 +88,11 @@ async def job_events(request: Request) -> StreamingResponse:
                 event = await w.store.call(next, events, None)
                 if event is None:
                     return
+                if isinstance(event, jobevents.Ended):
+                    defaults = await w.store.call(w.store.queue.job_defaults)
+                    yield _event("end", event.job.to_dict(with_output=False,
+                                                          defaults=defaults))
+                    return
                 yield _follow_event(event)
                 if isinstance(event, jobevents.Ended):
                     return
@@ -106,7 +111,7 @@ def _follow_event(event: jobevents.FollowEvent) -> bytes:
         return _event("run", {"attempt": event.job.attempts, "worker": event.job.worker})
     if isinstance(event, jobevents.WorkerGone):
         return _event("worker_gone", {"worker": event.job.worker})
-    return _event("end", event.job.to_dict(with_output=False))
+    return _event("end", event.job.to_dict(with_output=False))  # (Ended: see stream)
 
 
 def routes() -> list[Route]:
