@@ -37,11 +37,12 @@ class Scale:
     b5_jobs: int = 1_000_000
     b6_seconds: float = 10.0
     b7_jobs: int = 20_000
+    b10_per_hour: int = 36_000  # B5's million finished over ~a day
 
     @classmethod
     def quick(cls) -> "Scale":
         return cls(b1_jobs=2000, b1_rounds=1, b2_samples=50, b3_runs=8, b4_jobs=100_000,
-                   b5_jobs=100_000, b6_seconds=3.0, b7_jobs=2000)
+                   b5_jobs=100_000, b6_seconds=3.0, b7_jobs=2000, b10_per_hour=3_600)
 
 
 @dataclass
@@ -303,6 +304,84 @@ def b5_depth(ctx: Context) -> list[Row]:
     ]
 
 
+def _fill_runs(db: str, total: int, per_hour: int) -> None:
+    """A store with `total` jobs in 4 queues: 10% pending, the others finished at an even
+    pace of `per_hour` back from now (2% dead, every 10th of those finished a retry
+    after a timeout), each with its worker's history entries: what `metrics` reads."""
+    from queuectl.backends import open_backend
+
+    backend = open_backend(db, durable=False)
+    try:
+        conn = backend._db  # the benchmark builds the fixture with plain SQL
+        now = time.time()
+        step = 3600.0 / per_hour
+        conn.execute("BEGIN")
+        conn.execute(
+            """WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < :total),
+            r AS (SELECT i, :now - i * :step AS f,
+                         CASE WHEN i % 10 = 0 THEN 'pending' WHEN i % 50 = 1 THEN 'dead'
+                              ELSE 'completed' END AS state FROM n)
+            INSERT INTO jobs (id, command, state, queue, priority, run_at, attempts,
+                              created_at, updated_at, started_at, finished_at, exit_code,
+                              history)
+            SELECT printf('fill-%08d', i), 'true', state, 'q' || (i % 4), 5,
+                   CASE WHEN state = 'pending' THEN :now - 60 + i * 0.0001 ELSE f - 1.5 END,
+                   CASE WHEN state = 'pending' THEN 0 WHEN i % 100 = 3 THEN 2 ELSE 1 END,
+                   f - 2, f,
+                   CASE WHEN state = 'pending' THEN NULL ELSE f - 1 END,
+                   CASE WHEN state = 'pending' THEN NULL ELSE f END,
+                   CASE WHEN state = 'pending' THEN NULL WHEN state = 'dead' THEN 1 ELSE 0 END,
+                   CASE WHEN state = 'pending' THEN '[]'
+                        WHEN i % 100 = 3 THEN json_array(
+                            json_object('attempt', 1, 'started_at', f - 20, 'finished_at',
+                                        f - 10, 'worker', 'bench:1/1', 'exit_code', NULL,
+                                        'signal', 9, 'timed_out', json('true'),
+                                        'error', 'timeout', 'result', 'failed'),
+                            json_object('attempt', 2, 'started_at', f - 1, 'finished_at', f,
+                                        'worker', 'bench:1/1', 'exit_code', 0,
+                                        'signal', NULL, 'timed_out', json('false'),
+                                        'error', NULL, 'result', state))
+                        ELSE json_array(
+                            json_object('attempt', 1, 'started_at', f - 1, 'finished_at', f,
+                                        'worker', 'bench:1/1', 'exit_code',
+                                        CASE WHEN state = 'dead' THEN 1 ELSE 0 END,
+                                        'signal', NULL, 'timed_out', json('false'),
+                                        'error', CASE WHEN state = 'dead'
+                                                      THEN 'exit code 1' END,
+                                        'result', state)) END
+            FROM r""", {"total": total, "now": now, "step": step})
+        conn.execute("UPDATE state_counts SET n = "
+                     "(SELECT COUNT(*) FROM jobs WHERE jobs.state = state_counts.state)")
+        conn.execute("COMMIT")
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        conn.execute("ANALYZE")
+    finally:
+        backend.close()
+
+
+def b10_metrics(ctx: Context) -> list[Row]:
+    """`metrics` at B5's depth, on a store whose finished jobs ended at a steady pace
+    (the window holds `b10_per_hour` runs), beyond the CLI's start-up."""
+    total, per_hour = ctx.scale.b5_jobs, ctx.scale.b10_per_hour
+    with Workspace("b10") as ws:
+        db = ws.path("big.db")
+        ws.run([*queuectl_argv(), "--db", db, "status"])
+        _fill_runs(db, total, per_hour)
+        startup = median(timed([*queuectl_argv(), "--version"], ws.env, 5))
+        runs = {fmt: median(timed([*queuectl_argv(), "--db", db, "metrics", "--format", fmt],
+                                  ws.env, 5))
+                for fmt in ("text", "prometheus")}
+    label = f"{total // 1000}k" if total < 1_000_000 else f"{total / 1e6:g}M"
+    return [
+        Row("B10", f"`metrics` at {label} jobs ({per_hour} runs in the hour), beyond "
+            "CLI start-up", round((runs["text"] - startup) * 1000, 1), "ms", "<= 100 ms",
+            runs["text"] - startup <= 0.1, f"start-up (--version): {startup * 1000:.0f} ms"),
+        Row("B10", f"`metrics --format prometheus` at {label}, beyond start-up",
+            round((runs["prometheus"] - startup) * 1000, 1), "ms", "<= 100 ms",
+            runs["prometheus"] - startup <= 0.1, ""),
+    ]
+
+
 def b6_footprint(ctx: Context) -> list[Row]:
     seconds = ctx.scale.b6_seconds
     with Workspace("b6") as ws:
@@ -372,5 +451,5 @@ def b7_contention(ctx: Context, db: Optional[str] = None, store: str = "sqlite")
 
 CASES: dict[str, Callable[[Context], list[Row]]] = {
     "B1": b1_throughput, "B2": b2_pickup, "B3": b3_cli_enqueue, "B4": b4_batch_enqueue,
-    "B5": b5_depth, "B6": b6_footprint, "B7": b7_contention,
+    "B5": b5_depth, "B6": b6_footprint, "B7": b7_contention, "B10": b10_metrics,
 }

@@ -46,8 +46,9 @@ class QueueCollector:
     """A prometheus_client collector of one store (optionally of one queue)."""
 
     def __init__(self, queue: "Queue", *, since_s: float = 3600.0,
-                 queue_name: Optional[str] = None) -> None:
+                 queue_name: Optional[str] = None, once: bool = False) -> None:
         self.queue = queue
+        self.once = once  # one scrape only: no runs to remember for the next one
         self.since_s = since_s
         self.queue_name = queue_name
         self._lock = threading.Lock()
@@ -69,6 +70,8 @@ class QueueCollector:
                     self._totals[(name, outcome)] = figures.runs[outcome]
                 self._duration[name] = (int(figures.duration_s["count"] or 0),
                                         float(figures.duration_s["sum"] or 0.0))
+            if self.once:
+                return
             start = now - LATE_S
             self._seen = {_key(run): run.finished_at
                           for run in self.queue.runs_since(start, self.queue_name)
@@ -160,5 +163,6 @@ def exposition(queue: "Queue", *, since_s: float = 3600.0,
     from prometheus_client import CollectorRegistry, generate_latest
 
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(QueueCollector(queue, since_s=since_s, queue_name=queue_name))
+    registry.register(QueueCollector(queue, since_s=since_s, queue_name=queue_name,
+                                     once=True))
     return generate_latest(registry)

@@ -78,7 +78,8 @@ def _per_queue(report: dict[str, Any]) -> None:
                      _percent(fig["success_rate"]), _rate(fig["throughput"]["5m"]),
                      _secs(fig["duration_s"]["p50"]), _secs(fig["duration_s"]["p95"]),
                      _secs(fig["wait_s"]["p95"]),
-                     depth["pending"] + depth["scheduled"] + depth["failed"],
+                     f"{depth['pending'] + depth['scheduled'] + depth['failed']}"
+                     + ("+" if fig["depth_capped"] else ""),
                      f"{fig['busy_slots']}/{fig['slots']}",
                      _secs(fig["oldest_waiting_age_s"])])
     click.echo("")
