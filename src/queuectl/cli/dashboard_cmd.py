@@ -42,7 +42,7 @@ def _listen(host: str, port: int) -> socket.socket:
               help="Require this access token ('auto' generates one and prints it once).")
 @click.option("--read-only", is_flag=True, help="Show everything, allow no action.")
 def dashboard(host: str, port: int, token: Optional[str], read_only: bool) -> None:
-    """Web dashboard: live overview, jobs, job output, dead letters, workers, config.
+    """Web UI: live overview, jobs, output, DLQ, workers, config.
 
     Serves http://127.0.0.1:5000 by default, on this machine only.  Any other
     address needs a token: open the printed address (it carries ?token=..., kept
