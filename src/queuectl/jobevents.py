@@ -109,34 +109,38 @@ def follow(q: "Queue", job_id: str, *, poll_s: float = FOLLOW_POLL_S,
             if not more:
                 return
 
-    while True:
-        job = q.find(job_id)
-        if job is None:
-            raise NotFound(f"job {job_id} was deleted")
-        current = (job.worker, job.attempts) if job.state is JobState.PROCESSING else ()
-        if reader is not None and current != run:
-            yield from drain()  # the run ended or was taken over: what it left, then go
-            rest = reader.close()
-            if rest:
-                yield Output(rest)
-            reader = None
-        if reader is None and current:
-            reader = _live_reader(q, job)
-            if reader is not None:
-                run = current
-                if followed:
-                    yield RunSwitched(job)
-                followed += 1
-        if current and not warned and _worker_gone(job):
-            warned = True
-            yield WorkerGone(job)
-        yield from drain()
-        if job.state in FINISHED:
-            if not printed and job.output:
-                yield Output(job.output)
-            yield Ended(job)
-            return
-        sleep(poll_s)
+    try:
+        while True:
+            job = q.find(job_id)
+            if job is None:
+                raise NotFound(f"job {job_id} was deleted")
+            current = (job.worker, job.attempts) if job.state is JobState.PROCESSING else ()
+            if reader is not None and current != run:
+                yield from drain()  # the run ended or was taken over: what it left, then go
+                rest = reader.close()
+                if rest:
+                    yield Output(rest)
+                reader = None
+            if reader is None and current:
+                reader = _live_reader(q, job)
+                if reader is not None:
+                    run = current
+                    if followed:
+                        yield RunSwitched(job)
+                    followed += 1
+            if current and not warned and _worker_gone(job):
+                warned = True
+                yield WorkerGone(job)
+            yield from drain()
+            if job.state in FINISHED:
+                if not printed and job.output:
+                    yield Output(job.output)
+                yield Ended(job)
+                return
+            sleep(poll_s)
+    finally:
+        if reader is not None:  # a follower that stopped early (a closed page, Ctrl-C)
+            reader.close()
 
 
 def watch(q: "Queue", job_ids: Sequence[str], timeout_s: Optional[float] = None, *,

@@ -98,3 +98,26 @@ def test_follow_of_a_job_that_ran_elsewhere_gives_its_stored_output(q: Queue) ->
     assert events[0] == ev.Output("hi\n")
     assert isinstance(events[-1], ev.Ended)
     assert events[-1].job.state is JobState.COMPLETED
+
+
+def test_a_follower_closed_early_lets_go_of_the_run_it_reads(
+        q: Queue, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dashboard page closed while a job runs closes its follower: the reader of the
+    run's capture (a descriptor of the worker's memfd on this host) is closed too."""
+    q.enqueue([NewJob(command="sleep 100", id="long")])
+    assert q.backend.claim("w1", "host:1/1", None, NOW) is not None
+    closed: list[bool] = []
+
+    class Capture:
+        def read(self) -> tuple[str, int, bool]:
+            return "x", 0, False
+
+        def close(self) -> str:
+            closed.append(True)
+            return ""
+
+    monkeypatch.setattr(ev, "_live_reader", lambda queue, job: Capture())
+    events = ev.follow(q, "long", sleep=lambda _: None)
+    assert isinstance(next(events), ev.Output)
+    events.close()  # type: ignore[attr-defined]
+    assert closed == [True]
