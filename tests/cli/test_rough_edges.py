@@ -27,14 +27,17 @@ Cli = Callable[..., subprocess.CompletedProcess]
 
 
 def on_tty(db: str, *args: str, stdin_tty: bool = False, input: str = "",
-           timeout: float = 30.0) -> tuple[int, str, str]:
+           timeout: float = 30.0, stderr_tty: bool = False,
+           raw: bool = False) -> tuple[int, str, str]:
     """Run queuectl with stdout on a pseudo-terminal (and stdin too if `stdin_tty`,
-    typing `input`); stderr is a pipe.  Returns (exit code, terminal text, stderr)."""
+    typing `input`; stderr too if `stderr_tty`); stderr is otherwise a pipe.  Returns
+    (exit code, terminal text (escapes kept if `raw`), stderr)."""
     leader, follower = pty.openpty()
     env = dict(os.environ, COLUMNS="200", TERM="xterm")
     proc = subprocess.Popen([sys.executable, "-m", "queuectl", "--db", db, *args],
                             stdin=follower if stdin_tty else subprocess.DEVNULL,
-                            stdout=follower, stderr=subprocess.PIPE, env=env,
+                            stdout=follower,
+                            stderr=follower if stderr_tty else subprocess.PIPE, env=env,
                             close_fds=True)
     os.close(follower)
     if input:
@@ -54,13 +57,14 @@ def on_tty(db: str, *args: str, stdin_tty: bool = False, input: str = "",
                 chunks.append(data)
             elif proc.poll() is not None:
                 break
-        err = proc.communicate(timeout=max(0.1, deadline - time.monotonic()))[1]
+        err = proc.communicate(timeout=max(0.1, deadline - time.monotonic()))[1] or b""
     finally:
         os.close(leader)
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    text = ANSI.sub("", b"".join(chunks).decode("utf-8", "replace"))
+    text = b"".join(chunks).decode("utf-8", "replace")
+    text = text if raw else ANSI.sub("", text)
     return proc.returncode, text.replace("\r\n", "\n"), err.decode("utf-8", "replace")
 
 
@@ -258,3 +262,40 @@ def test_writes_create_the_store_and_the_default_store_reads_empty(tmp_path: Pat
     # a new user's first `queuectl status`: the default store in the data dir
     first = as_json(run_cli("--json", "status"))
     assert first["total"] == 0
+
+
+# -- 6. a line per finished run; show points to logs -f ---------------------------------
+def test_foreground_worker_logs_each_finished_run(cli: Cli, store_url: str) -> None:
+    ok(cli("enqueue", "--id", "good", "true"))
+    ok(cli("enqueue", "--id", "bad", "--max-retries", "0", "exit 4"))
+    ran = cli("worker", "start", "--count", "1", "--burst", timeout=60)
+    ok(ran)
+    lines = ran.stderr.splitlines()
+    good = [line for line in lines if "job good" in line]
+    assert len(good) == 1 and " INFO " in good[0] and "completed" in good[0], lines
+    assert re.search(r"in \d+\.\d+s", good[0]) and "attempt 1" in good[0]
+    bad = [line for line in lines if "job bad" in line]
+    assert len(bad) == 1 and " ERROR " in bad[0] and "dead" in bad[0]
+    assert "\x1b[" not in ran.stderr  # no colours into a pipe or a file
+    ok(cli("enqueue", "--id", "more", "true"))
+    code, out, _ = on_tty(store_url, "worker", "start", "--count", "1", "--burst",
+                          stderr_tty=True, raw=True)
+    assert code == 0
+    line = next(line for line in out.splitlines() if "job more" in line)
+    assert "\x1b[" in line and "INFO" in ANSI.sub("", line)  # the level coloured
+
+
+def test_show_of_a_running_job_points_to_logs_follow(cli: Cli, store_url: str) -> None:
+    ok(cli("enqueue", "--id", "slow", "echo started; sleep 30"))
+    worker = subprocess.Popen([sys.executable, "-m", "queuectl", "--db", store_url,
+                               "worker", "start", "--count", "1"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: show(cli, "slow")["state"] == "processing", timeout=30,
+                 message="running")
+        text = ok(cli("show", "slow"))
+        assert "Output: (none)" not in text
+        assert "queuectl logs -f slow" in text
+    finally:
+        ok(cli("worker", "stop", "--now"))
+        worker.wait(timeout=30)
