@@ -299,3 +299,17 @@ def test_show_of_a_running_job_points_to_logs_follow(cli: Cli, store_url: str) -
     finally:
         ok(cli("worker", "stop", "--now"))
         worker.wait(timeout=30)
+
+
+# -- 7. logs -n N ------------------------------------------------------------------------
+def test_logs_tail_gives_the_last_lines(cli: Cli) -> None:
+    ok(cli("enqueue", "--id", "many", "seq 1 100; printf last"))
+    ok(cli("worker", "start", "--count", "1", "--burst", timeout=60))
+    assert ok(cli("logs", "many")).endswith("99\n100\nlast")
+    assert ok(cli("logs", "-n", "3", "many")) == "99\n100\nlast"
+    assert ok(cli("logs", "--tail", "1", "many")) == "last"
+    assert ok(cli("logs", "--tail", "0", "many")) == ""
+    assert as_json(cli("logs", "-n", "2", "many", "--json"))["output"] == "100\nlast"
+    assert ok(cli("logs", "-n", "500", "many")) == ok(cli("logs", "many"))
+    fails(cli("logs", "-n", "-1", "many"), 2, "--tail")
+    fails(cli("logs", "-n", "2", "-f", "many"), 2, "--follow")
