@@ -313,3 +313,51 @@ def test_logs_tail_gives_the_last_lines(cli: Cli) -> None:
     assert ok(cli("logs", "-n", "500", "many")) == ok(cli("logs", "many"))
     fails(cli("logs", "-n", "-1", "many"), 2, "--tail")
     fails(cli("logs", "-n", "2", "-f", "many"), 2, "--follow")
+
+
+# -- 8. one scheduler per host; pid files go; --log-file ---------------------------------
+def _pid_files(store_url: str) -> list[str]:
+    from queuectl.daemon import pid_dir
+    from queuectl.queue import Queue
+
+    folder = pid_dir(Queue(store_url))
+    return sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_scheduler_start_twice_refuses_and_pid_files_go(cli: Cli, store_url: str) -> None:
+    first = as_json(cli("scheduler", "start", "--workers", "1", "--json"))
+    pids = [first["pid"]]
+    try:
+        assert _pid_files(store_url) == [f"{first['pid']}.pid"]
+        fails(cli("scheduler", "start", "--workers", "1"), 1,
+              f"already running (pid {first['pid']})", "--force")
+        assert len(as_json(cli("workers", "--json"))["workers"]) == 1
+        second = as_json(cli("scheduler", "start", "--force", "--json"))
+        pids.append(second["pid"])
+        assert len(as_json(cli("workers", "--json"))["workers"]) == 2
+    finally:
+        ok(cli("worker", "stop"))  # no --wait: that would tidy pid files itself
+        for pid in pids:
+            wait_for(lambda pid=pid: _gone(pid), timeout=30, message=f"pid {pid} exits")
+    assert _pid_files(store_url) == []  # each removed its own on the way out
+
+
+def test_worker_log_file(cli: Cli, tmp_path: Path) -> None:
+    log = tmp_path / "logs" / "queuectl.log"
+    fails(cli("worker", "start", "--burst", "--log-file", str(log)), 2, "no folder")
+    log.parent.mkdir()
+    ok(cli("enqueue", "--id", "logged", "true"))
+    ran = cli("worker", "start", "--burst", "--log-file", str(log))
+    ok(ran)
+    assert "job logged" not in ran.stderr
+    text = log.read_text()
+    assert "job logged completed" in text and "started" in text
+    assert (log.stat().st_mode & 0o077) == 0  # private, like the store
