@@ -361,3 +361,25 @@ def test_worker_log_file(cli: Cli, tmp_path: Path) -> None:
     text = log.read_text()
     assert "job logged completed" in text and "started" in text
     assert (log.stat().st_mode & 0o077) == 0  # private, like the store
+
+
+# -- 9. when a delayed job runs, on a terminal; a past --run-at warned ------------------
+def test_enqueue_notes_when_a_delayed_job_runs(cli: Cli, store_url: str) -> None:
+    code, out, _ = on_tty(store_url, "schedule", "echo later", "+24h", stderr_tty=True)
+    assert code == 0
+    lines = [line.strip() for line in out.splitlines() if line.strip()]
+    job_id = lines[0]
+    assert re.fullmatch(r"[0-9a-f-]{36}", job_id), lines
+    assert re.search(r"scheduled for \d{4}-\d\d-\d\d \d\d:\d\d local \(in 1\.0d\)",
+                     lines[1]), lines
+    piped = cli("enqueue", "--delay", "1h", "--id", "quiet", "true")
+    assert piped.stdout == "quiet\n" and piped.stderr == ""  # scripts get the id only
+
+
+def test_a_past_run_at_is_warned_about(cli: Cli) -> None:
+    past = cli("enqueue", "--id", "old", "--run-at", "2020-01-01 00:00:00", "true")
+    assert past.returncode == 0 and past.stdout == "old\n"
+    assert "warning: run_at 2020-01-01 00:00 local is" in past.stderr
+    assert "in the past: the job is due now" in past.stderr
+    assert show(cli, "old")["state"] == "pending"
+    assert cli("enqueue", "--id", "now", "true").stderr == ""
