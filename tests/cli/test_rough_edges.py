@@ -383,3 +383,14 @@ def test_a_past_run_at_is_warned_about(cli: Cli) -> None:
     assert "in the past: the job is due now" in past.stderr
     assert show(cli, "old")["state"] == "pending"
     assert cli("enqueue", "--id", "now", "true").stderr == ""
+
+
+# -- 10. a spawn that cannot succeed; config keys checked against each other -----------
+def test_missing_cwd_fails_without_retries(cli: Cli, tmp_path: Path) -> None:
+    missing = tmp_path / "gone"
+    ok(cli("enqueue", "--id", "nowhere", "--cwd", str(missing), "pwd"))  # 3 retries
+    ok(cli("worker", "start", "--count", "1", "--burst", timeout=60))
+    shown = show(cli, "nowhere")
+    assert shown["state"] == "dead" and shown["attempts"] == 1
+    assert f"working directory {str(missing)!r} does not exist" in shown["error"]
+    assert "not retried" in shown["error"]

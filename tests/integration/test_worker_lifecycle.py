@@ -61,7 +61,8 @@ def test_missing_working_directory_fails_the_job(cli: Any, q: Any, workers: Any,
     assert workers.start("--count", "1", "--burst").wait(timeout=30) == 0, workers.log(0)
     shown = job(q, "nowhere")
     assert shown["state"] == "dead"
-    assert shown["error"] == f"spawn failed: working directory {missing!r} does not exist"
+    assert shown["error"] == (f"spawn failed: working directory {missing!r} does not "
+                              "exist (not retried: a retry cannot succeed)")
     assert state(q, "after") == "completed"
 
 
