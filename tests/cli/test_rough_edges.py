@@ -394,3 +394,17 @@ def test_missing_cwd_fails_without_retries(cli: Cli, tmp_path: Path) -> None:
     assert shown["state"] == "dead" and shown["attempts"] == 1
     assert f"working directory {str(missing)!r} does not exist" in shown["error"]
     assert "not retried" in shown["error"]
+
+
+def test_lease_timeout_must_outlast_two_heartbeats(cli: Cli) -> None:
+    ok(cli("migrate"))
+    line = fails(cli("config", "set", "lease-timeout", "1"), 2, "lease-timeout",
+                 "at least twice heartbeat-interval (5s)")
+    assert "(1s)" in line
+    fails(cli("config", "set", "heartbeat-interval", "20"), 2, "twice")
+    got = as_json(cli("config", "--json"))
+    assert got["lease-timeout"] == {"value": 30, "source": "default"}  # nothing written
+    assert got["heartbeat-interval"] == {"value": 5, "source": "default"}
+    ok(cli("config", "set", "heartbeat-interval", "0.5"))  # in this order it works
+    ok(cli("config", "set", "lease-timeout", "1"))
+    assert as_json(cli("config", "get", "lease-timeout", "--json"))["value"] == 1
