@@ -408,3 +408,12 @@ def test_lease_timeout_must_outlast_two_heartbeats(cli: Cli) -> None:
     ok(cli("config", "set", "heartbeat-interval", "0.5"))  # in this order it works
     ok(cli("config", "set", "lease-timeout", "1"))
     assert as_json(cli("config", "get", "lease-timeout", "--json"))["value"] == 1
+
+
+# -- 11. the README's commands work after the README's own set-up -------------------------
+def test_readme_puts_queuectl_on_path_before_its_bare_commands() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    lines = readme.splitlines()
+    activate = next(i for i, line in enumerate(lines) if line.strip() == ". .venv/bin/activate")
+    first_bare = next(i for i, line in enumerate(lines) if line.startswith("queuectl "))
+    assert activate < first_bare
