@@ -142,6 +142,17 @@ def validate(name: str, value: Any) -> Any:
         raise ConfigError(f"invalid value {value!r} for {key.name}: {exc}") from None
 
 
+def check_together(values: Mapping[str, Any]) -> None:
+    """Keys that bound each other (`values`: every key's value as it would be
+    stored): a worker's lease must outlast two heartbeats, or live workers' jobs are
+    rescued from under them."""
+    lease, beat = values["lease-timeout"], values["heartbeat-interval"]
+    if lease < 2 * beat:
+        raise ConfigError(f"lease-timeout ({lease:g}s) must be at least twice "
+                          f"heartbeat-interval ({beat:g}s); set heartbeat-interval "
+                          "lower first, or lease-timeout higher")
+
+
 def to_text(value: Any) -> str:
     """How a typed value is stored."""
     if isinstance(value, bool):

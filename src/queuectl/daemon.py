@@ -124,6 +124,11 @@ def _tail(path: str, lines: int = 5) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
+def remove_file(path: str) -> None:
+    """Remove a file if it is there (a supervisor's own pid file on its way out)."""
+    _remove(path)
+
+
 def _remove(path: str) -> None:
     try:
         os.unlink(path)

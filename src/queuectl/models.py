@@ -140,6 +140,7 @@ class Outcome:
     signal: Optional[int] = None  # the signal that ended it, if any
     timed_out: bool = False
     spawn_error: Optional[str] = None  # the command could not be started at all
+    spawn_permanent: bool = False  # ...and never can be (a missing working directory)
     cancelled: bool = False  # killed because a user cancelled it or stopped --now
     output_tail: str = ""
     started_at: float = 0.0

@@ -562,6 +562,10 @@ class Queue:
 
         name = configmod.canonical_key(key)
         typed = configmod.validate(name, value)
+        stored = configmod.Settings(self.backend.config_items(), env={}, flags={})
+        values = {key_name: v for key_name, v, _ in stored.items()}
+        values[name] = typed
+        configmod.check_together(values)  # against the stored values, not env/flags
         self.backend.config_set(name, configmod.to_text(typed), self.now())
         return name, typed
 

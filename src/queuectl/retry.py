@@ -57,6 +57,9 @@ def decide(job: Job, outcome: Outcome, settings: Settings, now: float,
     if outcome.ok:
         return Decision(JobState.COMPLETED, None, None)
     error = outcome.reason()
+    if outcome.spawn_permanent:  # a retry would fail the same way: not retried
+        return Decision(JobState.DEAD, None, f"{error} (not retried: a retry cannot "
+                                              "succeed)")
     if job.attempts >= 1 + effective_max_retries(job, settings):
         return Decision(JobState.DEAD, None, error)
     delay = backoff_delay(effective_backoff_base(job, settings), job.attempts,

@@ -27,14 +27,17 @@ Cli = Callable[..., subprocess.CompletedProcess]
 
 
 def on_tty(db: str, *args: str, stdin_tty: bool = False, input: str = "",
-           timeout: float = 30.0) -> tuple[int, str, str]:
+           timeout: float = 30.0, stderr_tty: bool = False,
+           raw: bool = False) -> tuple[int, str, str]:
     """Run queuectl with stdout on a pseudo-terminal (and stdin too if `stdin_tty`,
-    typing `input`); stderr is a pipe.  Returns (exit code, terminal text, stderr)."""
+    typing `input`; stderr too if `stderr_tty`); stderr is otherwise a pipe.  Returns
+    (exit code, terminal text (escapes kept if `raw`), stderr)."""
     leader, follower = pty.openpty()
     env = dict(os.environ, COLUMNS="200", TERM="xterm")
     proc = subprocess.Popen([sys.executable, "-m", "queuectl", "--db", db, *args],
                             stdin=follower if stdin_tty else subprocess.DEVNULL,
-                            stdout=follower, stderr=subprocess.PIPE, env=env,
+                            stdout=follower,
+                            stderr=follower if stderr_tty else subprocess.PIPE, env=env,
                             close_fds=True)
     os.close(follower)
     if input:
@@ -54,13 +57,14 @@ def on_tty(db: str, *args: str, stdin_tty: bool = False, input: str = "",
                 chunks.append(data)
             elif proc.poll() is not None:
                 break
-        err = proc.communicate(timeout=max(0.1, deadline - time.monotonic()))[1]
+        err = proc.communicate(timeout=max(0.1, deadline - time.monotonic()))[1] or b""
     finally:
         os.close(leader)
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    text = ANSI.sub("", b"".join(chunks).decode("utf-8", "replace"))
+    text = b"".join(chunks).decode("utf-8", "replace")
+    text = text if raw else ANSI.sub("", text)
     return proc.returncode, text.replace("\r\n", "\n"), err.decode("utf-8", "replace")
 
 
@@ -258,3 +262,158 @@ def test_writes_create_the_store_and_the_default_store_reads_empty(tmp_path: Pat
     # a new user's first `queuectl status`: the default store in the data dir
     first = as_json(run_cli("--json", "status"))
     assert first["total"] == 0
+
+
+# -- 6. a line per finished run; show points to logs -f ---------------------------------
+def test_foreground_worker_logs_each_finished_run(cli: Cli, store_url: str) -> None:
+    ok(cli("enqueue", "--id", "good", "true"))
+    ok(cli("enqueue", "--id", "bad", "--max-retries", "0", "exit 4"))
+    ran = cli("worker", "start", "--count", "1", "--burst", timeout=60)
+    ok(ran)
+    lines = ran.stderr.splitlines()
+    good = [line for line in lines if "job good" in line]
+    assert len(good) == 1 and " INFO " in good[0] and "completed" in good[0], lines
+    assert re.search(r"in \d+\.\d+s", good[0]) and "attempt 1" in good[0]
+    bad = [line for line in lines if "job bad" in line]
+    assert len(bad) == 1 and " ERROR " in bad[0] and "dead" in bad[0]
+    assert "\x1b[" not in ran.stderr  # no colours into a pipe or a file
+    ok(cli("enqueue", "--id", "more", "true"))
+    code, out, _ = on_tty(store_url, "worker", "start", "--count", "1", "--burst",
+                          stderr_tty=True, raw=True)
+    assert code == 0
+    line = next(line for line in out.splitlines() if "job more" in line)
+    assert "\x1b[" in line and "INFO" in ANSI.sub("", line)  # the level coloured
+
+
+def test_show_of_a_running_job_points_to_logs_follow(cli: Cli, store_url: str) -> None:
+    ok(cli("enqueue", "--id", "slow", "echo started; sleep 30"))
+    worker = subprocess.Popen([sys.executable, "-m", "queuectl", "--db", store_url,
+                               "worker", "start", "--count", "1"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: show(cli, "slow")["state"] == "processing", timeout=30,
+                 message="running")
+        text = ok(cli("show", "slow"))
+        assert "Output: (none)" not in text
+        assert "queuectl logs -f slow" in text
+    finally:
+        ok(cli("worker", "stop", "--now"))
+        worker.wait(timeout=30)
+
+
+# -- 7. logs -n N ------------------------------------------------------------------------
+def test_logs_tail_gives_the_last_lines(cli: Cli) -> None:
+    ok(cli("enqueue", "--id", "many", "seq 1 100; printf last"))
+    ok(cli("worker", "start", "--count", "1", "--burst", timeout=60))
+    assert ok(cli("logs", "many")).endswith("99\n100\nlast")
+    assert ok(cli("logs", "-n", "3", "many")) == "99\n100\nlast"
+    assert ok(cli("logs", "--tail", "1", "many")) == "last"
+    assert ok(cli("logs", "--tail", "0", "many")) == ""
+    assert as_json(cli("logs", "-n", "2", "many", "--json"))["output"] == "100\nlast"
+    assert ok(cli("logs", "-n", "500", "many")) == ok(cli("logs", "many"))
+    fails(cli("logs", "-n", "-1", "many"), 2, "--tail")
+    fails(cli("logs", "-n", "2", "-f", "many"), 2, "--follow")
+
+
+# -- 8. one scheduler per host; pid files go; --log-file ---------------------------------
+def _pid_files(store_url: str) -> list[str]:
+    from queuectl.daemon import pid_dir
+    from queuectl.queue import Queue
+
+    folder = pid_dir(Queue(store_url))
+    return sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_scheduler_start_twice_refuses_and_pid_files_go(cli: Cli, store_url: str) -> None:
+    first = as_json(cli("scheduler", "start", "--workers", "1", "--json"))
+    pids = [first["pid"]]
+    try:
+        assert _pid_files(store_url) == [f"{first['pid']}.pid"]
+        fails(cli("scheduler", "start", "--workers", "1"), 1,
+              f"already running (pid {first['pid']})", "--force")
+        assert len(as_json(cli("workers", "--json"))["workers"]) == 1
+        second = as_json(cli("scheduler", "start", "--force", "--json"))
+        pids.append(second["pid"])
+        assert len(as_json(cli("workers", "--json"))["workers"]) == 2
+    finally:
+        ok(cli("worker", "stop"))  # no --wait: that would tidy pid files itself
+        for pid in pids:
+            wait_for(lambda pid=pid: _gone(pid), timeout=30, message=f"pid {pid} exits")
+    assert _pid_files(store_url) == []  # each removed its own on the way out
+
+
+def test_worker_log_file(cli: Cli, tmp_path: Path) -> None:
+    log = tmp_path / "logs" / "queuectl.log"
+    fails(cli("worker", "start", "--burst", "--log-file", str(log)), 2, "no folder")
+    log.parent.mkdir()
+    ok(cli("enqueue", "--id", "logged", "true"))
+    ran = cli("worker", "start", "--burst", "--log-file", str(log))
+    ok(ran)
+    assert "job logged" not in ran.stderr
+    text = log.read_text()
+    assert "job logged completed" in text and "started" in text
+    assert (log.stat().st_mode & 0o077) == 0  # private, like the store
+
+
+# -- 9. when a delayed job runs, on a terminal; a past --run-at warned ------------------
+def test_enqueue_notes_when_a_delayed_job_runs(cli: Cli, store_url: str) -> None:
+    code, out, _ = on_tty(store_url, "schedule", "echo later", "+24h", stderr_tty=True)
+    assert code == 0
+    lines = [line.strip() for line in out.splitlines() if line.strip()]
+    job_id = lines[0]
+    assert re.fullmatch(r"[0-9a-f-]{36}", job_id), lines
+    assert re.search(r"scheduled for \d{4}-\d\d-\d\d \d\d:\d\d local \(in 1\.0d\)",
+                     lines[1]), lines
+    piped = cli("enqueue", "--delay", "1h", "--id", "quiet", "true")
+    assert piped.stdout == "quiet\n" and piped.stderr == ""  # scripts get the id only
+
+
+def test_a_past_run_at_is_warned_about(cli: Cli) -> None:
+    past = cli("enqueue", "--id", "old", "--run-at", "2020-01-01 00:00:00", "true")
+    assert past.returncode == 0 and past.stdout == "old\n"
+    assert "warning: run_at 2020-01-01 00:00 local is" in past.stderr
+    assert "in the past: the job is due now" in past.stderr
+    assert show(cli, "old")["state"] == "pending"
+    assert cli("enqueue", "--id", "now", "true").stderr == ""
+
+
+# -- 10. a spawn that cannot succeed; config keys checked against each other -----------
+def test_missing_cwd_fails_without_retries(cli: Cli, tmp_path: Path) -> None:
+    missing = tmp_path / "gone"
+    ok(cli("enqueue", "--id", "nowhere", "--cwd", str(missing), "pwd"))  # 3 retries
+    ok(cli("worker", "start", "--count", "1", "--burst", timeout=60))
+    shown = show(cli, "nowhere")
+    assert shown["state"] == "dead" and shown["attempts"] == 1
+    assert f"working directory {str(missing)!r} does not exist" in shown["error"]
+    assert "not retried" in shown["error"]
+
+
+def test_lease_timeout_must_outlast_two_heartbeats(cli: Cli) -> None:
+    ok(cli("migrate"))
+    line = fails(cli("config", "set", "lease-timeout", "1"), 2, "lease-timeout",
+                 "at least twice heartbeat-interval (5s)")
+    assert "(1s)" in line
+    fails(cli("config", "set", "heartbeat-interval", "20"), 2, "twice")
+    got = as_json(cli("config", "--json"))
+    assert got["lease-timeout"] == {"value": 30, "source": "default"}  # nothing written
+    assert got["heartbeat-interval"] == {"value": 5, "source": "default"}
+    ok(cli("config", "set", "heartbeat-interval", "0.5"))  # in this order it works
+    ok(cli("config", "set", "lease-timeout", "1"))
+    assert as_json(cli("config", "get", "lease-timeout", "--json"))["value"] == 1
+
+
+# -- 11. the README's commands work after the README's own set-up -------------------------
+def test_readme_puts_queuectl_on_path_before_its_bare_commands() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    lines = readme.splitlines()
+    activate = next(i for i, line in enumerate(lines) if line.strip() == ". .venv/bin/activate")
+    first_bare = next(i for i, line in enumerate(lines) if line.startswith("queuectl "))
+    assert activate < first_bare

@@ -66,7 +66,7 @@ def test_two_hosts_share_5000_jobs_exactly_once(pg_workers: Workers, tmp_path: P
 def test_a_dead_host_hands_its_jobs_over_after_the_lease(pg_workers: Workers,
                                                         tmp_path: Path) -> None:
     db = pg_workers.db
-    for key, value in (("lease-timeout", "3"), ("heartbeat-interval", "0.5")):
+    for key, value in (("heartbeat-interval", "0.5"), ("lease-timeout", "3")):
         assert run_cli("config", "set", key, value, db=db).returncode == 0
     out = tmp_path / "ran"
     ids = _enqueue(db, tmp_path, 40, f'sleep 0.5; echo "$QUEUECTL_JOB_ID" >> {out}')

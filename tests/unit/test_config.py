@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from queuectl.config import KEYS, Settings, canonical_key, to_text, validate
+from queuectl.config import KEYS, Settings, canonical_key, check_together, to_text, validate
 from queuectl.errors import ConfigError, InvalidInput
 
 DEFAULTS = {
@@ -208,3 +208,13 @@ def test_lookup_of_an_unknown_key_is_a_config_error() -> None:
         s["nope"]
     with pytest.raises(ConfigError):
         s.source("nope")
+
+
+def test_lease_timeout_is_checked_against_the_heartbeat() -> None:
+    values = dict(DEFAULTS)
+    check_together(values)
+    check_together(dict(values, **{"lease-timeout": 10}))  # exactly twice is enough
+    with pytest.raises(ConfigError, match="at least twice heartbeat-interval"):
+        check_together(dict(values, **{"lease-timeout": 9.9}))
+    with pytest.raises(ConfigError, match="lease-timeout"):
+        check_together(dict(values, **{"heartbeat-interval": 16}))

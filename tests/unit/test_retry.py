@@ -172,6 +172,17 @@ def test_retry_time_is_relative_to_now() -> None:
     assert decide(job(1), FAILED_RUN, settings(), 500.5).run_at == 502.5
 
 
+def test_a_spawn_that_cannot_succeed_is_not_retried() -> None:
+    permanent = Outcome(exit_code=None, spawn_permanent=True,
+                        spawn_error="working directory '/x' does not exist")
+    decision = decide(job(1), permanent, settings(), NOW)
+    assert decision.state is JobState.DEAD and decision.run_at is None
+    assert decision.error == ("spawn failed: working directory '/x' does not exist "
+                              "(not retried: a retry cannot succeed)")
+    transient = Outcome(exit_code=None, spawn_error="Resource temporarily unavailable")
+    assert decide(job(1), transient, settings(), NOW).state is JobState.FAILED
+
+
 def test_failure_reasons() -> None:
     timed_out = Outcome(exit_code=None, signal=15, timed_out=True)
     assert decide(job(1), timed_out, settings(), NOW).error == "timeout"

@@ -61,10 +61,18 @@ class CliState:
             self._queue.close()
             self._queue = None
 
-    def setup_logging(self, level: str = "INFO") -> None:
+    def setup_logging(self, level: str = "INFO", stream: Any = None) -> None:
+        """Log lines to stderr (or `stream`); on a terminal the level is coloured."""
+        import sys
+
+        out = stream or sys.stderr
+        handler = logging.StreamHandler(out)
+        fmt, datefmt = "%(asctime)s %(levelname)-7s %(message)s", "%H:%M:%S"
+        handler.setFormatter(_LevelColours(fmt, datefmt) if _isatty(out)
+                             else logging.Formatter(fmt, datefmt))
         logging.basicConfig(
             level=logging.DEBUG if self.debug else getattr(logging, level, logging.INFO),
-            format="%(asctime)s %(levelname)-7s %(message)s", datefmt="%H:%M:%S")
+            handlers=[handler])
 
 
 #: commands that only read (or only reach workers, who need a store): on an SQLite path
@@ -111,6 +119,29 @@ def confirm_bulk(yes: bool, question: Callable[[], str], refusal: str) -> None:
 
         raise InvalidInput(f"refusing to {refusal} without --yes")
     click.confirm(question(), abort=True)
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+class _LevelColours(logging.Formatter):
+    """The level name coloured (a terminal only): the line is formatted once, as a
+    plain Formatter does, and the padded level name wrapped in its colour."""
+
+    COLOURS = {"DEBUG": "2", "INFO": "32", "WARNING": "33", "ERROR": "31",
+               "CRITICAL": "1;31"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        name = f"{record.levelname:<7}"
+        colour = self.COLOURS.get(record.levelname)
+        if colour is None:
+            return text
+        return text.replace(name, f"\x1b[{colour}m{name}\x1b[0m", 1)
 
 
 def state() -> CliState:

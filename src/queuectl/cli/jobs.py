@@ -182,15 +182,25 @@ def _do_enqueue(spec: Sequence[str], command: Optional[str], job: Optional[str],
         fields = _merge(spec_fields, fields, "the JSON")
     jobs = [build(fields, now)]
     stored = st.queue().enqueue(jobs)
-    if st.json:
-        render.emit_json(st.job_dict(stored[0]))
-        return
     item = stored[0]
+    timed = fields.get("run_at") is not None or fields.get("delay") is not None
+    if timed and item.run_at < now - 1:
+        click.echo(f"queuectl: warning: run_at {_when_text(item.run_at)} is "
+                   f"{render.ago(now - item.run_at)} in the past: the job is due now",
+                   err=True)
+    if st.json:
+        render.emit_json(st.job_dict(item))
+        return
     click.echo(item.id)
     if sys.stderr.isatty():
-        note = (f"runs at {render.local_text(item.run_at)}"
+        note = (f"scheduled for {_when_text(item.run_at)} (in {render.ago(item.run_at - now)})"
                 if item.state is JobState.SCHEDULED else item.state.value)
-        click.echo(f"Enqueued job {item.id} ({note})", err=True)
+        click.echo(f"Enqueued job {item.id}: {note}", err=True)
+
+
+def _when_text(ts: float) -> str:
+    """`2026-12-03 04:29 local`: minutes are what a person schedules by."""
+    return render.local_text(ts)[:16] + " local"
 
 
 ENQUEUE_HELP = """Add a job and print its id.

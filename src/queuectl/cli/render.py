@@ -239,6 +239,9 @@ def job_detail(job: Job, now: float, defaults: Mapping[str, Any],
         click.echo("History:")
         for entry in job.history:
             click.echo("  " + visible(history_line(entry)))
+    if job.state is JobState.PROCESSING and not job.output:
+        click.echo(f"Output: (running: queuectl logs -f {visible(job.id)} follows it)")
+        return
     click.echo("Output:" + ("" if job.output else " (none)"))
     if job.output:
         click.echo(visible(job.output.rstrip("\n"), multiline=True))

@@ -19,8 +19,10 @@ from queuectl.states import FINISHED, JobState
 @click.option("--raw", is_flag=True,
               help="On a terminal too, write the output's bytes as they are, escape "
                    "sequences included (piped output always is).")
+@click.option("--tail", "-n", "tail", type=int, metavar="N",
+              help="Only the last N lines of the output.")
 @json_option
-def logs(job_ref: str, follow: bool, raw: bool) -> None:
+def logs(job_ref: str, follow: bool, raw: bool, tail: Optional[int]) -> None:
     """Print a job's captured output (stdout and stderr).
 
     Into a pipe or a file the output is written byte for byte.  On a terminal its
@@ -31,20 +33,37 @@ def logs(job_ref: str, follow: bool, raw: bool) -> None:
       queuectl logs job1
       queuectl logs -f job1       # follow a running job live
       queuectl logs job1 --raw    # let the job's colours through
+      queuectl logs -n 20 job1    # the last 20 lines
     """
+    if tail is not None and tail < 0:
+        raise InvalidInput("--tail must be 0 or more")
+    if tail is not None and follow:
+        raise InvalidInput("--tail and --follow do not go together yet: "
+                           "queuectl logs -n N ID, then queuectl logs -f ID")
     sanitise = not raw and render.is_tty()
     st = state()
     q = st.queue()
     if st.json:
         job, text, live = q.output(job_ref)
         render.emit_json({"id": job.id, "state": job.state.value, "live": live,
-                          "output": text})
+                          "output": _last_lines(text, tail)})
         return
     if not follow:
         _, text, _ = q.output(job_ref)
-        _write(text, sanitise)
+        _write(_last_lines(text, tail), sanitise)
         return
     _follow(q, job_ref, sanitise)
+
+
+def _last_lines(text: str, count: Optional[int]) -> str:
+    """The last `count` lines of `text` (all of it for None); a final line without
+    a newline counts as a line."""
+    if count is None:
+        return text
+    if count == 0:
+        return ""
+    lines = text.splitlines(keepends=True)
+    return "".join(lines[-count:])
 
 
 def _write(text: str, sanitise: bool) -> None:

@@ -28,6 +28,9 @@ def _start_options(func: Any) -> Any:
                      help="Exit after this long without work."),
         click.option("--detach", "-d", is_flag=True,
                      help="Run in the background (log in the data dir) and return."),
+        click.option("--log-file", metavar="PATH",
+                     help="Append the worker's log to PATH (instead of stderr, or of "
+                          "the data dir's worker.log with --detach)."),
         json_option,
     ]
     for option in reversed(options):
@@ -36,14 +39,33 @@ def _start_options(func: Any) -> Any:
 
 
 def _run_worker(count: Optional[int], queues: tuple[str, ...], burst: bool,
-                idle_timeout: Optional[str], detach: bool) -> None:
+                idle_timeout: Optional[str], detach: bool, log_file: Optional[str] = None,
+                single: bool = False) -> None:
+    """`single`: refuse when a supervisor of this store already runs on this host."""
+    import os
+
     st = state()
+    if log_file is not None:
+        log_file = os.path.abspath(os.path.expanduser(log_file))
+        folder = os.path.dirname(log_file)
+        if not os.path.isdir(folder):
+            raise InvalidInput(f"--log-file: no folder {folder}")
     if count is not None and not 1 <= count <= 512:
         raise InvalidInput("--count must be between 1 and 512")
     idle_s = None if idle_timeout is None else parse_duration(idle_timeout, what="--timeout")
     for name in queues:
         check_queue_name(name)
     q = st.queue()
+    if single:
+        from queuectl.maintenance import this_host
+
+        running = [info.pid for info, alive in q.workers()
+                   if alive and info.host == this_host()]
+        if running:
+            from queuectl.errors import WorkerError
+
+            raise WorkerError(f"already running (pid {', '.join(map(str, running))}); "
+                              "--force starts another, queuectl scheduler stop stops it")
     slots = count or q.settings().worker_count
     if st.in_shell and not detach:
         # a foreground supervisor would hold the prompt until it stopped
@@ -61,22 +83,38 @@ def _run_worker(count: Optional[int], queues: tuple[str, ...], burst: bool,
             args.append("--burst")
         if idle_timeout is not None:
             args += ["--timeout", idle_timeout]
+        if log_file is not None:
+            args += ["--log-file", log_file]
         started = daemon.start_detached(q, args)
+        log_path = log_file or started.log_path
         if st.json:
-            render.emit_json({"pid": started.pid, "slots": slots, "log": started.log_path})
+            render.emit_json({"pid": started.pid, "slots": slots, "log": log_path})
         else:
             click.echo(f"Worker started in the background: pid {started.pid}, {slots} "
-                       f"slot(s); log: {started.log_path}")
+                       f"slot(s); log: {log_path}")
             click.echo("Stop it with: queuectl worker stop")
         return
+    from queuectl import daemon
+    from queuectl.paths import open_private
     from queuectl.worker.supervisor import Supervisor, SupervisorOptions
 
-    st.setup_logging(q.settings().log_level)
+    stream = None
+    if log_file is not None:
+        try:
+            stream = os.fdopen(open_private(log_file), "a", buffering=1)
+        except OSError as exc:
+            raise InvalidInput(f"--log-file: cannot open {log_file}: "
+                               f"{exc.strerror or exc}") from None
+    st.setup_logging(q.settings().log_level, stream=stream)
     options = SupervisorOptions(slots=slots, queues=list(queues) or None, burst=burst,
                                 idle_timeout_s=idle_s, flags=dict(st.flags))
     url = q.url
+    pid_file = os.path.join(daemon.pid_dir(q), f"{os.getpid()}.pid")
     st.close()
-    code = Supervisor(url, options).run()
+    try:
+        code = Supervisor(url, options).run()
+    finally:
+        daemon.remove_file(pid_file)  # a detached supervisor's pid file goes with it
     if code:
         raise click.exceptions.Exit(code)
 
@@ -97,7 +135,7 @@ def worker() -> None:
 @worker.command("start")
 @_start_options
 def worker_start(count: Optional[int], queues: tuple[str, ...], burst: bool,
-                 idle_timeout: Optional[str], detach: bool) -> None:
+                 idle_timeout: Optional[str], detach: bool, log_file: Optional[str]) -> None:
     """Run jobs with N concurrent slots until stopped.
 
     The first Ctrl-C (or SIGTERM) stops claiming and lets running jobs finish; a second
@@ -108,20 +146,21 @@ def worker_start(count: Optional[int], queues: tuple[str, ...], burst: bool,
       queuectl worker start --count 4
       queuectl worker start --count 2 --queue emails --burst
       queuectl worker start --detach        # in the background; at the shell prompt too
+      queuectl worker start --log-file logs/queuectl.log
     """
-    _run_worker(count, queues, burst, idle_timeout, detach)
+    _run_worker(count, queues, burst, idle_timeout, detach, log_file)
 
 
 @click.command("start")
 @_start_options
 def start(count: Optional[int], queues: tuple[str, ...], burst: bool,
-          idle_timeout: Optional[str], detach: bool) -> None:
+          idle_timeout: Optional[str], detach: bool, log_file: Optional[str]) -> None:
     """Same as `worker start` (e.g. start --count 2 --timeout 10).
 
     \b
       queuectl start --count 2 --timeout 10
     """
-    _run_worker(count, queues, burst, idle_timeout, detach)
+    _run_worker(count, queues, burst, idle_timeout, detach, log_file)
 
 
 def _stop(now: bool, wait: bool, wait_timeout: Optional[float]) -> None:
@@ -262,16 +301,27 @@ def scheduler() -> None:
 @click.option("--queue", "-q", "queues", multiple=True, metavar="NAME",
               shell_complete=complete.queue_names)
 @click.option("--auto", is_flag=True,
-              help="Run due jobs automatically (always the case; accepted for compatibility).")
+              help="S3's auto mode (workers run due jobs): what this scheduler always "
+                   "does; there is no manual mode (see --help).")
+@click.option("--force", is_flag=True,
+              help="Start another even if a supervisor of this store already runs here.")
+@click.option("--log-file", metavar="PATH", help="Append its log to PATH.")
 @json_option
-def scheduler_start(count: Optional[int], queues: tuple[str, ...], auto: bool) -> None:
+def scheduler_start(count: Optional[int], queues: tuple[str, ...], auto: bool,
+                    force: bool, log_file: Optional[str]) -> None:
     """Start a detached supervisor that promotes scheduled jobs and runs due ones.
+
+    Once per store and host: when one already runs here it refuses ("already running
+    (pid ...)") unless --force.  S3's manual mode (a scheduler that only relabels due
+    jobs while the user starts workers) has no counterpart: every queuectl worker
+    relabels the due jobs it can run, so --auto is the only mode and is accepted as is.
 
     \b
       queuectl scheduler start --workers 2
       queuectl scheduler start --workers 2 --auto
+      queuectl scheduler start --force      # a second one on this host
     """
-    _run_worker(count, queues, False, None, True)
+    _run_worker(count, queues, False, None, True, log_file, single=not force)
 
 
 @scheduler.command("stop")

@@ -287,16 +287,18 @@ class Executor:
             log.warning("job %s was taken from this worker while it ran; result dropped",
                         job.id)
         elif decision.state is JobState.COMPLETED:
-            # DEBUG, not INFO: a line per tiny job cost a tenth of the hot loop.
-            log.debug("job %s completed in %.3fs (%s)", job.id, now - job.started_at
-                      if job.started_at else 0.0, item.label)
+            log.info("job %s completed in %.3fs (attempt %d, %s)", job.id,
+                     now - job.started_at if job.started_at else 0.0, job.attempts,
+                     item.label)
         elif decision.state is JobState.FAILED:
-            log.warning("job %s failed (attempt %d): %s; retry in %.1fs", job.id,
-                        job.attempts, decision.error, (decision.run_at or now) - now)
+            log.warning("job %s failed in %.3fs (attempt %d): %s; retry in %.1fs", job.id,
+                        now - job.started_at if job.started_at else 0.0, job.attempts,
+                        decision.error, (decision.run_at or now) - now)
             self.ctx.note_due(decision.run_at)
         else:
-            log.error("job %s is dead after %d attempts: %s", job.id, job.attempts,
-                      decision.error)
+            log.error("job %s is %s in %.3fs after %d attempt(s): %s", job.id,
+                      decision.state.value, now - job.started_at if job.started_at
+                      else 0.0, job.attempts, decision.error)
         _remove(item.path)
         self.ctx.job_done()
 

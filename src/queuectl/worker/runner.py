@@ -63,6 +63,7 @@ class Run:
         self._proc: Optional[_Child] = None
         self._pidfd: Optional[int] = None
         self._spawn_error: Optional[str] = None
+        self._spawn_permanent = False  # a retry would fail the same way
         self._started_at = 0.0
         self._deadline: Optional[float] = None  # the timeout, while not terminating
         self._kill_at: Optional[float] = None  # when TERM turns into KILL
@@ -110,8 +111,10 @@ class Run:
                 self._deadline = self._started_at + self.timeout_s
         except OSError as exc:
             self._spawn_error = _describe(exc, self.cwd)
+            self._spawn_permanent = self.cwd is not None and not os.path.isdir(self.cwd)
         except ValueError as exc:  # e.g. a NUL byte in an environment value
             self._spawn_error = str(exc)
+            self._spawn_permanent = True
         finally:
             if self._proc is None:
                 self._close_output()
@@ -174,6 +177,7 @@ class Run:
         if proc is None:
             self._outcome = Outcome(exit_code=None,
                                     spawn_error=self._spawn_error or "not started",
+                                    spawn_permanent=self._spawn_permanent,
                                     started_at=self._started_at, finished_at=time.time())
             return self._outcome
         returncode = proc.poll()
