@@ -8,7 +8,7 @@ import os
 import select
 import time
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 from benchmarks.harness import (
     PYTHON,
@@ -208,6 +208,16 @@ def b4_batch_enqueue(ctx: Context) -> list[Row]:
                 "jobs/s", ">= 50000 jobs/s", rate >= 50_000, "", None)]
 
 
+def _seal_fixture(conn: Any) -> None:
+    """A fixture written with plain SQL bypasses enqueue, which keeps the per-state
+    counts: count them, commit, and leave the store as a worker would find it."""
+    conn.execute("UPDATE state_counts SET n = "
+                 "(SELECT COUNT(*) FROM jobs WHERE jobs.state = state_counts.state)")
+    conn.execute("COMMIT")
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.execute("ANALYZE")
+
+
 def _fill(db: str, total: int) -> None:
     """A store with `total` jobs: 90% completed, 10% pending, written in bulk."""
     from queuectl.backends import open_backend
@@ -229,12 +239,7 @@ def _fill(db: str, total: int) -> None:
                    CASE WHEN i % 10 = 0 THEN NULL ELSE ? - 86000 END,
                    CASE WHEN i % 10 = 0 THEN NULL ELSE 0 END, '[]'
             FROM n""", (total, now, now, now, now, now))
-        # the fixture bypasses enqueue, which keeps the per-state counts: count them here
-        conn.execute("UPDATE state_counts SET n = "
-                     "(SELECT COUNT(*) FROM jobs WHERE jobs.state = state_counts.state)")
-        conn.execute("COMMIT")
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        conn.execute("ANALYZE")
+        _seal_fixture(conn)
     finally:
         backend.close()
 
@@ -350,11 +355,7 @@ def _fill_runs(db: str, total: int, per_hour: int) -> None:
                                                       THEN 'exit code 1' END,
                                         'result', state)) END
             FROM r""", {"total": total, "now": now, "step": step})
-        conn.execute("UPDATE state_counts SET n = "
-                     "(SELECT COUNT(*) FROM jobs WHERE jobs.state = state_counts.state)")
-        conn.execute("COMMIT")
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        conn.execute("ANALYZE")
+        _seal_fixture(conn)
     finally:
         backend.close()
 

@@ -177,3 +177,24 @@ def pids() -> Iterator[list[int]]:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+def read_terminal(leader: int, proc: subprocess.Popen, deadline: float) -> bytes:
+    """What a process drew on the pseudo-terminal whose leader side is `leader`, until
+    it closes the terminal or exits, or `deadline` (monotonic) passes."""
+    import select
+
+    chunks: list[bytes] = []
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([leader], [], [], 0.1)
+        if ready:
+            try:
+                data = os.read(leader, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not data:
+                break
+            chunks.append(data)
+        elif proc.poll() is not None:
+            break
+    return b"".join(chunks)

@@ -10,7 +10,6 @@ import json
 import os
 import pty
 import re
-import select
 import subprocess
 import sys
 import time
@@ -20,7 +19,7 @@ from typing import Callable
 import pytest
 
 from tests.cli.test_commands import as_json, fails, ok, show
-from tests.conftest import run_cli, wait_for
+from tests.conftest import read_terminal, run_cli, wait_for
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 Cli = Callable[..., subprocess.CompletedProcess]
@@ -45,18 +44,7 @@ def on_tty(db: str, *args: str, stdin_tty: bool = False, input: str = "",
     chunks: list[bytes] = []
     deadline = time.monotonic() + timeout
     try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([leader], [], [], 0.1)
-            if ready:
-                try:
-                    data = os.read(leader, 65536)
-                except OSError:  # EIO: the child closed the terminal
-                    break
-                if not data:
-                    break
-                chunks.append(data)
-            elif proc.poll() is not None:
-                break
+        chunks.append(read_terminal(leader, proc, deadline))
         err = proc.communicate(timeout=max(0.1, deadline - time.monotonic()))[1] or b""
     finally:
         os.close(leader)

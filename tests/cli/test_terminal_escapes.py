@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import os
 import pty
-import select
 import subprocess
 import sys
 import time
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import read_terminal, run_cli
 
 EVIL = "\x1b]0;pwned\x07\x1b[2J"
 # printf turns the octal escapes into the raw bytes when the job runs
@@ -32,18 +31,7 @@ def _on_tty(db: str, *args: str, timeout: float = 30.0) -> str:
     chunks: list[bytes] = []
     deadline = time.monotonic() + timeout
     try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([leader], [], [], 0.1)
-            if ready:
-                try:
-                    data = os.read(leader, 65536)
-                except OSError:  # EIO: the child closed the terminal
-                    break
-                if not data:
-                    break
-                chunks.append(data)
-            elif proc.poll() is not None:
-                break
+        chunks.append(read_terminal(leader, proc, deadline))
         proc.wait(timeout=max(0.1, deadline - time.monotonic()))
     finally:
         os.close(leader)
