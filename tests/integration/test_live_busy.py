@@ -15,8 +15,8 @@ def test_running_job_is_busy_before_any_heartbeat(cli: Callable[..., Any],
                                                    q: Callable[..., Any],
                                                    workers: Workers, tmp_path: Any) -> None:
     # the registration reports busy 0; the next heartbeat is 10 minutes away
+    assert cli("config", "set", "lease-timeout", "1800").returncode == 0  # >= 2 beats
     assert cli("config", "set", "heartbeat-interval", "600").returncode == 0
-    assert cli("config", "set", "lease-timeout", "1800").returncode == 0
     gate = tmp_path / "gate"
     command = f"while [ ! -e {gate} ]; do sleep 0.05; done"
     assert cli("enqueue", "--id", "held", "--command", command).returncode == 0
