@@ -35,6 +35,8 @@ class NewJob:
     cwd: Optional[str] = None
     env: Optional[dict[str, str]] = None
     depends_on: list[str] = field(default_factory=list)
+    #: condition per dependency id (queuectl.dependencies: completed, any, failure)
+    conditions: dict[str, str] = field(default_factory=dict)
     unique_key: Optional[str] = None
 
 

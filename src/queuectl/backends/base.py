@@ -22,6 +22,7 @@ from typing import (
     TypeVar,
 )
 
+from queuectl.dependencies import Edge
 from queuectl.errors import StoreError
 from queuectl.models import FinishedRow, Job, LiveCount, NewJob, RunRecord, WorkerInfo
 from queuectl.states import (
@@ -191,6 +192,17 @@ class Backend(Protocol):
     def clear(self) -> int:
         """Delete every job (with their output chunks and dependency edges)."""
 
+    # -- dependencies -----------------------------------------------------------------
+    def dependencies_of(self, job_id: str) -> list[Edge]:
+        """A job's dependencies: (id, condition, its state now; None once deleted)."""
+
+    def dependants_of(self, job_id: str, limit: int) -> list[Edge]:
+        """Up to `limit` jobs that depend on this one: (their id, condition, state)."""
+
+    def live_dependants_tree(self, job_id: str) -> list[str]:
+        """Ids of the live jobs that depend on this one directly or through others,
+        deepest first."""
+
     # -- output chunks (what `logs -f` on another host reads) -------------------------
     def append_output(self, job_id: str, attempt: int, seq: int, data: bytes,
                       now: float) -> None:
@@ -339,12 +351,15 @@ def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
 INSERT_FIELDS = ("id", "command", "state", "queue", "priority", "run_at", "max_retries",
                  "backoff_base", "timeout", "cwd", "env", "depends_on", "unique_key")
 _PENDING, _SCHEDULED = JobState.PENDING.value, JobState.SCHEDULED.value
+_WAITING = JobState.WAITING.value
 
 
 def insert_values(job: NewJob, now: float) -> list[Any]:
-    """A new job's column values in INSERT_FIELDS order (both stores)."""
+    """A new job's column values in INSERT_FIELDS order (both stores).  A job with
+    dependencies starts `waiting`; link_dependencies then decides it."""
     run_at = now if job.run_at is None else job.run_at
-    return [job.id, job.command, _SCHEDULED if run_at > now else _PENDING, job.queue,
+    state = _WAITING if job.depends_on else _SCHEDULED if run_at > now else _PENDING
+    return [job.id, job.command, state, job.queue,
             job.priority, run_at, job.max_retries, job.backoff_base, job.timeout, job.cwd,
             json.dumps(job.env) if job.env else None,
             json.dumps(job.depends_on) if job.depends_on else None, job.unique_key]
@@ -370,7 +385,22 @@ def insert_jobs(cursor: Any, queries: Mapping[str, str], jobs: Sequence[NewJob],
                 rows: list[dict[str, Any]], now: float
                 ) -> tuple[list[Job], list[dict[str, Any]]]:
     """Insert a batch inside the caller's transaction: (the jobs as enqueued, the rows
-    actually inserted).  A job whose unique key matches a live job is that job."""
+    actually inserted).  A job whose unique key matches a live job is that job.  The
+    rows keep the state they were inserted with (the counts of the SQLite store add
+    them up; a later change of state is counted by its trigger)."""
+    if any(job.depends_on for job in jobs):
+        stored, inserted = _insert_rows(cursor, queries, jobs, rows, now)
+        decided = link_dependencies(cursor, queries, jobs, now)
+        for job in stored:
+            if job.id in decided:
+                job.state, job.error = decided[job.id]
+        return stored, inserted
+    return _insert_rows(cursor, queries, jobs, rows, now)
+
+
+def _insert_rows(cursor: Any, queries: Mapping[str, str], jobs: Sequence[NewJob],
+                 rows: list[dict[str, Any]], now: float
+                 ) -> tuple[list[Job], list[dict[str, Any]]]:
     if not any(job.unique_key for job in jobs):
         cursor.executemany(queries["insert_job"], rows)
         return [new_job_model(job, row, now) for job, row in zip(jobs, rows)], rows
@@ -387,6 +417,44 @@ def insert_jobs(cursor: Any, queries: Mapping[str, str], jobs: Sequence[NewJob],
         inserted.append(row)
         stored.append(new_job_model(job, row, now))
     return stored, inserted
+
+
+def link_dependencies(cursor: Any, queries: Mapping[str, str], jobs: Sequence[NewJob],
+                      now: float) -> dict[str, tuple[JobState, Optional[str]]]:
+    """Store the dependency edges of just-inserted jobs (inside the enqueue's
+    transaction) and decide each job whose dependencies have already ended: {id:
+    (state, reason)} of the jobs that are not left `waiting`.  An unknown dependency
+    raises InvalidInput (the caller's transaction rolls back: nothing is stored)."""
+    from queuectl.dependencies import COMPLETED, Edge, verdict
+    from queuectl.errors import InvalidInput
+
+    decided: dict[str, tuple[JobState, Optional[str]]] = {}
+    for job in jobs:
+        if not job.depends_on:
+            continue
+        edges = []
+        for dep in job.depends_on:
+            found = cursor.execute(queries["dependency_state"], {"id": dep}).fetchone()
+            if found is None:
+                raise InvalidInput(f"job {job.id!r} depends on {dep!r}, which does not "
+                                   "exist; nothing was enqueued")
+            if not found[1]:
+                cursor.execute(queries["delete_stale_edges"], {"id": dep})
+                cursor.execute(queries["mark_dependency"], {"id": dep})
+            condition = job.conditions.get(dep, COMPLETED)
+            cursor.execute(queries["insert_dependency"], {
+                "job_id": job.id, "depends_on": dep, "condition": condition,
+                "dep_state": found[0]})
+            edges.append(Edge(dep, condition, JobState(found[0])))
+        state, reason = verdict(edges)
+        if state is JobState.WAITING:
+            continue
+        if state is JobState.PENDING and job.run_at is not None and job.run_at > now:
+            state = JobState.SCHEDULED
+        cursor.execute(queries["set_verdict"], {"id": job.id, "state": state.value,
+                                                "error": reason, "now": now})
+        decided[str(job.id)] = (state, reason)
+    return decided
 
 
 def _live_or_insert(cursor: Any, queries: Mapping[str, str], key: str,
@@ -615,6 +683,18 @@ class SqlVerbs:
             self._run("clear_output")
             self._run("clear_edges")
             return self._run("clear")
+
+    # -- dependencies -----------------------------------------------------------------
+    def dependencies_of(self, job_id: str) -> list[Edge]:
+        return [Edge(dep, condition, JobState(state) if state else None)
+                for dep, condition, state in self._all("dependencies_of", {"id": job_id})]
+
+    def dependants_of(self, job_id: str, limit: int) -> list[Edge]:
+        return [Edge(dep, condition, JobState(state)) for dep, condition, state in
+                self._all("dependants_of", {"id": job_id, "limit": limit})]
+
+    def live_dependants_tree(self, job_id: str) -> list[str]:
+        return [row[0] for row in self._all("live_dependants_tree", {"id": job_id})]
 
     # -- output chunks ----------------------------------------------------------------
     def append_output(self, job_id: str, attempt: int, seq: int, data: bytes,

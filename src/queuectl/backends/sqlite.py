@@ -379,7 +379,7 @@ class SqliteBackend(SqlVerbs):
 
     def _insert_batch(self, batch: list[NewJob], now: float) -> list[str]:
         """Insert one slice of a stream (inside its transaction); the stored ids."""
-        if any(job.unique_key for job in batch):
+        if any(job.unique_key or job.depends_on for job in batch):
             rows = [insert_params(job, now) for job in batch]
             stored, inserted = insert_jobs(self._db, self._q, batch, rows, now)
             self._count_inserted([row["state"] for row in inserted])

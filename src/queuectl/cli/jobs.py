@@ -41,7 +41,17 @@ def job_options(func: Any) -> Any:
         click.option("--env", "env_pairs", metavar="KEY=VALUE", multiple=True,
                      help="Environment variable for the command (repeatable)."),
         click.option("--after", metavar="ID", multiple=True,
-                     help="Run only after this job completed (repeatable)."),
+                     shell_complete=complete.job_ids,
+                     help="Run only after this job completed (repeatable; an id prefix "
+                          "works). If it dies or is cancelled, this job is blocked."),
+        click.option("--after-any", metavar="ID", multiple=True,
+                     shell_complete=complete.job_ids,
+                     help="Run after this job ended in any way: completed, dead or "
+                          "cancelled (repeatable)."),
+        click.option("--after-failure", metavar="ID", multiple=True,
+                     shell_complete=complete.job_ids,
+                     help="Run only if this job ended dead or cancelled; cancelled if "
+                          "it completed (repeatable)."),
         click.option("--unique-key", metavar="KEY",
                      help="If a live job has this key, return it instead of adding one."),
     ]
@@ -67,8 +77,11 @@ def _option_fields(opts: dict[str, Any]) -> dict[str, Any]:
                 raise InvalidInput(f"--env wants KEY=VALUE, got {pair!r}")
             env[key] = value
         fields["env"] = env
-    if opts.get("after"):
-        fields["depends_on"] = list(opts["after"])
+    deps = [{"id": ref, "on": on} for on, key in
+            (("completed", "after"), ("any", "after_any"), ("failure", "after_failure"))
+            for ref in opts.get(key) or ()]
+    if deps:
+        fields["depends_on"] = deps
     return fields
 
 
