@@ -262,6 +262,8 @@ class Queue:
         conditions: dict[str, str] = {}
         for ref in job.depends_on:
             condition = job.conditions.get(ref, "completed")
+            if ref == job.id:
+                raise InvalidInput(f"job {job.id!r} cannot depend on itself")
             if ref in earlier:
                 dep = ref
             else:
