@@ -393,42 +393,66 @@ def show(job_ref: str, with_env: bool) -> None:
     st = state()
     q = st.queue()
     job = q.get(job_ref)
+    deps, dependants = q.dependencies(job)
     if st.json:
-        render.emit_json(st.job_dict(job, with_env=with_env))
+        data = st.job_dict(job, with_env=with_env)
+        data["dependencies"] = [edge_dict(e) for e in deps]
+        data["dependants"] = [edge_dict(e) for e in dependants]
+        render.emit_json(data)
     else:
-        render.job_detail(job, q.now(), st.job_defaults(), with_env=with_env)
+        render.job_detail(job, q.now(), st.job_defaults(), with_env=with_env,
+                          dependencies=(deps, dependants))
+
+
+def edge_dict(edge: Any) -> dict[str, Any]:
+    """A dependency as `show --json` gives it."""
+    return {"id": edge.depends_on, "on": edge.condition,
+            "state": edge.dep_state.value if edge.dep_state else None}
 
 
 # -- transitions ----------------------------------------------------------------------
 def _transition_command(name: str, verb: str, hidden: bool = False,
-                        help_text: str = "") -> click.Command:
+                        help_text: str = "", tree: bool = False) -> click.Command:
     @click.command(name, hidden=hidden, help=help_text)
     @click.argument("job_refs", nargs=-1, required=True, metavar="ID...",
                     shell_complete=complete.job_ids)
     @json_option
-    def command(job_refs: tuple[str, ...]) -> None:
+    def command(job_refs: tuple[str, ...], with_dependants: bool = False) -> None:
         st = state()
         q = st.queue()
         done = []
         for ref in job_refs:
-            job = getattr(q, verb)(ref)
-            done.append(job)
-            if not st.json:
-                click.echo(f"{job.id}: {job.state.value}")
+            moved = q.cancel_with_dependants(ref) if with_dependants \
+                else [getattr(q, verb)(ref)]
+            for job in moved:
+                done.append(job)
+                if not st.json:
+                    click.echo(f"{job.id}: {job.state.value}")
         if st.json:
             render.emit_json(st.job_dict(done[0], with_output=False) if len(done) == 1 else
                              {"jobs": [st.job_dict(j, with_output=False) for j in done]})
+    if tree:
+        command = click.option(
+            "--with-dependants", is_flag=True,
+            help="Also cancel every live job that depends on it, directly or through "
+                 "others.")(command)
     return command
 
 
 CANCEL_HELP = """Cancel a waiting job, or kill a running one.
 
+Jobs that depend on it are decided as if it had failed: an --after dependant is
+blocked, --after-any and --after-failure ones run.  --with-dependants cancels them
+too (and theirs).
+
 \b
   queuectl cancel job3
-  queuectl dequeue job3       # the same
+  queuectl cancel build --with-dependants
+  queuectl dequeue job3       # the same as cancel
 """
-cancel = _transition_command("cancel", "cancel", help_text=CANCEL_HELP)
-dequeue = _transition_command("dequeue", "cancel", hidden=True, help_text=CANCEL_HELP)
+cancel = _transition_command("cancel", "cancel", help_text=CANCEL_HELP, tree=True)
+dequeue = _transition_command("dequeue", "cancel", hidden=True, help_text=CANCEL_HELP,
+                              tree=True)
 RETRY_HELP = """Run a failed, dead or cancelled job again now.
 
 \b

@@ -17,7 +17,7 @@ from queuectl.times import ago, iso_utc, local_text
 STATE_STYLE = {
     JobState.SCHEDULED: "cyan", JobState.PENDING: "blue", JobState.PROCESSING: "yellow",
     JobState.COMPLETED: "green", JobState.FAILED: "magenta", JobState.DEAD: "red",
-    JobState.CANCELLED: "dim",
+    JobState.CANCELLED: "dim", JobState.WAITING: "cyan", JobState.BLOCKED: "red",
 }
 
 
@@ -182,6 +182,11 @@ def _attempts(job: Job, defaults: Mapping[str, Any]) -> str:
 
 
 def _when(job: Job, now: float) -> str:
+    if job.state is JobState.WAITING:
+        return "after " + ",".join(short_id(d) for d in job.depends_on)
+    if job.state is JobState.BLOCKED:  # "dependency c is dead; retry it ..."
+        reason = (job.error or "").removeprefix("dependency ").split(";")[0]
+        return f"blocked: {reason}" if reason else "blocked"
     if job.state in (JobState.SCHEDULED, JobState.FAILED) or (
             job.state is JobState.PENDING and job.run_at > now):
         delta = job.run_at - now
@@ -194,8 +199,11 @@ def _when(job: Job, now: float) -> str:
 
 
 def job_detail(job: Job, now: float, defaults: Mapping[str, Any],
-               with_env: bool = False) -> None:
-    """Every field of a job, its attempt history and its captured output."""
+               with_env: bool = False, dependencies: Optional[tuple[Any, Any]] = None
+               ) -> None:
+    """Every field of a job, its attempt history and its captured output; with
+    `dependencies` ((its edges, its dependants' edges) from Queue.dependencies) what
+    it waits for and what waits for it, with their states."""
     effective = job.effective(defaults)
 
     def note(name: str) -> str:
@@ -226,8 +234,19 @@ def job_detail(job: Job, now: float, defaults: Mapping[str, Any],
         fields.append(("Env", " ".join(f"{k}={v}" for k, v in sorted(job.env.items()))))
     elif job.env:
         fields.append(("Env", " ".join(sorted(job.env)) + "  (values: show --env)"))
-    if job.depends_on:
-        fields.append(("After", ", ".join(job.depends_on)))
+    deps, dependants = dependencies or ([], [])
+    if deps:
+        from queuectl.dependencies import describe
+
+        fields.append(("Depends on", ", ".join(describe(e) for e in deps)))
+    elif job.depends_on:
+        fields.append(("Depends on", ", ".join(job.depends_on)))
+    if dependants:
+        from queuectl.dependencies import FLAGS
+
+        fields.append(("Dependants", ", ".join(
+            f"{e.depends_on} ({e.dep_state}; {FLAGS[e.condition]})" for e in dependants)
+            + (" ..." if len(dependants) >= 50 else "")))
     if job.unique_key:
         fields.append(("Unique key", job.unique_key))
     if job.rescues:
