@@ -38,11 +38,14 @@ class Scale:
     b6_seconds: float = 10.0
     b7_jobs: int = 20_000
     b10_per_hour: int = 36_000  # B5's million finished over ~a day
+    b11_groups: int = 100  # B11: groups of 100 jobs (fan-out then fan-in), in sequence
+    b11_rounds: int = 3
 
     @classmethod
     def quick(cls) -> "Scale":
         return cls(b1_jobs=2000, b1_rounds=1, b2_samples=50, b3_runs=8, b4_jobs=100_000,
-                   b5_jobs=100_000, b6_seconds=3.0, b7_jobs=2000, b10_per_hour=3_600)
+                   b5_jobs=100_000, b6_seconds=3.0, b7_jobs=2000, b10_per_hour=3_600,
+                   b11_groups=20, b11_rounds=1)
 
 
 @dataclass
@@ -450,7 +453,81 @@ def b7_contention(ctx: Context, db: Optional[str] = None, store: str = "sqlite")
     return rows
 
 
+GROUP = 100  # B11: a head, 98 middle jobs after it, a join after all of them
+
+
+def _graph_jobs(prefix: str, groups: int) -> Any:
+    """`groups` x 100 jobs: group g's head runs after group g-1's join; its 98 middle
+    jobs after the head (fan-out); its join after all 98 (fan-in)."""
+    from queuectl.models import NewJob
+
+    for g in range(groups):
+        head, join = f"{prefix}{g}h", f"{prefix}{g}j"
+        yield NewJob(command="true", id=head,
+                     depends_on=[f"{prefix}{g - 1}j"] if g else [])
+        middle = [f"{prefix}{g}m{i}" for i in range(GROUP - 2)]
+        for job_id in middle:
+            yield NewJob(command="true", id=job_id, depends_on=[head])
+        yield NewJob(command="true", id=join, depends_on=middle)
+
+
+def _graph_violations(db: str, prefix: str) -> tuple[int, int]:
+    """(jobs not run exactly once, edges whose dependant started before its dependency
+    finished) of one round's graph."""
+    from queuectl.queue import Queue
+
+    with Queue(db) as queue:
+        jobs = {job.id: job for job in queue.iter_jobs() if job.id.startswith(prefix)}
+        not_once = sum(1 for job in jobs.values()
+                       if job.attempts != 1 or job.state.value != "completed")
+        early = 0
+        for job in jobs.values():
+            for dep in job.depends_on:
+                if (job.started_at or 0) < (jobs[dep].finished_at or float("inf")):
+                    early += 1
+    return not_once, early
+
+
+def b11_graph(ctx: Context, db: Optional[str] = None, store: str = "sqlite") -> list[Row]:
+    """A dependency graph of groups x 100 jobs against as many independent jobs, one
+    worker x 4 slots, alternating rounds; every job must run once, after its
+    dependencies."""
+    from queuectl.queue import Queue
+
+    groups, rounds = ctx.scale.b11_groups, ctx.scale.b11_rounds
+    count = groups * GROUP
+    graph_rates, plain_rates, bad = [], [], [0, 0]
+    with Workspace("b11") as ws:
+        target_db = db or ws.path("queue.db")
+        for round_ in range(rounds):
+            _enqueue_true(target_db, count)
+            plain_rates.append(_drain_rate(ws, target_db, count, 1, 4,
+                                           completed=count * (2 * round_ + 1)))
+            prefix = f"r{round_}g"
+            with Queue(target_db) as queue:
+                queue.enqueue_stream(_graph_jobs(prefix, groups))
+            graph_rates.append(_drain_rate(ws, target_db, count, 1, 4,
+                                           completed=count * (2 * round_ + 2)))
+            not_once, early = _graph_violations(target_db, prefix)
+            bad[0] += not_once
+            bad[1] += early
+    graph, plain = median(graph_rates), median(plain_rates)
+    ratio = graph / plain
+    name = "B11" if store == "sqlite" else "B11b"
+    label = "PostgreSQL " if store == "postgres" else ""
+    return [
+        Row(name, f"{label}dependency graph, {groups} x {GROUP} jobs (fan-out, fan-in), "
+            f"1 x 4 slots, median of {rounds}", round(graph), "jobs/s",
+            ">= 0.8 x independent jobs", ratio >= 0.8,
+            f"independent: {plain:.0f}/s", round(ratio, 2), store),
+        Row(name, f"{label}graph jobs not run exactly once / run before a dependency",
+            bad[0] + bad[1], "jobs", "0", bad == [0, 0],
+            f"not once: {bad[0]}, early: {bad[1]}", None, store),
+    ]
+
+
 CASES: dict[str, Callable[[Context], list[Row]]] = {
     "B1": b1_throughput, "B2": b2_pickup, "B3": b3_cli_enqueue, "B4": b4_batch_enqueue,
     "B5": b5_depth, "B6": b6_footprint, "B7": b7_contention, "B10": b10_metrics,
+    "B11": b11_graph,
 }
