@@ -327,7 +327,7 @@ LIST_LIMIT = click.option("--limit", "-n", default=None, type=int,
 @click.option("--state", "-s", "state_names", multiple=True, metavar="STATE",
               shell_complete=complete.state_names,
               help="scheduled, pending, processing, completed, failed, dead (dlq), "
-                   "cancelled; repeatable or comma-separated.")
+                   "cancelled, waiting, blocked; repeatable or comma-separated.")
 @click.option("--queue", "-q", "queue_name", metavar="NAME", help="Only this queue.",
               shell_complete=complete.queue_names)
 @LIST_LIMIT
