@@ -632,6 +632,8 @@ class Queue:
         values = {key_name: v for key_name, v, _ in stored.items()}
         values[name] = typed
         configmod.check_together(values)  # against the stored values, not env/flags
+        if name == "priority-aging":  # the claim index of the new step, before it counts
+            self.backend.set_aging_index(float(typed), float(stored.priority_aging))
         self.backend.config_set(name, configmod.to_text(typed), self.now())
         return name, typed
 
@@ -639,6 +641,9 @@ class Queue:
         from queuectl import config as configmod
 
         name = configmod.canonical_key(key)
+        if name == "priority-aging":
+            previous = self.settings().priority_aging
+            self.backend.set_aging_index(0.0, float(previous))
         return name, self.backend.config_unset(name)
 
     # -- following ------------------------------------------------------------------

@@ -192,6 +192,14 @@ class Backend(Protocol):
     def clear(self) -> int:
         """Delete every job (with their output chunks and dependency edges)."""
 
+    # -- priority aging ---------------------------------------------------------------
+    def use_priority_aging(self, aging: float, *, create_index: bool = True) -> None:
+        """Claim by effective priority (priority + waiting time / `aging` seconds), or
+        by strict priority when `aging` is 0."""
+
+    def set_aging_index(self, aging: float, previous: float = 0.0) -> None:
+        """Make the claim index of this aging step; drop the others but `previous`'s."""
+
     # -- dependencies -----------------------------------------------------------------
     def dependencies_of(self, job_id: str) -> list[Edge]:
         """A job's dependencies: (id, condition, its state now; None once deleted)."""
@@ -311,16 +319,58 @@ def row_to_worker(row: Sequence[Any]) -> WorkerInfo:
                       stop_requested=stop)
 
 
-def sql_values() -> dict[str, str]:
+def sql_values(aging: float = 0.0, dialect: str = "sqlite") -> dict[str, str]:
     """What the `{NAME}` placeholders of the SQL files stand for (sqlfile.render_queries):
-    the state lists of states.py (`{CLAIMABLE}`, `{PROCESSING}`...) and column lists."""
+    the state lists of states.py (`{CLAIMABLE}`, `{PROCESSING}`...), column lists, and
+    the claim order (`aging`: seconds of waiting worth one priority step, 0 = off)."""
     values = {name: sql_literals(states) for name, states in SQL_LISTS.items()}
     values.update(job_columns=JOB_COLUMNS, worker_columns=WORKER_COLUMNS)
+    values.update(claim_order_values(aging, dialect))
     # a batch row is a JSON array in INSERT_FIELDS order (insert_values): the column
     # list and the position each column is read from are made from the same tuple
     values["batch_columns"] = ", ".join(INSERT_FIELDS)
     values["batch_values"] = ", ".join(f"value ->> {i}" for i in range(len(INSERT_FIELDS)))
     return values
+
+
+AGED_INDEX_PREFIX = "jobs_ready_aged_"
+
+
+def _aging_literal(aging: float, dialect: str) -> str:
+    # PostgreSQL reads 30.0 as numeric (the key would be numeric arithmetic)
+    return repr(float(aging)) + ("::float8" if dialect == "postgres" else "")
+
+
+def aged_index_name(aging: float) -> str:
+    """`jobs_ready_aged_60`: the claim index of one aging step (its literal is in the
+    index expression, so each step has its own)."""
+    return AGED_INDEX_PREFIX + format(float(aging), "g").replace(".", "_").replace("-", "_")
+
+
+def aging_key_sql(aging: float, dialect: str) -> str:
+    """The claim key with priority aging: a job's effective priority is its priority plus
+    its waiting time in steps, p + (now - run_at) / step; ordering by that, at any one
+    `now`, is ordering by run_at - p * step ascending: a static key, hence an index."""
+    return f"run_at - priority * {_aging_literal(aging, dialect)}"
+
+
+def aged_index_sql(aging: float, dialect: str) -> str:
+    """The index a claim with priority aging walks (both stores spell it the same)."""
+    return (f"CREATE INDEX IF NOT EXISTS {aged_index_name(aging)} ON jobs "
+            f"(({aging_key_sql(aging, dialect)}), seq) "
+            f"WHERE state IN ({sql_literals(SQL_LISTS['CLAIMABLE'])})")
+
+
+def claim_order_values(aging: float, dialect: str) -> dict[str, str]:
+    """`{claim_order}` and `{claim_index}` of the claim statements."""
+    if aging <= 0:
+        return {"claim_order": "priority DESC, run_at, seq",
+                "claim_index": "INDEXED BY jobs_ready"}
+    # SQLite's planner would pick jobs_due or jobs_state and sort every due job; the
+    # aged index serves ORDER BY ... LIMIT 1 as a walk (PostgreSQL has no such hint
+    # and needs none: its plan is checked in tests/backend/test_postgres_plans.py).
+    return {"claim_order": f"{aging_key_sql(aging, dialect)}, seq",
+            "claim_index": f"INDEXED BY {aged_index_name(aging)}"}
 
 
 def prefix_upper_bound(prefix: str) -> str:
@@ -683,6 +733,46 @@ class SqlVerbs:
             self._run("clear_output")
             self._run("clear_edges")
             return self._run("clear")
+
+    # -- priority aging ---------------------------------------------------------------
+    _aging = 0.0
+    _dialect = "sqlite"
+
+    def _render(self, aging: float) -> dict[str, str]:
+        """The store's statements with the claim order of `aging`."""
+        raise NotImplementedError
+
+    def _ddl(self, sql: str) -> list[Any]:
+        """Run one schema statement in its own transaction; rows, if it returns any."""
+        raise NotImplementedError
+
+    def use_priority_aging(self, aging: float, *, create_index: bool = True) -> None:
+        """Claim by effective priority (priority + waiting time / `aging` seconds), or
+        by strict priority when `aging` is 0.  The walk needs the index of that step:
+        made here when missing (a supervisor started with QUEUECTL_PRIORITY_AGING)."""
+        aging = float(aging)
+        if aging == self._aging:
+            return
+        if aging > 0 and create_index:
+            with self._errors():
+                self._ddl(aged_index_sql(aging, self._dialect))
+        self._q = self._render(aging)
+        self._aging = aging
+
+    def set_aging_index(self, aging: float, previous: float = 0.0) -> None:
+        """`config set priority-aging`: make the index of the new step; drop the others
+        but that of the `previous` step, which running workers use until their next
+        heartbeat re-reads the config (0 for `previous` when none is kept)."""
+        keep = {aged_index_name(step) for step in (aging, previous) if step > 0}
+        with self._errors():
+            if aging > 0:
+                self._ddl(aged_index_sql(aging, self._dialect))
+            for name in self._aged_indexes():
+                if name not in keep:
+                    self._ddl(f"DROP INDEX IF EXISTS {name}")
+
+    def _aged_indexes(self) -> list[str]:
+        raise NotImplementedError
 
     # -- dependencies -----------------------------------------------------------------
     def dependencies_of(self, job_id: str) -> list[Edge]:

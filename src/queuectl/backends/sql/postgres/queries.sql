@@ -58,7 +58,7 @@ WHERE unique_key = %(unique_key)s AND state IN ({LIVE})
 FROM jobs
 WHERE state IN ({CLAIMABLE}) AND run_at <= %(now)s
   {queue_filter}
-ORDER BY priority DESC, run_at, seq
+ORDER BY {claim_order}
 
 -- name: _take
 -- What a claim sets, but for `worker` (the slot's label).
@@ -372,7 +372,7 @@ WITH finished AS (
     LIMIT cardinality(%(workers)s::text[])
     FOR UPDATE SKIP LOCKED
 ), picked AS (
-    SELECT seq, row_number() OVER (ORDER BY priority DESC, run_at, seq) AS n FROM due
+    SELECT seq, row_number() OVER (ORDER BY {claim_order}) AS n FROM due
 ), claimed AS (
     UPDATE jobs
     SET {_take}, worker = (%(workers)s::text[])[picked.n]

@@ -71,15 +71,16 @@ WHERE unique_key = :unique_key
 -- name: claim
 -- One statement: pick the best due job and take it.  SQLite runs the whole UPDATE
 -- under its single write lock, so two workers can never take the same row.  The
--- subquery walks jobs_ready in claim order and stops at the first due row.
+-- subquery walks jobs_ready in claim order and stops at the first due row (with
+-- priority aging, jobs_ready_aged_<step>: see Backend.use_priority_aging).
 UPDATE jobs
 SET state = {PROCESSING}, attempts = attempts + 1, started_at = :now, updated_at = :now,
     finished_at = NULL, output = NULL, worker = :worker, worker_id = :worker_id
 WHERE seq = (
-    SELECT seq FROM jobs INDEXED BY jobs_ready
+    SELECT seq FROM jobs {claim_index}
     WHERE state IN ({CLAIMABLE}) AND run_at <= :now
       {queue_filter}
-    ORDER BY priority DESC, run_at, seq
+    ORDER BY {claim_order}
     LIMIT 1)
 RETURNING {job_columns}
 
