@@ -166,7 +166,7 @@ class Queue:
         timeout follow: what `Job.to_dict(defaults=...)` shows as effective numbers."""
         settings = self.settings()
         return {"max_retries": settings.max_retries, "backoff_base": settings.backoff_base,
-                "timeout": settings.job_timeout}
+                "timeout": settings.job_timeout, "priority_aging": settings.priority_aging}
 
     def settings(self) -> "Settings":
         """Current settings (stored config is re-read on every call)."""

@@ -147,24 +147,34 @@ def shorten(text: str, width: int) -> str:
 
 
 JOB_HEADERS = ["ID", "STATE", "PRI", "ATTEMPTS", "QUEUE", "WHEN", "COMMAND"]
+#: with priority aging on: how long each job has been due, and its effective priority
+AGED_HEADERS = ["ID", "STATE", "PRI", "WAIT", "EFFECTIVE", "ATTEMPTS", "QUEUE", "WHEN",
+                "COMMAND"]
 
 
 def job_table(jobs: Iterable[Job], now: float, defaults: Mapping[str, Any],
               empty: str = "No jobs.") -> None:
     """The job list: a rich table on a terminal; piped, streamed row by row."""
-    if not is_tty():
-        stream_table(JOB_HEADERS, ([job.id, job.state.value, job.priority,
-                                    _attempts(job, defaults),
-                                    job.queue, _when(job, now), shorten(job.command, 10_000)]
-                                   for job in jobs), empty=empty)
+    aging = float(defaults.get("priority_aging") or 0)
+    tty = is_tty()
+
+    def row(job: Job) -> list[Any]:
+        cells = [short_id(job.id) if tty else job.id, job.state.value, job.priority]
+        if aging:
+            waited, effective = job.aged_priority(now, aging)
+            cells += [ago(waited) if waited else "-", f"{effective:g}"]
+        return cells + [_attempts(job, defaults), job.queue, _when(job, now),
+                        shorten(job.command, 60 if tty else 10_000)]
+
+    headers = AGED_HEADERS if aging else JOB_HEADERS
+    if not tty:
+        stream_table(headers, (row(job) for job in jobs), empty=empty)
         return
     rows, styles = [], []
     for job in jobs:
-        rows.append([short_id(job.id), job.state.value, job.priority,
-                     _attempts(job, defaults), job.queue, _when(job, now),
-                     shorten(job.command, 60)])
+        rows.append(row(job))
         styles.append(STATE_STYLE.get(job.state))
-    table(JOB_HEADERS, rows, styles, empty=empty)
+    table(headers, rows, styles, empty=empty)
 
 
 def short_id(job_id: str) -> str:
@@ -214,6 +224,7 @@ def job_detail(job: Job, now: float, defaults: Mapping[str, Any],
     fields = [
         ("ID", job.id), ("Command", job.command), ("State", job.state.value),
         ("Queue", job.queue), ("Priority", job.priority),
+        *_aged_fields(job, now, float(defaults.get("priority_aging") or 0)),
         ("Attempts", f"{job.attempts}/{1 + retries}"),
         ("Max retries", f"{retries}{note('max_retries')}"),
         ("Backoff base", f"{base:g}{note('backoff_base')}"),
@@ -264,6 +275,15 @@ def job_detail(job: Job, now: float, defaults: Mapping[str, Any],
     click.echo("Output:" + ("" if job.output else " (none)"))
     if job.output:
         click.echo(visible(job.output.rstrip("\n"), multiline=True))
+
+
+def _aged_fields(job: Job, now: float, aging: float) -> list[tuple[str, Any]]:
+    if not aging:
+        return []
+    waited, effective = job.aged_priority(now, aging)
+    return [("Waiting time", ago(waited) if waited else "-"),
+            ("Effective", f"{effective:g} (priority {job.priority} + one per "
+                          f"{ago(aging)} waited)")]
 
 
 def history_line(entry: dict[str, Any]) -> str:

@@ -2,7 +2,7 @@
 flags, JSON `depends_on`, `enqueue --file` naming earlier lines, bad references
 (exit 2, nothing stored), `show`/`list` saying what a job waits for and why it is
 blocked, `cancel --with-dependants`, and a real worker running a small graph in an
-allowed order."""
+allowed order; the priority-aging columns of `list` and `show`."""
 
 from __future__ import annotations
 
@@ -110,3 +110,18 @@ def test_a_worker_runs_a_graph_in_an_allowed_order(cli: Cli, tmp_path: Path) -> 
     order = log.read_text().split()
     assert order[0] == "root" and order[-1] == "join"
     assert sorted(order[1:-1]) == [f"fan{i}" for i in range(6)]
+
+
+def test_priority_aging_columns_in_list_and_show(cli: Cli) -> None:
+    assert cli("config", "set", "priority-aging", "1m").stdout.strip() == \
+        "priority-aging = 60"
+    cli("enqueue", "--id", "low", "-p", "1", "true")
+    listed = cli("list").stdout.splitlines()
+    assert listed[0].split() == ["ID", "STATE", "PRI", "WAIT", "EFFECTIVE", "ATTEMPTS",
+                                 "QUEUE", "WHEN", "COMMAND"]
+    assert listed[1].split()[:2] == ["low", "pending"]
+    shown = cli("show", "low").stdout
+    assert "Effective:    1 (priority 1 + one per 1m waited)" in shown
+    assert "Waiting time:" in shown
+    cli("config", "unset", "priority-aging")
+    assert "EFFECTIVE" not in cli("list").stdout
