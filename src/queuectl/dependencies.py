@@ -89,3 +89,15 @@ def describe(edge: Edge) -> str:
     """`build (completed, --after)`: one dependency for `show`."""
     state = edge.dep_state.value if edge.dep_state else "gone"
     return f"{edge.depends_on} ({state}; {FLAGS[edge.condition]})"
+
+
+def edge_dict(edge: Edge) -> dict[str, object]:
+    """A dependency (or dependant) as `show --json` and the API give it."""
+    return {"id": edge.depends_on, "on": edge.condition,
+            "state": edge.dep_state.value if edge.dep_state else None}
+
+
+def graph_fields(deps: Iterable[Edge], dependants: Iterable[Edge]) -> dict[str, object]:
+    """The `dependencies` and `dependants` fields of a job's JSON."""
+    return {"dependencies": [edge_dict(e) for e in deps],
+            "dependants": [edge_dict(e) for e in dependants]}

@@ -395,19 +395,14 @@ def show(job_ref: str, with_env: bool) -> None:
     job = q.get(job_ref)
     deps, dependants = q.dependencies(job)
     if st.json:
-        data = st.job_dict(job, with_env=with_env)
-        data["dependencies"] = [edge_dict(e) for e in deps]
-        data["dependants"] = [edge_dict(e) for e in dependants]
-        render.emit_json(data)
+        from queuectl.dependencies import graph_fields
+
+        render.emit_json({**st.job_dict(job, with_env=with_env),
+                          **graph_fields(deps, dependants)})
     else:
         render.job_detail(job, q.now(), st.job_defaults(), with_env=with_env,
                           dependencies=(deps, dependants))
 
-
-def edge_dict(edge: Any) -> dict[str, Any]:
-    """A dependency as `show --json` gives it."""
-    return {"id": edge.depends_on, "on": edge.condition,
-            "state": edge.dep_state.value if edge.dep_state else None}
 
 
 # -- transitions ----------------------------------------------------------------------
