@@ -47,6 +47,8 @@ class Status:
     #: scheduled/failed jobs already due (a supervisor relabels them pending; while
     #: none runs they keep their label): counted up to DUE_CAP
     due_waiting: int = 0
+    #: queues no worker takes jobs from (`queue pause`)
+    paused_queues: list[str] = field(default_factory=list)
 
     @property
     def total(self) -> int:
@@ -74,6 +76,7 @@ class Status:
                                      else round(self.oldest_due_age_s, 3)),
             "throughput_last_minute": self.finished_last_minute,
             "due_waiting": self.due_waiting,
+            "paused_queues": list(self.paused_queues),
         }
 
 
@@ -347,6 +350,40 @@ class Queue:
         """Jobs per state of every queue that has jobs (`status --queue`)."""
         return self.backend.queue_counts()
 
+    def queue_list(self) -> list[dict[str, Any]]:
+        """Every queue that has jobs or settings: its depth per state, running jobs,
+        whether it is paused, its concurrency limit (`queue list`)."""
+        counts = self.backend.queue_counts()
+        settings = {name: (paused, limit) for name, paused, limit in self.backend.queue_rows()}
+        out = []
+        for name in sorted(set(counts) | set(settings)):
+            per_state = counts.get(name, {})
+            paused, limit = settings.get(name, (False, None))
+            out.append({"name": name, "paused": paused, "limit": limit,
+                        "running": per_state.get(JobState.PROCESSING, 0),
+                        "counts": {s.value: per_state.get(s, 0) for s in JobState},
+                        "total": sum(per_state.values())})
+        return out
+
+    def set_paused(self, names: Sequence[str], paused: bool, *,
+                   every: bool = False) -> list[str]:
+        """Pause (no host claims the queue's jobs; running ones finish) or resume
+        queues; `every`: all queues that have jobs or settings, and `default`."""
+        from queuectl.jobspec import check_queue_name
+        from queuectl.models import DEFAULT_QUEUE
+
+        if every:
+            chosen = sorted({DEFAULT_QUEUE, *self.backend.queue_counts(),
+                             *(row[0] for row in self.backend.queue_rows())})
+        else:
+            if not names:
+                raise InvalidInput("name a queue (or give --all)")
+            chosen = [check_queue_name(name) for name in dict.fromkeys(names)]
+        self.backend.set_queue_paused(chosen, paused, self.now())
+        if not paused:
+            self.wake_workers()
+        return chosen
+
     def complete_ids(self, prefix: str, limit: int = 20) -> list[str]:
         """Up to `limit` ids starting with `prefix` (newest ids when it is empty), for
         completion: one bounded index walk (the id index, or seq), at any depth."""
@@ -535,7 +572,9 @@ class Queue:
         return Status(url=self.display_url, counts=self.backend.counts(), workers=workers,
                       oldest_due_age_s=None if oldest is None else now - oldest,
                       finished_last_minute=self.backend.finished_since(now - 60), now=now,
-                      due_waiting=self.backend.due_waiting(now, DUE_CAP))
+                      due_waiting=self.backend.due_waiting(now, DUE_CAP),
+                      paused_queues=[name for name, paused, _ in self.backend.queue_rows()
+                                     if paused])
 
     def metrics(self, since_s: float = 3600.0, queue: Optional[str] = None) -> "Metrics":
         """`queuectl metrics`: runs by outcome, rates, durations, waits, depth and

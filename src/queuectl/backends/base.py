@@ -192,6 +192,14 @@ class Backend(Protocol):
     def clear(self) -> int:
         """Delete every job (with their output chunks and dependency edges)."""
 
+    # -- queues -------------------------------------------------------------------------
+    def queue_rows(self) -> list[tuple[str, bool, Optional[int]]]:
+        """(name, paused, concurrency limit) of every queue that has settings."""
+
+    def set_queue_paused(self, names: Sequence[str], paused: bool, now: float) -> None:
+        """Pause or resume queues (one transaction); no claim takes a paused queue's
+        jobs once this commits."""
+
     # -- priority aging ---------------------------------------------------------------
     def use_priority_aging(self, aging: float, *, create_index: bool = True) -> None:
         """Claim by effective priority (priority + waiting time / `aging` seconds), or
@@ -733,6 +741,21 @@ class SqlVerbs:
             self._run("clear_output")
             self._run("clear_edges")
             return self._run("clear")
+
+    # -- queues -------------------------------------------------------------------------
+    def queue_rows(self) -> list[tuple[str, bool, Optional[int]]]:
+        return [(name, bool(paused), limit) for name, paused, limit in
+                self._all("queue_rows")]
+
+    def set_queue_paused(self, names: Sequence[str], paused: bool, now: float) -> None:
+        with self._errors(), self._transaction():
+            for name in names:
+                self._run("set_queue_paused", {"name": name, "paused": self._flag(paused),
+                                               "now": now})
+
+    def _flag(self, value: bool) -> Any:
+        """A boolean as the store's column holds it."""
+        return value
 
     # -- priority aging ---------------------------------------------------------------
     _aging = 0.0

@@ -323,6 +323,9 @@ class SqliteBackend(SqlVerbs):
     def query_text(self, name: str) -> str:
         return self._q[name]
 
+    def _flag(self, value: bool) -> Any:
+        return 1 if value else 0
+
     def _render(self, aging: float) -> dict[str, str]:
         return _queries(aging)
 

@@ -56,6 +56,10 @@ def status(by_queue: bool) -> None:
     oldest = report.oldest_due_age_s
     click.echo("Oldest waiting job: " + ("-" if oldest is None else f"{ago(oldest)} ago"))
     click.echo(f"Finished in the last minute: {report.finished_last_minute}")
+    if report.paused_queues:
+        click.echo("Paused queues: " + ", ".join(render.visible(name) for name in
+                                                report.paused_queues)
+                   + " (queuectl queue resume NAME)")
 
 
 @click.command()

@@ -48,6 +48,11 @@ SELECT id FROM jobs WHERE id = ANY(%(ids)s) LIMIT 1
 SELECT id FROM jobs
 WHERE unique_key = %(unique_key)s AND state IN ({LIVE})
 
+-- name: _paused
+-- Paused queues (`queue pause`): no claim takes their jobs; a worker's sleep and a
+-- burst's end do not wait for them.  A small table, read once per statement.
+SELECT name FROM queues WHERE paused
+
 -- name: _due
 -- The claim's walk, for every claiming statement: due jobs in claim order along
 -- jobs_ready, each locked, skipping those another claimer holds (SKIP LOCKED lets
@@ -57,6 +62,7 @@ WHERE unique_key = %(unique_key)s AND state IN ({LIVE})
 -- claim index.
 FROM jobs
 WHERE state IN ({CLAIMABLE}) AND run_at <= %(now)s
+  AND queue <> ALL (ARRAY({_paused}))
   {queue_filter}
 ORDER BY {claim_order}
 
@@ -169,8 +175,11 @@ ORDER BY seq DESC LIMIT %(limit)s
 SELECT state, COUNT(*) FROM jobs GROUP BY state
 
 -- name: oldest_due
-SELECT MIN(run_at) FROM jobs
-WHERE state IN ({CLAIMABLE}) AND run_at <= %(now)s
+-- (a walk of jobs_due that stops at the first row of a queue not paused)
+SELECT (SELECT run_at FROM jobs
+        WHERE state IN ({CLAIMABLE}) AND run_at <= %(now)s
+          AND queue <> ALL (ARRAY({_paused}))
+        ORDER BY run_at LIMIT 1)
 
 -- name: due_waiting
 -- scheduled/failed jobs whose time has come but that no supervisor has relabelled
@@ -182,13 +191,16 @@ SELECT COUNT(*) FROM (SELECT 1 FROM jobs
 SELECT COUNT(*) FROM jobs WHERE finished_at >= %(since)s
 
 -- name: next_run_at
-SELECT MIN(run_at) FROM jobs
-WHERE state IN ({CLAIMABLE}) AND run_at > %(after)s
+SELECT (SELECT run_at FROM jobs
+        WHERE state IN ({CLAIMABLE}) AND run_at > %(after)s
+          AND queue <> ALL (ARRAY({_paused}))
+        ORDER BY run_at LIMIT 1)
 
 -- name: next_run_at_in_queues
-SELECT MIN(run_at) FROM jobs
-WHERE state IN ({CLAIMABLE}) AND run_at > %(after)s
-  AND queue = ANY(%(queues)s)
+SELECT (SELECT run_at FROM jobs
+        WHERE state IN ({CLAIMABLE}) AND run_at > %(after)s
+          AND queue = ANY(%(queues)s) AND queue <> ALL (ARRAY({_paused}))
+        ORDER BY run_at LIMIT 1)
 
 -- name: promote_due
 UPDATE jobs SET state = {PENDING}, updated_at = %(now)s
@@ -474,3 +486,12 @@ WITH RECURSIVE tree(id, depth) AS (
 SELECT tree.id FROM tree JOIN jobs ON jobs.id = tree.id
 WHERE jobs.state IN ({LIVE})
 GROUP BY tree.id ORDER BY MAX(tree.depth) DESC, tree.id
+
+-- queues ------------------------------------------------------------------------------
+-- name: queue_rows
+SELECT name, paused, concurrency_limit FROM queues ORDER BY name
+
+-- name: set_queue_paused
+INSERT INTO queues (name, paused, created_at, updated_at)
+VALUES (%(name)s, %(paused)s, %(now)s, %(now)s)
+ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, updated_at = excluded.updated_at

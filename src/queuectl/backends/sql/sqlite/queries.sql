@@ -68,6 +68,11 @@ SELECT id FROM jobs
 WHERE unique_key = :unique_key
   AND state IN ({LIVE})
 
+-- name: _paused
+-- Paused queues (`queue pause`): no claim takes their jobs; a worker's sleep and a
+-- burst's end do not wait for them.  A small table, read once per statement.
+SELECT name FROM queues WHERE paused = 1
+
 -- name: claim
 -- One statement: pick the best due job and take it.  SQLite runs the whole UPDATE
 -- under its single write lock, so two workers can never take the same row.  The
@@ -79,6 +84,7 @@ SET state = {PROCESSING}, attempts = attempts + 1, started_at = :now, updated_at
 WHERE seq = (
     SELECT seq FROM jobs {claim_index}
     WHERE state IN ({CLAIMABLE}) AND run_at <= :now
+      AND queue NOT IN ({_paused})
       {queue_filter}
     ORDER BY {claim_order}
     LIMIT 1)
@@ -179,8 +185,10 @@ ORDER BY seq DESC LIMIT :limit
 SELECT state, n FROM state_counts
 
 -- name: oldest_due
-SELECT MIN(run_at) FROM jobs INDEXED BY jobs_due
-WHERE state IN ({CLAIMABLE}) AND run_at <= :now
+-- (a walk of jobs_due that stops at the first row of a queue not paused)
+SELECT (SELECT run_at FROM jobs INDEXED BY jobs_due
+        WHERE state IN ({CLAIMABLE}) AND run_at <= :now AND queue NOT IN ({_paused})
+        ORDER BY run_at LIMIT 1)
 
 -- name: due_waiting
 -- scheduled/failed jobs whose time has come but that no supervisor has relabelled
@@ -192,13 +200,15 @@ SELECT COUNT(*) FROM (SELECT 1 FROM jobs INDEXED BY jobs_state
 SELECT COUNT(*) FROM jobs WHERE finished_at >= :since
 
 -- name: next_run_at
-SELECT MIN(run_at) FROM jobs INDEXED BY jobs_due
-WHERE state IN ({CLAIMABLE}) AND run_at > :after
+SELECT (SELECT run_at FROM jobs INDEXED BY jobs_due
+        WHERE state IN ({CLAIMABLE}) AND run_at > :after AND queue NOT IN ({_paused})
+        ORDER BY run_at LIMIT 1)
 
 -- name: next_run_at_in_queues
-SELECT MIN(run_at) FROM jobs INDEXED BY jobs_due
-WHERE state IN ({CLAIMABLE}) AND run_at > :after
-  AND queue IN (SELECT value FROM json_each(:queues))
+SELECT (SELECT run_at FROM jobs INDEXED BY jobs_due
+        WHERE state IN ({CLAIMABLE}) AND run_at > :after
+          AND queue IN (SELECT value FROM json_each(:queues)) AND queue NOT IN ({_paused})
+        ORDER BY run_at LIMIT 1)
 
 -- name: promote_due
 UPDATE jobs SET state = {PENDING}, updated_at = :now
@@ -431,3 +441,11 @@ WITH RECURSIVE tree(id, depth) AS (
 SELECT tree.id FROM tree JOIN jobs ON jobs.id = tree.id
 WHERE jobs.state IN ({LIVE})
 GROUP BY tree.id ORDER BY MAX(tree.depth) DESC, tree.id
+
+-- queues ------------------------------------------------------------------------------
+-- name: queue_rows
+SELECT name, paused, concurrency_limit FROM queues ORDER BY name
+
+-- name: set_queue_paused
+INSERT INTO queues (name, paused, created_at, updated_at) VALUES (:name, :paused, :now, :now)
+ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, updated_at = excluded.updated_at
