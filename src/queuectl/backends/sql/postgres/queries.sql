@@ -50,8 +50,10 @@ WHERE unique_key = %(unique_key)s AND state IN ({LIVE})
 
 -- name: _paused
 -- Paused queues (`queue pause`): no claim takes their jobs; a worker's sleep and a
--- burst's end do not wait for them.  A small table, read once per statement.
-SELECT name FROM queues WHERE paused
+-- burst's end do not wait for them.  Used as `NOT EXISTS ({_paused} AND queues.name =
+-- jobs.queue)`: an anti-join on a small table (`queue <> ALL (ARRAY(...))` made the
+-- planner expect one due row and sort them all rather than walk the claim index).
+SELECT 1 FROM queues WHERE paused
 
 -- name: _due
 -- The claim's walk, for every claiming statement: due jobs in claim order along
@@ -62,7 +64,7 @@ SELECT name FROM queues WHERE paused
 -- claim index.
 FROM jobs
 WHERE state IN ({CLAIMABLE}) AND run_at <= %(now)s
-  AND queue <> ALL (ARRAY({_paused}))
+  AND NOT EXISTS ({_paused} AND queues.name = jobs.queue)
   {queue_filter}
 ORDER BY {claim_order}
 
@@ -178,7 +180,7 @@ SELECT state, COUNT(*) FROM jobs GROUP BY state
 -- (a walk of jobs_due that stops at the first row of a queue not paused)
 SELECT (SELECT run_at FROM jobs
         WHERE state IN ({CLAIMABLE}) AND run_at <= %(now)s
-          AND queue <> ALL (ARRAY({_paused}))
+          AND NOT EXISTS ({_paused} AND queues.name = jobs.queue)
         ORDER BY run_at LIMIT 1)
 
 -- name: due_waiting
@@ -193,13 +195,13 @@ SELECT COUNT(*) FROM jobs WHERE finished_at >= %(since)s
 -- name: next_run_at
 SELECT (SELECT run_at FROM jobs
         WHERE state IN ({CLAIMABLE}) AND run_at > %(after)s
-          AND queue <> ALL (ARRAY({_paused}))
+          AND NOT EXISTS ({_paused} AND queues.name = jobs.queue)
         ORDER BY run_at LIMIT 1)
 
 -- name: next_run_at_in_queues
 SELECT (SELECT run_at FROM jobs
         WHERE state IN ({CLAIMABLE}) AND run_at > %(after)s
-          AND queue = ANY(%(queues)s) AND queue <> ALL (ARRAY({_paused}))
+          AND queue = ANY(%(queues)s) AND NOT EXISTS ({_paused} AND queues.name = jobs.queue)
         ORDER BY run_at LIMIT 1)
 
 -- name: promote_due
