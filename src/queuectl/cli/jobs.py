@@ -225,6 +225,7 @@ The job is a JSON object, or a shell command:
   queuectl enqueue --command "echo hi" --id job1
   queuectl enqueue --job "./backup.sh" --max-retries 5 --timeout 300
   queuectl enqueue --file jobs.jsonl     # one JSON object or command per line; - is stdin
+  queuectl enqueue --id test --after build "make test"   # once build completed
 """
 
 
