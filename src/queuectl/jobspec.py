@@ -209,3 +209,31 @@ def _add_dependencies(job: NewJob, value: Any, name: str) -> None:
         job.depends_on.append(dep)
         job.conditions[dep] = condition
 
+
+
+#: the fields `retry ID --command ...` may change
+EDITABLE = ("command", "timeout", "priority", "queue", "max_retries", "env")
+
+
+def edit_fields(changes: Mapping[str, Any], now: float) -> dict[str, Any]:
+    """Validated new values for a job being retried (only the fields given)."""
+    out: dict[str, Any] = {}
+    for name, value in changes.items():
+        if value is None:
+            continue
+        if name not in EDITABLE:
+            raise InvalidInput(f"{name} cannot be changed on retry (valid: "
+                               + ", ".join(EDITABLE) + ")")
+        if name == "command":
+            out[name] = _command(value)
+        elif name == "timeout":
+            out[name] = _duration(value, "timeout")
+        elif name == "priority":
+            out[name] = _priority(value)
+        elif name == "queue":
+            out[name] = check_queue_name(value)
+        elif name == "max_retries":
+            out[name] = _int(value, "max_retries", 0, 1000)
+        else:
+            out[name] = _env(value)
+    return out

@@ -460,9 +460,34 @@ class Queue:
         """Cancel a waiting job, or kill a running one (its worker stops it)."""
         return self._transition(ref, Transition.CANCEL, note="cancelled by user")
 
-    def retry(self, ref: str) -> Job:
-        """Run a failed, dead, cancelled or completed job again now."""
+    def retry(self, ref: str, changes: Optional[Mapping[str, Any]] = None) -> Job:
+        """Run a failed, dead, cancelled or completed job again now; `changes` (job
+        fields: command, timeout, priority, queue, max_retries, env) edit it first."""
+        if changes:
+            return self._retry_edited(ref, Transition.RETRY, changes)
         return self._transition(ref, Transition.RETRY)
+
+    def _retry_edited(self, ref: str, transition: Transition,
+                      changes: Mapping[str, Any]) -> Job:
+        """Validate the changes (InvalidInput, nothing written), then edit the job and
+        move it in one transaction; the history entry lists each change (old, new)."""
+        from queuectl.jobspec import edit_fields
+
+        job = self.get(ref)
+        fields = edit_fields(changes, self.now())
+        if "env" in fields:  # --env adds or replaces variables, keeps the others
+            fields["env"] = {**(job.env or {}), **fields["env"]}
+        diff = {name: [getattr(job, name), value] for name, value in fields.items()
+                if getattr(job, name) != value}
+        if "env" in diff:  # values are often secrets: the history names the variables
+            diff["env"] = [sorted(job.env or {}), sorted(fields["env"])]
+        updated = self.backend.retry_edited(
+            job.id, transition, {**fields, "_diff": diff}, self.now(),
+            reset_attempts=transition is Transition.DLQ_RETRY)
+        if updated is None:
+            return self._transition(job.id, transition)  # says why it cannot move
+        self.wake_workers()
+        return updated
 
     def cancel_with_dependants(self, ref: str) -> list[Job]:
         """Cancel a job and every live job that depends on it, directly or through
@@ -509,8 +534,11 @@ class Queue:
     def dlq_list(self, limit: int = 50) -> list[Job]:
         return self.list_jobs([JobState.DEAD], limit=limit)
 
-    def dlq_retry(self, ref: str) -> Job:
-        """Dead -> pending with attempts reset to 0 (the history is kept)."""
+    def dlq_retry(self, ref: str, changes: Optional[Mapping[str, Any]] = None) -> Job:
+        """Dead -> pending with attempts reset to 0 (the history is kept); `changes`
+        edit the job first, as `retry` does."""
+        if changes:
+            return self._retry_edited(ref, Transition.DLQ_RETRY, changes)
         return self._transition(ref, Transition.DLQ_RETRY, reset=True)
 
     def dlq_retry_all(self) -> list[Job]:

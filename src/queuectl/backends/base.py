@@ -192,6 +192,12 @@ class Backend(Protocol):
     def clear(self) -> int:
         """Delete every job (with their output chunks and dependency edges)."""
 
+    def retry_edited(self, job_id: str, transition: Transition, changes: Mapping[str, Any],
+                     now: float, *, reset_attempts: bool = False) -> Optional[Job]:
+        """Change fields of a job (command, timeout, priority, queue, max_retries, env)
+        and make `transition` (retry, dlq retry), in one transaction; None (nothing
+        changed) when the job is not in a source state."""
+
     # -- queues -------------------------------------------------------------------------
     def queue_rows(self) -> list[tuple[str, bool, Optional[int]]]:
         """(name, paused, concurrency limit) of every queue that has settings."""
@@ -741,6 +747,19 @@ class SqlVerbs:
             self._run("clear_output")
             self._run("clear_edges")
             return self._run("clear")
+
+    def retry_edited(self, job_id: str, transition: Transition, changes: Mapping[str, Any],
+                     now: float, *, reset_attempts: bool = False) -> Optional[Job]:
+        entry = {"event": "edit", "at": now, "changed": dict(changes.get("_diff", {}))}
+        params = {"id": job_id, "now": now, "entry": self._entry(entry),
+                  "sources": self._array([s.value for s in transition.sources])}
+        for name in ("command", "timeout", "priority", "queue", "max_retries"):
+            params[name] = changes.get(name)
+        params["env"] = json.dumps(changes["env"]) if changes.get("env") else None
+        with self._errors(), self._transaction():
+            if not self._run("edit_job", params):
+                return None
+            return self.transition(job_id, transition, now, reset_attempts=reset_attempts)
 
     # -- queues -------------------------------------------------------------------------
     def queue_rows(self) -> list[tuple[str, bool, Optional[int]]]:

@@ -60,6 +60,45 @@ def job_options(func: Any) -> Any:
     return func
 
 
+def edit_options(func: Any) -> Any:
+    """`retry` / `dlq retry`: change the job before it runs again."""
+    options = [
+        click.option("--command", "new_command", metavar="CMD",
+                     help="Run this command instead (the history keeps the old one)."),
+        click.option("--timeout", "new_timeout", metavar="SECONDS", help="A new timeout."),
+        click.option("--priority", "-p", "new_priority", metavar="1-10",
+                     help="A new priority."),
+        click.option("--queue", "-q", "new_queue", metavar="NAME", help="Move it to NAME.",
+                     shell_complete=complete.queue_names),
+        click.option("--max-retries", "new_max_retries", metavar="N",
+                     help="A new retry budget."),
+        click.option("--env", "new_env", metavar="KEY=VALUE", multiple=True,
+                     help="Set an environment variable (repeatable; others are kept)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def edit_changes(opts: dict[str, Any]) -> dict[str, Any]:
+    """The changes the edit options ask for ({} when none)."""
+    changes = {name: opts.get("new_" + name) for name in
+               ("command", "timeout", "priority", "queue", "max_retries")}
+    if opts.get("new_env"):
+        changes["env"] = _env_pairs(opts["new_env"])
+    return {name: value for name, value in changes.items() if value is not None}
+
+
+def _env_pairs(pairs: Sequence[str]) -> dict[str, str]:
+    env = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise InvalidInput(f"--env wants KEY=VALUE, got {pair!r}")
+        env[key] = value
+    return env
+
+
 def _option_fields(opts: dict[str, Any]) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     names = {"job_id": "id", "priority": "priority", "delay": "delay", "run_at": "run_at",
@@ -70,13 +109,7 @@ def _option_fields(opts: dict[str, Any]) -> dict[str, Any]:
         if opts.get(opt) is not None:
             fields[field] = opts[opt]
     if opts.get("env_pairs"):
-        env = {}
-        for pair in opts["env_pairs"]:
-            key, sep, value = pair.partition("=")
-            if not sep or not key:
-                raise InvalidInput(f"--env wants KEY=VALUE, got {pair!r}")
-            env[key] = value
-        fields["env"] = env
+        fields["env"] = _env_pairs(opts["env_pairs"])
     deps = [{"id": ref, "on": on} for on, key in
             (("completed", "after"), ("any", "after_any"), ("failure", "after_failure"))
             for ref in opts.get(key) or ()]
@@ -408,18 +441,21 @@ def show(job_ref: str, with_env: bool) -> None:
 
 # -- transitions ----------------------------------------------------------------------
 def _transition_command(name: str, verb: str, hidden: bool = False,
-                        help_text: str = "", tree: bool = False) -> click.Command:
+                        help_text: str = "", tree: bool = False,
+                        edit: bool = False) -> click.Command:
     @click.command(name, hidden=hidden, help=help_text)
     @click.argument("job_refs", nargs=-1, required=True, metavar="ID...",
                     shell_complete=complete.job_ids)
     @json_option
-    def command(job_refs: tuple[str, ...], with_dependants: bool = False) -> None:
+    def command(job_refs: tuple[str, ...], with_dependants: bool = False,
+                **edits: Any) -> None:
         st = state()
         q = st.queue()
+        changes = edit_changes(edits)
         done = []
         for ref in job_refs:
             moved = q.cancel_with_dependants(ref) if with_dependants \
-                else [getattr(q, verb)(ref)]
+                else [q.retry(ref, changes)] if changes else [getattr(q, verb)(ref)]
             for job in moved:
                 done.append(job)
                 if not st.json:
@@ -427,6 +463,8 @@ def _transition_command(name: str, verb: str, hidden: bool = False,
         if st.json:
             render.emit_json(st.job_dict(done[0], with_output=False) if len(done) == 1 else
                              {"jobs": [st.job_dict(j, with_output=False) for j in done]})
+    if edit:
+        command = edit_options(command)
     if tree:
         command = click.option(
             "--with-dependants", is_flag=True,
@@ -449,12 +487,16 @@ too (and theirs).
 cancel = _transition_command("cancel", "cancel", help_text=CANCEL_HELP, tree=True)
 dequeue = _transition_command("dequeue", "cancel", hidden=True, help_text=CANCEL_HELP,
                               tree=True)
-RETRY_HELP = """Run a failed, dead or cancelled job again now.
+RETRY_HELP = """Run a failed, dead, cancelled or completed job again now.
+
+The options change the job first (its history records what changed, old and new).
 
 \b
   queuectl retry job1
+  queuectl retry job1 --command "./backup.sh --fixed" --timeout 600
+  queuectl retry job1 --env TOKEN=new --queue slow
 """
-retry = _transition_command("retry", "retry", help_text=RETRY_HELP)
+retry = _transition_command("retry", "retry", help_text=RETRY_HELP, edit=True)
 
 
 @click.command("rm")

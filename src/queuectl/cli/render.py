@@ -299,6 +299,8 @@ def history_line(entry: dict[str, Any]) -> str:
         parts.append(f"on {entry['worker']}")
     if entry.get("error"):
         parts.append(f"- {entry['error']}")
+    if isinstance(entry.get("changed"), dict):
+        parts.append("changed " + (", ".join(sorted(entry["changed"])) or "nothing"))
     return " ".join(parts)
 
 

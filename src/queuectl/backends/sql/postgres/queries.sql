@@ -497,3 +497,14 @@ SELECT name, paused, concurrency_limit FROM queues ORDER BY name
 INSERT INTO queues (name, paused, created_at, updated_at)
 VALUES (%(name)s, %(paused)s, %(now)s, %(now)s)
 ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, updated_at = excluded.updated_at
+
+-- name: edit_job
+-- `retry ID --command ...`: change a job before it runs again (NULL: keep), guarded on
+-- the states it may be retried from; the history says what changed.
+UPDATE jobs
+SET command = COALESCE(%(command)s, command), timeout = COALESCE(%(timeout)s, timeout),
+    priority = COALESCE(%(priority)s, priority), queue = COALESCE(%(queue)s, queue),
+    max_retries = COALESCE(%(max_retries)s, max_retries),
+    env = COALESCE(%(env)s::jsonb, env), updated_at = %(now)s,
+    history = history || jsonb_build_array(%(entry)s::jsonb)
+WHERE id = %(id)s AND state = ANY(%(sources)s)

@@ -449,3 +449,14 @@ SELECT name, paused, concurrency_limit FROM queues ORDER BY name
 -- name: set_queue_paused
 INSERT INTO queues (name, paused, created_at, updated_at) VALUES (:name, :paused, :now, :now)
 ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, updated_at = excluded.updated_at
+
+-- name: edit_job
+-- `retry ID --command ...`: change a job before it runs again (NULL: keep), guarded on
+-- the states it may be retried from; the history says what changed.
+UPDATE jobs
+SET command = COALESCE(:command, command), timeout = COALESCE(:timeout, timeout),
+    priority = COALESCE(:priority, priority), queue = COALESCE(:queue, queue),
+    max_retries = COALESCE(:max_retries, max_retries), env = COALESCE(:env, env),
+    updated_at = :now,
+    history = json_insert(COALESCE(history, '[]'), '$[#]', json(:entry))
+WHERE id = :id AND state IN (SELECT value FROM json_each(:sources))
