@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping, NamedTuple, Optional
+from typing import Any, Mapping, NamedTuple, Optional, Sequence
 
 from queuectl.states import JobState
 from queuectl.times import iso_utc
@@ -208,6 +208,18 @@ class WorkerInfo:
             "jobs_done": self.jobs_done,
             "stop_requested": self.stop_requested,
         }
+
+
+def worker_figures(workers: Sequence[WorkerInfo]) -> dict[str, Any]:
+    """The seeds' count of live workers: each slot of a supervisor (`worker start
+    --count 3` is three workers) is a worker; the supervisor processes and their hosts
+    are the detail."""
+    return {
+        "worker_count": sum(w.slots for w in workers),
+        "busy_workers": sum(w.busy for w in workers),
+        "processes": len(workers),
+        "hosts": sorted({w.host for w in workers}),
+    }
 
 
 class RunRecord(NamedTuple):

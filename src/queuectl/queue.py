@@ -19,7 +19,7 @@ from queuectl.errors import (
     StoreError,
 )
 from queuectl.jobcore import new_job_id
-from queuectl.models import MIN_PREFIX_LEN, Job, NewJob, RunRecord, WorkerInfo
+from queuectl.models import MIN_PREFIX_LEN, Job, NewJob, RunRecord, WorkerInfo, worker_figures
 from queuectl.paths import runtime_dir
 from queuectl.states import FINISHED, JobState, Transition
 from queuectl.worker import capture
@@ -73,6 +73,7 @@ class Status:
                                      else round(self.oldest_due_age_s, 3)),
             "throughput_last_minute": self.finished_last_minute,
             "due_waiting": self.due_waiting,
+            **worker_figures(self.workers),
         }
 
 

@@ -270,6 +270,18 @@ def _stamp(ts: Optional[float], now: float) -> str:
     return f"{local_text(ts)} ({rel})"
 
 
+def workers_line(figures: Mapping[str, Any]) -> str:
+    """`3 workers (1 process on host vm), 1 busy`: workers as the seeds count them
+    (a slot each), the supervisor processes as the detail."""
+    count, processes, hosts = (figures["worker_count"], figures["processes"],
+                               figures["hosts"])
+    where = (f"on host {hosts[0]}" if len(hosts) == 1
+             else f"on {len(hosts)} hosts: {', '.join(hosts)}")
+    return (f"{count} worker{'' if count == 1 else 's'} ({processes} "
+            f"process{'' if processes == 1 else 'es'} {visible(where)}), "
+            f"{figures['busy_workers']} busy")
+
+
 def counts_table(counts: dict[JobState, int]) -> None:
     rows = [[state.value, counts.get(state, 0)] for state in ORDER]
     rows.append(["total", sum(counts.values())])
