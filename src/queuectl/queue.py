@@ -581,11 +581,29 @@ class Queue:
         """The job with exactly this id, or None (no prefix matching)."""
         return self.backend.get(job_id)
 
-    def follow(self, ref: str) -> Iterator["jobevents.FollowEvent"]:
-        """A job's output and run changes as events until it ends (`logs -f`)."""
+    def follow(self, ref: str, tail: Optional[int] = None
+               ) -> Iterator["jobevents.FollowEvent"]:
+        """A job's output and run changes as events until it ends (`logs -f`); `tail`:
+        of the output so far only the last `tail` lines (`logs -n N -f`)."""
         from queuectl import jobevents
 
-        return jobevents.follow(self, self.resolve(ref))
+        return jobevents.follow(self, self.resolve(ref), tail=tail)
+
+    def running_ids(self, limit: int) -> list[str]:
+        """Ids of the jobs running now (`processing`), newest first, at most `limit`."""
+        return [job.id for job in self.iter_jobs([JobState.PROCESSING], limit=limit)]
+
+    def watch_live(self, queue: Optional[str] = None, timeout_s: Optional[float] = None
+                   ) -> Iterator["jobevents.WatchEvent"]:
+        """`wait` without ids: every job live now (of `queue`) until all are finished
+        or the timeout passes; ends with a WatchDone."""
+        from queuectl import jobevents
+
+        if queue is not None:
+            from queuectl.jobspec import check_queue_name
+
+            check_queue_name(queue)
+        return jobevents.watch_live(self, queue, timeout_s)
 
     def watch(self, refs: Sequence[str], timeout_s: Optional[float] = None
               ) -> Iterator["jobevents.WatchEvent"]:
