@@ -227,11 +227,12 @@ def watch_live(q: "Queue", queue: Optional[str] = None, timeout_s: Optional[floa
         for job_id in order:
             if job_id not in waiting:
                 continue
-            job = still.get(job_id) or q.find(job_id)
-            if job is None:  # deleted (`rm`, a purge) while waited for
+            found = still.get(job_id) or q.find(job_id)
+            if found is None:  # deleted (`rm`, a purge) while waited for
                 waiting.discard(job_id)
                 latest.pop(job_id, None)
                 continue
+            job = found
             if job.state != latest[job_id].state:
                 yield StateChanged(job)
             latest[job_id] = job

@@ -192,6 +192,12 @@ class Queue:
             self._logs_dir = os.path.join(self.runtime_dir(), "logs")
         return f"{self._logs_dir}/{capture.capture_name(job_id)}.log"
 
+    def job_output_file(self, job_id: str) -> str:
+        """Where a worker on this host keeps a job's full output (its last run's, up
+        to `output-file-max` bytes) when that key is set."""
+        return os.path.join(self.runtime_dir(), "output",
+                            f"{capture.capture_name(job_id)}.log")
+
     def open_live_output(self, job: Job) -> Optional[BinaryIO]:
         """The live capture of a job running on this host, opened for reading (it
         stays readable after the job ends); None when there is none here."""
@@ -447,13 +453,44 @@ class Queue:
 
     def output(self, ref: str) -> tuple[Job, str, bool]:
         """(job, output, live): the live capture while it runs on this host (its last
-        9 MiB at most), else the tail stored when it finished."""
+        9 MiB at most), else the full output kept on this host (output-file-max) with
+        the stored tail after it, else the tail stored when it finished."""
         job = self.get(ref)
         handle = self.open_live_output(job)
         if handle is not None:
             with handle:
                 return job, capture.read_live(handle).decode("utf-8", "replace"), True
+        kept = self.kept_output(job)
+        if kept is not None:
+            return job, kept[0], False
         return job, job.output or "", False
+
+    def kept_output(self, job: Job) -> Optional[tuple[str, int]]:
+        """(output, bytes missing in it) from the file a worker on this host kept of
+        the job's last run (output-file-max): the file, then what the stored tail
+        holds beyond it; None when there is no such file here."""
+        from queuectl.maintenance import this_host
+
+        path, total = job.output_file, job.total_output_bytes
+        label_host = (job.worker or "").rpartition(":")[0]
+        if path is None or total is None or label_host != this_host():
+            return None
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read()
+        except OSError:
+            return None
+        missing = 0
+        if len(data) < total:
+            tail = (job.output or "").encode("utf-8", "replace")
+            tail_start = job.output_dropped  # the byte offset the stored tail starts at
+            if tail_start <= len(data):
+                data += tail[len(data) - tail_start:]
+            else:
+                missing = tail_start - len(data)
+                data += b"\n" if data and not data.endswith(b"\n") else b""
+                data += tail
+        return data.decode("utf-8", "replace"), missing
 
     # -- status ---------------------------------------------------------------------
     def schema_version(self) -> int:

@@ -242,7 +242,13 @@ def job_detail(job: Job, now: float, defaults: Mapping[str, Any],
     if job.state is JobState.PROCESSING and not job.output:
         click.echo(f"Output: (running: queuectl logs -f {visible(job.id)} follows it)")
         return
-    click.echo("Output:" + ("" if job.output else " (none)"))
+    cut = ""
+    if job.output_dropped > 0 and job.total_output_bytes is not None:
+        cut = (f" (the last {job.total_output_bytes - job.output_dropped:,} of "
+                f"{job.total_output_bytes:,} bytes"
+                + ("; the full output: queuectl logs " + visible(job.id)
+                   if job.output_file else "") + ")")
+    click.echo("Output:" + ("" if job.output else " (none)") + cut)
     if job.output:
         click.echo(visible(job.output.rstrip("\n"), multiline=True))
 

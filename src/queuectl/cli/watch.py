@@ -50,13 +50,44 @@ def logs(job_ref: Optional[str], follow: bool, raw: bool, tail: Optional[int]) -
     if st.json:
         job, text, live = q.output(job_ref)
         render.emit_json({"id": job.id, "state": job.state.value, "live": live,
-                          "output": last_lines(text, tail)})
+                          "output": last_lines(text, tail),
+                          "total_output_bytes": job.total_output_bytes,
+                          "output_truncated": job.output_dropped > 0})
         return
     if not follow:
-        _, text, _ = q.output(job_ref)
-        _write(last_lines(text, tail), sanitise)
+        job, text, live = q.output(job_ref)
+        shown = last_lines(text, tail)
+        _write(shown, sanitise)
+        if not live and (tail is None or shown == text):
+            _truncation_note(q, job)
         return
     follow_output(q, job_ref, sanitise, tail)
+
+
+def _size(nbytes: int) -> str:
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if nbytes >= scale:
+            return f"{nbytes / scale:.1f} {unit}"
+    return f"{nbytes} bytes"
+
+
+def _truncation_note(q: Any, job: Job) -> None:
+    """Say on stderr what of the job's output was not kept, and how to keep more."""
+    total, dropped = job.total_output_bytes, job.output_dropped
+    if total is None or dropped <= 0:
+        return
+    kept = q.kept_output(job)
+    if kept is not None and not kept[1]:
+        return  # the file and the tail hold all of it
+    if kept is not None:
+        _note(f"{_size(kept[1])} of this job's {_size(total)} of output were dropped "
+              "between the start kept on disk (output-file-max) and the stored tail; "
+              "keep more: queuectl config set output-file-max SIZE")
+        return
+    _note(f"only the last {_size(total - dropped)} of this job's {_size(total)} of "
+          f"output are kept ({_size(dropped)} dropped before them); keep more: queuectl "
+          "config set output-limit BYTES, or all of it on disk on the worker's host: "
+          "queuectl config set output-file-max 100M")
 
 
 def _only_running(q: Any) -> str:
