@@ -408,6 +408,12 @@ class Queue:
                 raise NotFound(f"no job {ref!r}")
             raise InvalidTransition(f"job {job.id} is {current.state.value}: cancel it "
                                     f"first (queuectl cancel {job.id}), then remove it")
+        path = self._kept_file_here(job)
+        if path is not None:
+            try:  # its full output, kept on this host
+                os.unlink(path)
+            except OSError:
+                pass
         return job
 
     def dlq_list(self, limit: int = 50) -> list[Job]:
@@ -430,7 +436,9 @@ class Queue:
         return self.backend.purge([JobState.DEAD], None)
 
     def clear(self) -> int:
-        return self.backend.clear()
+        deleted = self.backend.clear()
+        self._remove_kept_files(None)
+        return deleted
 
     def purge(self, older_than_s: float, states: Sequence[JobState] | None = None) -> int:
         """Delete finished jobs that finished more than `older_than_s` ago."""
@@ -438,7 +446,26 @@ class Queue:
         bad = [s for s in chosen if s not in FINISHED]
         if bad:
             raise InvalidInput(f"only finished jobs can be purged, not {bad[0].value}")
-        return self.backend.purge(chosen, self.now() - older_than_s)
+        purged = self.backend.purge(chosen, self.now() - older_than_s)
+        self._remove_kept_files(time.time() - older_than_s)
+        return purged
+
+    def _remove_kept_files(self, before: Optional[float]) -> None:
+        """Delete the full-output files (output-file-max) on this host last written
+        before `before` (None: all of them): they go with the jobs a purge, `cleanup`
+        or `clear` deletes.  A file younger than that is a recent run's, kept."""
+        folder = os.path.dirname(self.job_output_file("x"))
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            return
+        for name in names:
+            path = os.path.join(folder, name)
+            try:
+                if before is None or os.stat(path).st_mtime < before:
+                    os.unlink(path)
+            except OSError:
+                continue
 
     def cleanup(self) -> tuple[RescueReport, int]:
         """Rescue jobs of dead workers, then purge finished jobs past retention."""
@@ -449,7 +476,10 @@ class Queue:
         report = rescue(self.backend, settings, now)
         if report.requeued:
             self.wake_workers()
-        return report, purge_expired(self.backend, settings, now)
+        purged = purge_expired(self.backend, settings, now)
+        if settings.retention:
+            self._remove_kept_files(time.time() - settings.retention)
+        return report, purged
 
     def output(self, ref: str) -> tuple[Job, str, bool]:
         """(job, output, live): the live capture while it runs on this host (its last
@@ -465,15 +495,20 @@ class Queue:
             return job, kept[0], False
         return job, job.output or "", False
 
+    def _kept_file_here(self, job: Job) -> Optional[str]:
+        """The file with the job's full output when a worker on this host kept one."""
+        from queuectl.maintenance import this_host
+
+        if job.output_file is None or (job.worker or "").rpartition(":")[0] != this_host():
+            return None
+        return job.output_file
+
     def kept_output(self, job: Job) -> Optional[tuple[str, int]]:
         """(output, bytes missing in it) from the file a worker on this host kept of
         the job's last run (output-file-max): the file, then what the stored tail
         holds beyond it; None when there is no such file here."""
-        from queuectl.maintenance import this_host
-
-        path, total = job.output_file, job.total_output_bytes
-        label_host = (job.worker or "").rpartition(":")[0]
-        if path is None or total is None or label_host != this_host():
+        path, total = self._kept_file_here(job), job.total_output_bytes
+        if path is None or total is None:
             return None
         try:
             with open(path, "rb") as handle:

@@ -58,3 +58,18 @@ def test_truncated_output_is_counted_noted_and_kept_on_disk(cli: Cli) -> None:
     assert ok(cli("logs", "-n", "2", "whole")) == "1999\n2000\n"
     assert show(cli, "whole")["output_truncated"] is True  # the store's tail is cut
     assert "the full output: queuectl logs whole" in ok(cli("show", "whole"))
+
+
+def test_kept_files_go_with_their_jobs(cli: Cli) -> None:
+    ok(cli("config", "set", "output-file-max", "1M"))
+    ok(cli("enqueue", "--id", "one", "echo one"))
+    ok(cli("enqueue", "--id", "two", "echo two"))
+    ok(cli("worker", "start", "--burst", timeout=60))
+    one, two = show(cli, "one")["output_file"], show(cli, "two")["output_file"]
+    assert os.path.exists(one) and os.path.exists(two)
+    ok(cli("rm", "one"))
+    assert not os.path.exists(one) and os.path.exists(two)
+    ok(cli("purge", "--older-than", "1h", "--yes"))  # too young: kept
+    assert os.path.exists(two)
+    ok(cli("clear", "--yes"))
+    assert not os.path.exists(two)
