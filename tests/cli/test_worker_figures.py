@@ -43,3 +43,20 @@ def test_three_slots_are_three_workers_in_one_process(cli: Cli) -> None:
         assert stopped.startswith("Asked 3 workers (1 process) to stop")
     finally:
         ok(cli("worker", "stop", "--now", "--wait", "--wait-timeout", "30"))
+
+
+def test_the_workers_line_names_processes_and_hosts() -> None:
+    from queuectl.cli.render import workers_line
+    from queuectl.models import WorkerInfo, worker_figures
+
+    def info(host: str, slots: int, busy: int) -> WorkerInfo:
+        return WorkerInfo(id=f"{host}{slots}", host=host, pid=1, slots=slots, queues=[],
+                          started_at=0.0, heartbeat_at=0.0, busy=busy)
+
+    one = worker_figures([info("vm", 1, 0)])
+    assert workers_line(one) == "1 worker (1 process on host vm), 0 busy"
+    many = worker_figures([info("b", 4, 2), info("a", 2, 1), info("a", 1, 0)])
+    assert many == {"worker_count": 7, "busy_workers": 3, "processes": 3,
+                    "hosts": ["a", "b"]}
+    assert workers_line(many) == "7 workers (3 processes on 2 hosts: a, b), 3 busy"
+    assert "^[" in workers_line(worker_figures([info("\x1b[2J", 1, 0)]))  # drawn, not run
