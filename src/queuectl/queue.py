@@ -19,7 +19,7 @@ from queuectl.errors import (
     StoreError,
 )
 from queuectl.jobcore import new_job_id
-from queuectl.models import MIN_PREFIX_LEN, Job, NewJob, RunRecord, WorkerInfo
+from queuectl.models import MIN_PREFIX_LEN, Job, NewJob, RunRecord, WorkerInfo, worker_figures
 from queuectl.paths import runtime_dir
 from queuectl.states import FINISHED, LIVE, JobState, Transition
 from queuectl.worker import capture
@@ -77,6 +77,7 @@ class Status:
             "throughput_last_minute": self.finished_last_minute,
             "due_waiting": self.due_waiting,
             "paused_queues": list(self.paused_queues),
+            **worker_figures(self.workers),
         }
 
 
@@ -195,6 +196,12 @@ class Queue:
         if self._logs_dir is None:
             self._logs_dir = os.path.join(self.runtime_dir(), "logs")
         return f"{self._logs_dir}/{capture.capture_name(job_id)}.log"
+
+    def job_output_file(self, job_id: str) -> str:
+        """Where a worker on this host keeps a job's full output (its last run's, up
+        to `output-file-max` bytes) when that key is set."""
+        return os.path.join(self.runtime_dir(), "output",
+                            f"{capture.capture_name(job_id)}.log")
 
     def open_live_output(self, job: Job) -> Optional[BinaryIO]:
         """The live capture of a job running on this host, opened for reading (it
@@ -529,6 +536,12 @@ class Queue:
                 raise NotFound(f"no job {ref!r}")
             raise InvalidTransition(f"job {job.id} is {current.state.value}: cancel it "
                                     f"first (queuectl cancel {job.id}), then remove it")
+        path = self._kept_file_here(job)
+        if path is not None:
+            try:  # its full output, kept on this host
+                os.unlink(path)
+            except OSError:
+                pass
         return job
 
     def dlq_list(self, limit: int = 50) -> list[Job]:
@@ -554,7 +567,9 @@ class Queue:
         return self.backend.purge([JobState.DEAD], None)
 
     def clear(self) -> int:
-        return self.backend.clear()
+        deleted = self.backend.clear()
+        self._remove_kept_files(None)
+        return deleted
 
     def purge(self, older_than_s: float, states: Sequence[JobState] | None = None) -> int:
         """Delete finished jobs that finished more than `older_than_s` ago."""
@@ -562,7 +577,26 @@ class Queue:
         bad = [s for s in chosen if s not in FINISHED]
         if bad:
             raise InvalidInput(f"only finished jobs can be purged, not {bad[0].value}")
-        return self.backend.purge(chosen, self.now() - older_than_s)
+        purged = self.backend.purge(chosen, self.now() - older_than_s)
+        self._remove_kept_files(time.time() - older_than_s)
+        return purged
+
+    def _remove_kept_files(self, before: Optional[float]) -> None:
+        """Delete the full-output files (output-file-max) on this host last written
+        before `before` (None: all of them): they go with the jobs a purge, `cleanup`
+        or `clear` deletes.  A file younger than that is a recent run's, kept."""
+        folder = os.path.dirname(self.job_output_file("x"))
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            return
+        for name in names:
+            path = os.path.join(folder, name)
+            try:
+                if before is None or os.stat(path).st_mtime < before:
+                    os.unlink(path)
+            except OSError:
+                continue
 
     def cleanup(self) -> tuple[RescueReport, int]:
         """Rescue jobs of dead workers, then purge finished jobs past retention."""
@@ -573,17 +607,56 @@ class Queue:
         report = rescue(self.backend, settings, now)
         if report.requeued:
             self.wake_workers()
-        return report, purge_expired(self.backend, settings, now)
+        purged = purge_expired(self.backend, settings, now)
+        if settings.retention:
+            self._remove_kept_files(time.time() - settings.retention)
+        return report, purged
 
     def output(self, ref: str) -> tuple[Job, str, bool]:
         """(job, output, live): the live capture while it runs on this host (its last
-        9 MiB at most), else the tail stored when it finished."""
+        9 MiB at most), else the full output kept on this host (output-file-max) with
+        the stored tail after it, else the tail stored when it finished."""
         job = self.get(ref)
         handle = self.open_live_output(job)
         if handle is not None:
             with handle:
                 return job, capture.read_live(handle).decode("utf-8", "replace"), True
+        kept = self.kept_output(job)
+        if kept is not None:
+            return job, kept[0], False
         return job, job.output or "", False
+
+    def _kept_file_here(self, job: Job) -> Optional[str]:
+        """The file with the job's full output when a worker on this host kept one."""
+        from queuectl.maintenance import this_host
+
+        if job.output_file is None or (job.worker or "").rpartition(":")[0] != this_host():
+            return None
+        return job.output_file
+
+    def kept_output(self, job: Job) -> Optional[tuple[str, int]]:
+        """(output, bytes missing in it) from the file a worker on this host kept of
+        the job's last run (output-file-max): the file, then what the stored tail
+        holds beyond it; None when there is no such file here."""
+        path, total = self._kept_file_here(job), job.total_output_bytes
+        if path is None or total is None:
+            return None
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read()
+        except OSError:
+            return None
+        missing = 0
+        if len(data) < total:
+            tail = (job.output or "").encode("utf-8", "replace")
+            tail_start = job.output_dropped  # the byte offset the stored tail starts at
+            if tail_start <= len(data):
+                data += tail[len(data) - tail_start:]
+            else:
+                missing = tail_start - len(data)
+                data += b"\n" if data and not data.endswith(b"\n") else b""
+                data += tail
+        return data.decode("utf-8", "replace"), missing
 
     # -- status ---------------------------------------------------------------------
     def schema_version(self) -> int:
@@ -718,11 +791,29 @@ class Queue:
         """The job with exactly this id, or None (no prefix matching)."""
         return self.backend.get(job_id)
 
-    def follow(self, ref: str) -> Iterator["jobevents.FollowEvent"]:
-        """A job's output and run changes as events until it ends (`logs -f`)."""
+    def follow(self, ref: str, tail: Optional[int] = None
+               ) -> Iterator["jobevents.FollowEvent"]:
+        """A job's output and run changes as events until it ends (`logs -f`); `tail`:
+        of the output so far only the last `tail` lines (`logs -n N -f`)."""
         from queuectl import jobevents
 
-        return jobevents.follow(self, self.resolve(ref))
+        return jobevents.follow(self, self.resolve(ref), tail=tail)
+
+    def running_ids(self, limit: int) -> list[str]:
+        """Ids of the jobs running now (`processing`), newest first, at most `limit`."""
+        return [job.id for job in self.iter_jobs([JobState.PROCESSING], limit=limit)]
+
+    def watch_live(self, queue: Optional[str] = None, timeout_s: Optional[float] = None
+                   ) -> Iterator["jobevents.WatchEvent"]:
+        """`wait` without ids: every job live now (of `queue`) until all are finished
+        or the timeout passes; ends with a WatchDone."""
+        from queuectl import jobevents
+
+        if queue is not None:
+            from queuectl.jobspec import check_queue_name
+
+            check_queue_name(queue)
+        return jobevents.watch_live(self, queue, timeout_s)
 
     def watch(self, refs: Sequence[str], timeout_s: Optional[float] = None
               ) -> Iterator["jobevents.WatchEvent"]:

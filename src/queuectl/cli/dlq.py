@@ -62,7 +62,7 @@ def dlq_list(limit: Optional[int] = None) -> None:
         render.stream_table(headers, rows, empty=empty)
         return
     listed = list(rows)
-    render.table(headers, listed, empty=empty)
+    render.table(headers, listed, empty=empty, middle_cut=0)
     if cap is not None and len(listed) == cap:
         more_note(len(listed), q.count_jobs([JobState.DEAD]))
 

@@ -185,9 +185,17 @@ def _batch_jobs(path: str, text: str, defaults: dict[str, Any], now: float
 
 def _do_enqueue(spec: Sequence[str], command: Optional[str], job: Optional[str],
                 file: Optional[str], opts: dict[str, Any],
-                extra: Optional[dict[str, Any]] = None) -> None:
+                extra: Optional[dict[str, Any]] = None, then: Optional[str] = None
+                ) -> None:
+    """`then`: "wait" (as `wait` does, with its exit code) or "follow" (its output
+    as `logs -f` prints it; exit 0 when it completed, else 1) once it is stored."""
     st = state()
     now = time.time()
+    if then == "follow" and file:
+        raise InvalidInput("--follow follows one job: not with --file (--wait waits for "
+                           "them all)")
+    if then == "follow" and st.json:
+        raise InvalidInput("--follow prints the job's output, not JSON: use --wait --json")
     fields = _option_fields(opts)
     if extra:
         fields = _merge(fields, extra, "the arguments")
@@ -208,6 +216,12 @@ def _do_enqueue(spec: Sequence[str], command: Optional[str], job: Optional[str],
 
         ids = st.queue().enqueue_stream(noted(_batch_jobs(file, text, fields, now)))
         matched = sum(1 for mine, stored in zip(line_ids, ids) if mine != stored)
+        if then == "wait":
+            if not st.json:
+                sys.stdout.write("".join(f"{job_id}\n" for job_id in ids))
+                sys.stdout.flush()
+            _then_wait(st, ids)
+            return
         if st.json:
             render.emit_json({"enqueued": len(ids) - matched, "matched": matched,
                               "ids": ids})
@@ -234,6 +248,9 @@ def _do_enqueue(spec: Sequence[str], command: Optional[str], job: Optional[str],
         click.echo(f"queuectl: warning: run_at {_when_text(item.run_at)} is "
                    f"{render.ago(now - item.run_at)} in the past: the job is due now",
                    err=True)
+    if st.json and then == "wait":
+        _then_wait(st, [item.id])  # one JSON object: what `wait --json` prints
+        return
     if st.json:
         render.emit_json(st.job_dict(item))
         return
@@ -242,6 +259,26 @@ def _do_enqueue(spec: Sequence[str], command: Optional[str], job: Optional[str],
         note = (f"scheduled for {_when_text(item.run_at)} (in {render.ago(item.run_at - now)})"
                 if item.state is JobState.SCHEDULED else item.state.value)
         click.echo(f"Enqueued job {item.id}: {note}", err=True)
+    if then == "wait":
+        _then_wait(st, [item.id])
+    elif then == "follow":
+        from queuectl.cli.watch import follow_output
+
+        sys.stdout.flush()
+        ended = follow_output(st.queue(), item.id, sanitise=render.is_tty())
+        if ended.state is not JobState.COMPLETED:
+            detail = f" ({ended.error})" if ended.error else ""
+            click.echo(f"queuectl: job {ended.id} {ended.state.value}{detail}", err=True)
+            raise click.exceptions.Exit(1)
+
+
+def _then_wait(st: Any, ids: list[str]) -> None:
+    from queuectl.cli.watch import report_wait
+
+    sys.stdout.flush()
+    code = report_wait(st, st.queue().watch(ids), quiet=False)
+    if code:
+        raise click.exceptions.Exit(code)
 
 
 def _when_text(ts: float) -> str:
@@ -259,6 +296,8 @@ The job is a JSON object, or a shell command:
   queuectl enqueue --job "./backup.sh" --max-retries 5 --timeout 300
   queuectl enqueue --file jobs.jsonl     # one JSON object or command per line; - is stdin
   queuectl enqueue --id test --after build "make test"   # once build completed
+  queuectl enqueue --wait "make test"    # then wait: exit 0 only if it completed
+  queuectl enqueue --follow "make test"  # then print its output until it ends
 """
 
 
@@ -270,11 +309,20 @@ def _enqueue_command(name: str, hidden: bool = False) -> click.Command:
     @click.option("--command", "-c", metavar="CMD", help="The shell command to run.")
     @click.option("--job", metavar="CMD", help="Same as --command.")
     @click.option("--file", "-f", metavar="FILE", help="Add many jobs in one transaction.")
+    @click.option("--wait", "then_wait", is_flag=True,
+                  help="Then wait for it to finish, as `wait` does (its exit code).")
+    @click.option("--follow", "then_follow", is_flag=True,
+                  help="Then print its output as `logs -f` does until it ends; exit 0 "
+                       "if it completed, else 1.")
     @job_options
     @json_option
     def command(spec: tuple[str, ...], command: Optional[str], job: Optional[str],
-                file: Optional[str], **opts: Any) -> None:
-        _do_enqueue(spec, command, job, file, opts)
+                file: Optional[str], then_wait: bool, then_follow: bool,
+                **opts: Any) -> None:
+        if then_wait and then_follow:
+            raise InvalidInput("--wait or --follow, not both (--follow waits too)")
+        _do_enqueue(spec, command, job, file, opts,
+                    then="wait" if then_wait else "follow" if then_follow else None)
     return command
 
 
