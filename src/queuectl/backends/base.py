@@ -776,6 +776,10 @@ class SqlVerbs:
         """A boolean as the store's column holds it."""
         return value
 
+    def transition(self, job_id: str, transition: Transition, now: float, *,
+                   reset_attempts: bool = False, note: Optional[str] = None) -> Optional[Job]:
+        raise NotImplementedError  # each store's own statement
+
     # -- priority aging ---------------------------------------------------------------
     _aging = 0.0
     _dialect = "sqlite"
