@@ -324,6 +324,9 @@ class PostgresBackend(SqlVerbs):
                 conn.execute(self._q["notify"])
         return promoted
 
+    def _cron_inserted(self, states: Sequence[str]) -> None:
+        self._run("notify")  # sent when the firing transaction commits
+
 
 
 

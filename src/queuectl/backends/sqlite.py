@@ -426,6 +426,9 @@ class SqliteBackend(SqlVerbs):
     def promote_due(self, now: float) -> int:
         return self._run("promote_due", {"now": now})
 
+    def _cron_inserted(self, states: Sequence[str]) -> None:
+        self._count_inserted(states)
+
 
 
 
