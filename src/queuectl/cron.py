@@ -263,6 +263,11 @@ def add(queue: "Queue", name: str, schedule: str, fields: dict[str, Any], *,
     return new
 
 
+def list_all(queue: "Queue") -> list[CronSchedule]:
+    """Every schedule by name, with its last run's state."""
+    return queue.backend.cron_list()
+
+
 def get(queue: "Queue", name: str) -> CronSchedule:
     found = queue.backend.cron_get(name)
     if found is None:
