@@ -21,6 +21,20 @@ from tests.backend.schema_introspect import postgres_schema, sqlite_schema
 # (column, type, not null, default, position in the primary key or 0)
 SQLITE = {
     "tables": {
+        "cron_schedules": [
+            ('name', 'TEXT', False, None, 1),
+            ('schedule', 'TEXT', True, None, 0),
+            ('tz', 'TEXT', True, None, 0),
+            ('job', 'TEXT', True, None, 0),
+            ('paused', 'INTEGER', True, '0', 0),
+            ('catch_up', 'TEXT', True, "'one'", 0),
+            ('no_overlap', 'INTEGER', True, '0', 0),
+            ('next_fire_at', 'REAL', True, None, 0),
+            ('last_fire_at', 'REAL', False, None, 0),
+            ('last_job_id', 'TEXT', False, None, 0),
+            ('created_at', 'REAL', True, None, 0),
+            ('updated_at', 'REAL', True, None, 0),
+        ],
         "config": [
             ('key', 'TEXT', False, None, 1),
             ('value', 'TEXT', True, None, 0),
@@ -98,6 +112,7 @@ SQLITE = {
         ],
     },
     "indexes": {
+        "cron_schedules_due": ('cron_schedules', ['next_fire_at'], False, 'paused = 0'),
         "job_dependencies_depends_on": ('job_dependencies', ['depends_on'], False,
             None),
         "jobs_due": ('jobs', ['run_at'], False,
@@ -117,6 +132,8 @@ SQLITE = {
             "state = 'processing'"),
         "sqlite_autoindex_config_1": ('config', ['key'], True,
             None),
+        "sqlite_autoindex_cron_schedules_1": ('cron_schedules', ['name'], True,
+            None),
         "sqlite_autoindex_job_dependencies_1": ('job_dependencies',
                                                 ['job_id', 'depends_on'], True,
             None),
@@ -135,6 +152,20 @@ SQLITE = {
 }
 POSTGRES = {
     "tables": {
+        "cron_schedules": [
+            ('name', 'text', True, None),
+            ('schedule', 'text', True, None),
+            ('tz', 'text', True, None),
+            ('job', 'jsonb', True, None),
+            ('paused', 'boolean', True, 'false'),
+            ('catch_up', 'text', True, "'one'::text"),
+            ('no_overlap', 'boolean', True, 'false'),
+            ('next_fire_at', 'double precision', True, None),
+            ('last_fire_at', 'double precision', False, None),
+            ('last_job_id', 'text', False, None),
+            ('created_at', 'double precision', True, None),
+            ('updated_at', 'double precision', True, None),
+        ],
         "config": [
             ('key', 'text', True, None),
             ('value', 'text', True, None),
@@ -210,6 +241,10 @@ POSTGRES = {
     "indexes": {
         "config_pkey": ('config', ['key'], True,
             None),
+        "cron_schedules_due": ('cron_schedules', ['next_fire_at'], False,
+            '(NOT paused)'),
+        "cron_schedules_pkey": ('cron_schedules', ['name'], True,
+            None),
         "job_dependencies_depends_on": ('job_dependencies', ['depends_on'], False,
             None),
         "job_dependencies_pkey": ('job_dependencies', ['job_id', 'depends_on'], True,
@@ -268,7 +303,7 @@ def test_migrating_from_empty_gives_the_expected_schema(store_url: str) -> None:
     store = open_backend(store_url)
     try:
         dialect = "postgres" if is_postgres(store_url) else "sqlite"
-        assert store.schema_version() == latest_version(dialect) == 3
+        assert store.schema_version() == latest_version(dialect) == 5
     finally:
         store.close()
     _compare(_schema(store_url), _expected(store_url))
@@ -312,7 +347,7 @@ def test_a_store_at_schema_1_is_migrated_in_place(store_url: str, tmp_path: Path
     _make_version_1(store_url)
     store = open_backend(store_url)
     try:
-        assert store.schema_version() == 3
+        assert store.schema_version() == 5
         old = store.get("old-pending")
         assert (old.command, old.state, old.run_at, old.history) == \
             ("echo old-pending", JobState.PENDING, 10, [{"event": "x"}])
@@ -329,4 +364,5 @@ def test_a_store_at_schema_1_is_migrated_in_place(store_url: str, tmp_path: Path
 @pytest.mark.parametrize("dialect", ["sqlite", "postgres"])
 def test_every_dialect_has_the_same_migrations(dialect: str) -> None:
     names = [(version, name) for version, name, _ in load_migrations(dialect)]
-    assert names == [(1, "initial"), (2, "queues_dependencies_output"), (3, "jobs_queue_index")]
+    assert names == [(1, "initial"), (2, "queues_dependencies_output"), (3, "jobs_queue_index"),
+                     (5, "cron")]
