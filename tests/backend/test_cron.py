@@ -4,6 +4,9 @@ pause/resume and `cron run`."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import threading
 from datetime import datetime
 from typing import Any, Iterator
@@ -109,6 +112,39 @@ def test_racing_callers_fire_each_instant_exactly_once(store_url: str, queue: Qu
     assert fired == sorted(runs(queue, "tick") + runs(queue, "other"))
     assert runs(queue, "tick") == [f"tick@2026-12-03T10:0{m}+00:00" for m in range(5)]
     assert runs(queue, "other") == [f"other@2026-12-03T10:0{m}+00:00" for m in (0, 2, 4)]
+
+
+FIRE_STEP = """
+import json, sys, time
+from queuectl import cron
+from queuectl.backends import open_backend
+store = open_backend(sys.argv[1], durable=False)
+start = float(sys.argv[2])
+while time.time() < start:  # all processes step in together
+    time.sleep(0.001)
+won = []
+for minute in range(3):
+    won += cron.fire_due(store, float(sys.argv[3]) + minute * 60 + 1)
+store.close()
+print(json.dumps(won))
+"""
+
+
+def test_racing_processes_fire_each_instant_exactly_once(store_url: str, queue: Queue
+                                                         ) -> None:
+    """Four processes (four supervisors' fire steps, separate connections and, on
+    SQLite, separate locks) fire the same instants."""
+    import time
+
+    add(queue)
+    start = time.time() + 1.5  # after every interpreter has started
+    procs = [subprocess.Popen([sys.executable, "-c", FIRE_STEP, store_url, str(start),
+                               str(T0)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(4)]
+    outputs = [proc.communicate(timeout=60) for proc in procs]
+    assert all(proc.returncode == 0 for proc in procs), [err for _, err in outputs]
+    fired = sorted(job_id for out, _ in outputs for job_id in json.loads(out))
+    assert fired == runs(queue) == [f"tick@2026-12-03T10:0{m}+00:00" for m in range(3)]
 
 
 @pytest.mark.parametrize("mode, expected", [
