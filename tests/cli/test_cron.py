@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from queuectl import cron
 from queuectl.cli import main
 from queuectl.queue import Queue
 from tests.conftest import run_cli, wait_for
@@ -138,28 +139,39 @@ def test_cron_list_on_a_missing_file_creates_nothing(tmp_path: Any,
     assert code == 3 and "no queue at" in err and not path.exists()
 
 
-def test_a_running_supervisor_fires_a_due_schedule(sqlite_url: str) -> None:
-    """A real worker: an every-minute schedule whose instant is made due by moving its
-    next instant into the past (no waiting for a real minute)."""
-    assert run_cli("cron", "add", "tick", "* * * * *", "echo fired", "--catch-up", "one",
-                   db=sqlite_url).returncode == 0
-    with Queue(sqlite_url) as queue:
+def test_two_running_supervisors_fire_each_instant_once(store_url: str) -> None:
+    """Real workers: an every-minute schedule whose last four instants are made due
+    by moving its next instant into the past (no waiting for real minutes); two
+    supervisors race on them, and each instant runs once."""
+    assert run_cli("cron", "add", "tick", "* * * * *", "echo fired", "--catch-up", "all",
+                   db=store_url).returncode == 0
+    with Queue(store_url) as queue:
+        first = queue.backend.cron_get("tick")
+        assert first is not None
+        expected = [cron.run_id("tick", first.next_fire_at - 60 * k, first.tz)
+                    for k in (4, 3, 2, 1)]
         queue.backend.execute_raw(  # type: ignore[attr-defined]
-            "UPDATE cron_schedules SET next_fire_at = next_fire_at - 180")
-    worker = subprocess.Popen([sys.executable, "-m", "queuectl", "--db", sqlite_url,
-                               "worker", "start", "--count", "1"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            "UPDATE cron_schedules SET next_fire_at = next_fire_at - 240")
+    workers = [subprocess.Popen([sys.executable, "-m", "queuectl", "--db", store_url,
+                                 "worker", "start", "--count", "1"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+               for _ in range(2)]
     try:
-        with Queue(sqlite_url) as queue:
-            done = wait_for(lambda: [j for j in queue.list_jobs()
-                                     if j.id.startswith("tick@")
-                                     and j.state.value == "completed"],
-                            timeout=20, message="the cron run to complete")
-            assert len(done) == 1 and done[0].output is not None
-            assert "fired" in done[0].output
+        with Queue(store_url) as queue:
+            done = wait_for(lambda: len([j for j in queue.list_jobs()
+                                         if j.state.value == "completed"]) >= 4 and
+                            queue.list_jobs(), timeout=30, message="four cron runs done")
+            assert isinstance(done, list)
+            ids = sorted(job.id for job in done)
+            # (a fifth when a real minute passed meanwhile)
+            assert ids[:4] == expected and len(ids) <= 5, ids
+            ran = [job for job in done if job.id in expected]
+            assert all(job.attempts == 1 and "fired" in (job.output or "") for job in ran)
             schedule = queue.backend.cron_get("tick")
-            assert schedule is not None and schedule.last_job_id == done[0].id
+            assert schedule is not None and schedule.last_job_id in ids[3:]
             assert schedule.next_fire_at > queue.now()
     finally:
-        worker.terminate()
-        worker.wait(timeout=20)
+        for worker in workers:
+            worker.terminate()
+        for worker in workers:
+            worker.wait(timeout=20)
