@@ -11,6 +11,11 @@ CREATE TABLE IF NOT EXISTS schema_version (
 -- name: schema_version_get
 SELECT COALESCE(MAX(version), 0) FROM schema_version
 
+-- name: schema_versions
+-- The migrations applied: a number lower than the newest may be missing when its
+-- migration was written in parallel and arrived later; it is applied then.
+SELECT version FROM schema_version
+
 -- name: schema_version_add
 INSERT INTO schema_version (version, name, applied_at) VALUES (%(version)s, %(name)s, %(now)s)
 
