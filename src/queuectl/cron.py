@@ -284,6 +284,8 @@ def set_paused(queue: "Queue", name: str, paused: bool) -> CronSchedule:
     """Pause, or resume from the first instant after now (the paused ones are not
     caught up)."""
     schedule = get(queue, name)
+    if schedule.paused == paused:
+        return schedule  # resuming a running schedule must not skip a due instant
     now = queue.now()
     following = None if paused else next_after(schedule.schedule, schedule.tz, now)
     if not queue.backend.cron_set_paused(name, paused, following, now):

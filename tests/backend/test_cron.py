@@ -202,6 +202,9 @@ def test_unique_runs_fold_into_the_live_one(queue: Queue, clock: Clock) -> None:
 
 def test_pause_resume_remove_and_run(queue: Queue, clock: Clock) -> None:
     add(queue)
+    clock.now = T0 + 1
+    assert not cron.set_paused(queue, "tick", False).paused  # not paused: unchanged
+    assert cron.get(queue, "tick").next_fire_at == T0  # the due instant is kept
     cron.set_paused(queue, "tick", True)
     clock.now = T0 + 5 * 60 + 1
     assert cron.fire_due(queue.backend, clock.now) == []
