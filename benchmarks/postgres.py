@@ -6,7 +6,7 @@ import uuid
 from contextlib import contextmanager
 from typing import Iterator, Optional
 
-from benchmarks.cases import Context, b1_throughput, b2_pickup, b7_contention
+from benchmarks.cases import Context, b1_throughput, b2_pickup, b7_contention, b11_graph
 from benchmarks.harness import Row
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
@@ -53,3 +53,13 @@ def b8_postgres(ctx: Context) -> list[Row]:
     for row in rows:
         row.figure = "PostgreSQL " + row.figure
     return rows
+
+
+def b11_postgres(ctx: Context) -> list[Row]:
+    """B11's dependency graph on PostgreSQL."""
+    url = ctx.db_url or DEFAULT_PG
+    why = reachable(url)
+    if why is not None:
+        return [Row("B11b", why, 0, "", "", None, store="postgres")]
+    with fresh_database(url) as db:
+        return b11_graph(ctx, db=db, store="postgres")

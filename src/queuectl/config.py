@@ -106,6 +106,8 @@ KEYS: dict[str, Key] = {k.name: k for k in (
     Key("retention", 604800, _number(0, duration=True),
         "finished jobs older than this are purged by `cleanup`, seconds"),
     Key("log-level", "INFO", _log_level, "worker log level"),
+    Key("priority-aging", 0, _number(0, 10 * 365 * 86400, duration=True),
+        "seconds of waiting worth one priority step (no starvation); 0 = strict priority"),
 )}
 
 
@@ -240,3 +242,7 @@ class Settings:
     @property
     def log_level(self) -> str:
         return self._values["log-level"]
+
+    @property
+    def priority_aging(self) -> float:
+        return float(self._values["priority-aging"])

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Callable, Iterator, Optional, Protocol, Sequen
 
 from queuectl.errors import NotFound
 from queuectl.models import Job
-from queuectl.states import FINISHED, JobState
+from queuectl.states import SETTLED, JobState
 from queuectl.worker import capture
 
 if TYPE_CHECKING:
@@ -132,7 +132,7 @@ def follow(q: "Queue", job_id: str, *, poll_s: float = FOLLOW_POLL_S,
                 warned = True
                 yield WorkerGone(job)
             yield from drain()
-            if job.state in FINISHED:
+            if job.state in SETTLED:  # blocked: only a person's retry moves it
                 if not printed and job.output:
                     yield Output(job.output)
                 yield Ended(job)
@@ -147,7 +147,8 @@ def watch(q: "Queue", job_ids: Sequence[str], timeout_s: Optional[float] = None,
           poll_s: float = WAIT_POLL_S, clock: Callable[[], float] = time.monotonic,
           sleep: Callable[[float], None] = time.sleep) -> Iterator[WatchEvent]:
     """Changes of state of `job_ids` until all are finished (completed, dead or
-    cancelled) or `timeout_s` passes; ends with a WatchDone."""
+    cancelled) or blocked (a dependency died: nothing moves it on its own), or
+    `timeout_s` passes; ends with a WatchDone."""
     deadline = None if timeout_s is None else clock() + timeout_s
     latest: dict[str, Job] = {}
     while True:
@@ -159,7 +160,7 @@ def watch(q: "Queue", job_ids: Sequence[str], timeout_s: Optional[float] = None,
             latest[job_id] = job
             if previous is None or previous.state != job.state:
                 yield StateChanged(job)
-        finished = all(job.state in FINISHED for job in latest.values())
+        finished = all(job.state in SETTLED for job in latest.values())
         if finished or (deadline is not None and clock() >= deadline):
             yield WatchDone([latest[job_id] for job_id in job_ids], not finished)
             return

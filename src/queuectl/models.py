@@ -35,6 +35,8 @@ class NewJob:
     cwd: Optional[str] = None
     env: Optional[dict[str, str]] = None
     depends_on: list[str] = field(default_factory=list)
+    #: condition per dependency id (queuectl.dependencies: completed, any, failure)
+    conditions: dict[str, str] = field(default_factory=dict)
     unique_key: Optional[str] = None
 
 
@@ -67,6 +69,16 @@ class Job:
     output: Optional[str] = None  # tail of stdout+stderr of the last run
     history: list[dict[str, Any]] = field(default_factory=list)
     rescues: int = 0  # times it was taken back from a worker that died
+
+    def aged_priority(self, now: float, aging: float) -> tuple[float, float]:
+        """(seconds it has been due, effective priority) with priority aging of `aging`
+        seconds a step: priority + whole steps waited.  The claim orders by the same
+        continuous key (run_at - priority * aging), so a tie of the shown numbers may go
+        either way."""
+        from queuectl.states import CLAIMABLE
+
+        waited = max(0.0, now - self.run_at) if self.state in CLAIMABLE else 0.0
+        return waited, self.priority + (waited // aging if aging > 0 else 0)
 
     def effective(self, defaults: Mapping[str, Any]) -> dict[str, tuple[Any, bool]]:
         """max_retries, backoff_base and timeout as they apply to this job: its own

@@ -21,7 +21,7 @@ from queuectl.errors import (
 from queuectl.jobcore import new_job_id
 from queuectl.models import MIN_PREFIX_LEN, Job, NewJob, RunRecord, WorkerInfo
 from queuectl.paths import runtime_dir
-from queuectl.states import FINISHED, JobState, Transition
+from queuectl.states import FINISHED, LIVE, JobState, Transition
 from queuectl.worker import capture
 
 if TYPE_CHECKING:
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
     from queuectl import jobevents
     from queuectl.config import Settings
+    from queuectl.dependencies import Edge
     from queuectl.maintenance import RescueReport
     from queuectl.metrics import Metrics
 
@@ -105,6 +106,10 @@ class StopReport:
     requested: int = 0  # registrations flagged in the store (reaches other hosts)
 
 
+#: dependants listed by `show`
+DEPENDANTS_SHOWN = 50
+
+
 def resolve_url(url: Optional[str], env: Mapping[str, str] | None = None) -> str:
     """--db flag > QUEUECTL_DB > the default file in the user data dir."""
     return store_url(url, env)
@@ -119,9 +124,6 @@ def _check_new(job: NewJob) -> None:
             raise InvalidInput(f"env value of {name} contains a NUL byte")
     if job.id is None:
         job.id = new_job_id()
-    if job.depends_on:
-        raise InvalidInput("job dependencies (--after / depends_on) are not "
-                           "supported by this version yet")
 
 
 class Queue:
@@ -164,7 +166,7 @@ class Queue:
         timeout follow: what `Job.to_dict(defaults=...)` shows as effective numbers."""
         settings = self.settings()
         return {"max_retries": settings.max_retries, "backoff_base": settings.backoff_base,
-                "timeout": settings.job_timeout}
+                "timeout": settings.job_timeout, "priority_aging": settings.priority_aging}
 
     def settings(self) -> "Settings":
         """Current settings (stored config is re-read on every call)."""
@@ -226,8 +228,11 @@ class Queue:
         """Store jobs atomically (all or none) and wake idle workers."""
         if not jobs:
             return []
+        known: set[str] = set()
         for job in jobs:
             _check_new(job)
+            self._resolve_dependencies(job, known)
+            known.add(str(job.id))
         stored = self.backend.enqueue(jobs, self.now())
         self.wake_workers()
         return stored
@@ -235,14 +240,44 @@ class Queue:
     def enqueue_stream(self, jobs: Iterable[NewJob]) -> list[str]:
         """Store a large batch atomically, validating and writing it slice by slice;
         returns the ids.  An error raised by `jobs` midway stores nothing."""
+        known: set[str] = set()
+
         def checked() -> Iterator[NewJob]:
             for job in jobs:
                 _check_new(job)
+                self._resolve_dependencies(job, known)
+                known.add(str(job.id))  # a later line may name it (~100 bytes a job)
                 yield job
 
         ids = self.backend.enqueue_stream(checked(), self.now())
         self.wake_workers()
         return ids
+
+    def _resolve_dependencies(self, job: NewJob, earlier: set[str]) -> None:
+        """Dependencies as full ids: an id of an earlier job of the same batch, or a
+        stored job's id or unique prefix.  Unknown ones are InvalidInput (exit 2)."""
+        if not job.depends_on:
+            return
+        resolved: list[str] = []
+        conditions: dict[str, str] = {}
+        for ref in job.depends_on:
+            condition = job.conditions.get(ref, "completed")
+            if ref == job.id:
+                raise InvalidInput(f"job {job.id!r} cannot depend on itself")
+            if ref in earlier:
+                dep = ref
+            else:
+                try:
+                    dep = self.resolve(ref)
+                except NotFound:
+                    raise InvalidInput(f"job {job.id!r} depends on {ref!r}, which does "
+                                       "not exist; nothing was enqueued") from None
+            if dep == job.id:
+                raise InvalidInput(f"job {job.id!r} cannot depend on itself")
+            if dep not in conditions:
+                resolved.append(dep)
+                conditions[dep] = condition
+        job.depends_on, job.conditions = resolved, conditions
 
     def resolve(self, ref: str) -> str:
         """A full id from an id or a unique prefix of at least 4 characters."""
@@ -392,9 +427,40 @@ class Queue:
         """Run a failed, dead, cancelled or completed job again now."""
         return self._transition(ref, Transition.RETRY)
 
-    def remove(self, ref: str) -> Job:
-        """Delete one job (not while it runs: cancel it first); returns it as it was."""
+    def cancel_with_dependants(self, ref: str) -> list[Job]:
+        """Cancel a job and every live job that depends on it, directly or through
+        others (deepest first, so none is released on the way); the cancelled jobs."""
         job = self.get(ref)
+        done: list[Job] = []
+        now = self.now()
+        for job_id in [*self.backend.live_dependants_tree(job.id), job.id]:
+            updated = self.backend.transition(job_id, Transition.CANCEL, now,
+                                              note="cancelled by user with " + job.id
+                                              if job_id != job.id else "cancelled by user")
+            if updated is not None:
+                done.append(updated)
+        if not done or done[-1].id != job.id:
+            current = self.backend.get(job.id)
+            if current is not None and current.state not in FINISHED:
+                raise InvalidTransition(f"job {job.id} is {current.state.value}; "
+                                        "cancel works on live jobs")
+        self.wake_workers()
+        return done
+
+    def dependencies(self, job: Job) -> tuple[list["Edge"], list["Edge"]]:
+        """(what `job` depends on, the jobs that depend on it: up to 50), with states."""
+        return (self.backend.dependencies_of(job.id),
+                self.backend.dependants_of(job.id, DEPENDANTS_SHOWN))
+
+    def remove(self, ref: str) -> Job:
+        """Delete one job (not while it runs: cancel it first); returns it as it was.
+        A live job that has dependants is cancelled first, so that they are decided
+        (an --after dependant becomes blocked) rather than left waiting for it."""
+        job = self.get(ref)
+        if job.state in LIVE and job.state is not JobState.PROCESSING and \
+                self.backend.dependants_of(job.id, 1):
+            self.backend.transition(job.id, Transition.CANCEL, self.now(),
+                                    note="removed by user")
         if not self.backend.delete(job.id):
             current = self.backend.get(job.id)
             if current is None:
@@ -566,6 +632,8 @@ class Queue:
         values = {key_name: v for key_name, v, _ in stored.items()}
         values[name] = typed
         configmod.check_together(values)  # against the stored values, not env/flags
+        if name == "priority-aging":  # the claim index of the new step, before it counts
+            self.backend.set_aging_index(float(typed), float(stored.priority_aging))
         self.backend.config_set(name, configmod.to_text(typed), self.now())
         return name, typed
 
@@ -573,6 +641,9 @@ class Queue:
         from queuectl import config as configmod
 
         name = configmod.canonical_key(key)
+        if name == "priority-aging":
+            previous = self.settings().priority_aging
+            self.backend.set_aging_index(0.0, float(previous))
         return name, self.backend.config_unset(name)
 
     # -- following ------------------------------------------------------------------

@@ -41,7 +41,17 @@ def job_options(func: Any) -> Any:
         click.option("--env", "env_pairs", metavar="KEY=VALUE", multiple=True,
                      help="Environment variable for the command (repeatable)."),
         click.option("--after", metavar="ID", multiple=True,
-                     help="Run only after this job completed (repeatable)."),
+                     shell_complete=complete.job_ids,
+                     help="Run only after this job completed (repeatable; an id prefix "
+                          "works). If it dies or is cancelled, this job is blocked."),
+        click.option("--after-any", metavar="ID", multiple=True,
+                     shell_complete=complete.job_ids,
+                     help="Run after this job ended in any way: completed, dead or "
+                          "cancelled (repeatable)."),
+        click.option("--after-failure", metavar="ID", multiple=True,
+                     shell_complete=complete.job_ids,
+                     help="Run only if this job ended dead or cancelled; cancelled if "
+                          "it completed (repeatable)."),
         click.option("--unique-key", metavar="KEY",
                      help="If a live job has this key, return it instead of adding one."),
     ]
@@ -67,8 +77,11 @@ def _option_fields(opts: dict[str, Any]) -> dict[str, Any]:
                 raise InvalidInput(f"--env wants KEY=VALUE, got {pair!r}")
             env[key] = value
         fields["env"] = env
-    if opts.get("after"):
-        fields["depends_on"] = list(opts["after"])
+    deps = [{"id": ref, "on": on} for on, key in
+            (("completed", "after"), ("any", "after_any"), ("failure", "after_failure"))
+            for ref in opts.get(key) or ()]
+    if deps:
+        fields["depends_on"] = deps
     return fields
 
 
@@ -314,7 +327,7 @@ LIST_LIMIT = click.option("--limit", "-n", default=None, type=int,
 @click.option("--state", "-s", "state_names", multiple=True, metavar="STATE",
               shell_complete=complete.state_names,
               help="scheduled, pending, processing, completed, failed, dead (dlq), "
-                   "cancelled; repeatable or comma-separated.")
+                   "cancelled, waiting, blocked; repeatable or comma-separated.")
 @click.option("--queue", "-q", "queue_name", metavar="NAME", help="Only this queue.",
               shell_complete=complete.queue_names)
 @LIST_LIMIT
@@ -380,42 +393,61 @@ def show(job_ref: str, with_env: bool) -> None:
     st = state()
     q = st.queue()
     job = q.get(job_ref)
+    deps, dependants = q.dependencies(job)
     if st.json:
-        render.emit_json(st.job_dict(job, with_env=with_env))
+        from queuectl.dependencies import graph_fields
+
+        render.emit_json({**st.job_dict(job, with_env=with_env),
+                          **graph_fields(deps, dependants)})
     else:
-        render.job_detail(job, q.now(), st.job_defaults(), with_env=with_env)
+        render.job_detail(job, q.now(), st.job_defaults(), with_env=with_env,
+                          dependencies=(deps, dependants))
+
 
 
 # -- transitions ----------------------------------------------------------------------
 def _transition_command(name: str, verb: str, hidden: bool = False,
-                        help_text: str = "") -> click.Command:
+                        help_text: str = "", tree: bool = False) -> click.Command:
     @click.command(name, hidden=hidden, help=help_text)
     @click.argument("job_refs", nargs=-1, required=True, metavar="ID...",
                     shell_complete=complete.job_ids)
     @json_option
-    def command(job_refs: tuple[str, ...]) -> None:
+    def command(job_refs: tuple[str, ...], with_dependants: bool = False) -> None:
         st = state()
         q = st.queue()
         done = []
         for ref in job_refs:
-            job = getattr(q, verb)(ref)
-            done.append(job)
-            if not st.json:
-                click.echo(f"{job.id}: {job.state.value}")
+            moved = q.cancel_with_dependants(ref) if with_dependants \
+                else [getattr(q, verb)(ref)]
+            for job in moved:
+                done.append(job)
+                if not st.json:
+                    click.echo(f"{job.id}: {job.state.value}")
         if st.json:
             render.emit_json(st.job_dict(done[0], with_output=False) if len(done) == 1 else
                              {"jobs": [st.job_dict(j, with_output=False) for j in done]})
+    if tree:
+        command = click.option(
+            "--with-dependants", is_flag=True,
+            help="Also cancel every live job that depends on it, directly or through "
+                 "others.")(command)
     return command
 
 
 CANCEL_HELP = """Cancel a waiting job, or kill a running one.
 
+Jobs that depend on it are decided as if it had failed: an --after dependant is
+blocked, --after-any and --after-failure ones run.  --with-dependants cancels them
+too (and theirs).
+
 \b
   queuectl cancel job3
-  queuectl dequeue job3       # the same
+  queuectl cancel build --with-dependants
+  queuectl dequeue job3       # the same as cancel
 """
-cancel = _transition_command("cancel", "cancel", help_text=CANCEL_HELP)
-dequeue = _transition_command("dequeue", "cancel", hidden=True, help_text=CANCEL_HELP)
+cancel = _transition_command("cancel", "cancel", help_text=CANCEL_HELP, tree=True)
+dequeue = _transition_command("dequeue", "cancel", hidden=True, help_text=CANCEL_HELP,
+                              tree=True)
 RETRY_HELP = """Run a failed, dead or cancelled job again now.
 
 \b

@@ -17,7 +17,7 @@ from queuectl.times import ago, iso_utc, local_text
 STATE_STYLE = {
     JobState.SCHEDULED: "cyan", JobState.PENDING: "blue", JobState.PROCESSING: "yellow",
     JobState.COMPLETED: "green", JobState.FAILED: "magenta", JobState.DEAD: "red",
-    JobState.CANCELLED: "dim",
+    JobState.CANCELLED: "dim", JobState.WAITING: "cyan", JobState.BLOCKED: "red",
 }
 
 
@@ -147,24 +147,34 @@ def shorten(text: str, width: int) -> str:
 
 
 JOB_HEADERS = ["ID", "STATE", "PRI", "ATTEMPTS", "QUEUE", "WHEN", "COMMAND"]
+#: with priority aging on: how long each job has been due, and its effective priority
+AGED_HEADERS = ["ID", "STATE", "PRI", "WAIT", "EFFECTIVE", "ATTEMPTS", "QUEUE", "WHEN",
+                "COMMAND"]
 
 
 def job_table(jobs: Iterable[Job], now: float, defaults: Mapping[str, Any],
               empty: str = "No jobs.") -> None:
     """The job list: a rich table on a terminal; piped, streamed row by row."""
-    if not is_tty():
-        stream_table(JOB_HEADERS, ([job.id, job.state.value, job.priority,
-                                    _attempts(job, defaults),
-                                    job.queue, _when(job, now), shorten(job.command, 10_000)]
-                                   for job in jobs), empty=empty)
+    aging = float(defaults.get("priority_aging") or 0)
+    tty = is_tty()
+
+    def row(job: Job) -> list[Any]:
+        cells = [short_id(job.id) if tty else job.id, job.state.value, job.priority]
+        if aging:
+            waited, effective = job.aged_priority(now, aging)
+            cells += [ago(waited) if waited else "-", f"{effective:g}"]
+        return cells + [_attempts(job, defaults), job.queue, _when(job, now),
+                        shorten(job.command, 60 if tty else 10_000)]
+
+    headers = AGED_HEADERS if aging else JOB_HEADERS
+    if not tty:
+        stream_table(headers, (row(job) for job in jobs), empty=empty)
         return
     rows, styles = [], []
     for job in jobs:
-        rows.append([short_id(job.id), job.state.value, job.priority,
-                     _attempts(job, defaults), job.queue, _when(job, now),
-                     shorten(job.command, 60)])
+        rows.append(row(job))
         styles.append(STATE_STYLE.get(job.state))
-    table(JOB_HEADERS, rows, styles, empty=empty)
+    table(headers, rows, styles, empty=empty)
 
 
 def short_id(job_id: str) -> str:
@@ -182,6 +192,11 @@ def _attempts(job: Job, defaults: Mapping[str, Any]) -> str:
 
 
 def _when(job: Job, now: float) -> str:
+    if job.state is JobState.WAITING:
+        return "after " + ",".join(short_id(d) for d in job.depends_on)
+    if job.state is JobState.BLOCKED:  # "dependency c is dead; retry it ..."
+        reason = (job.error or "").removeprefix("dependency ").split(";")[0]
+        return f"blocked: {reason}" if reason else "blocked"
     if job.state in (JobState.SCHEDULED, JobState.FAILED) or (
             job.state is JobState.PENDING and job.run_at > now):
         delta = job.run_at - now
@@ -194,8 +209,11 @@ def _when(job: Job, now: float) -> str:
 
 
 def job_detail(job: Job, now: float, defaults: Mapping[str, Any],
-               with_env: bool = False) -> None:
-    """Every field of a job, its attempt history and its captured output."""
+               with_env: bool = False, dependencies: Optional[tuple[Any, Any]] = None
+               ) -> None:
+    """Every field of a job, its attempt history and its captured output; with
+    `dependencies` ((its edges, its dependants' edges) from Queue.dependencies) what
+    it waits for and what waits for it, with their states."""
     effective = job.effective(defaults)
 
     def note(name: str) -> str:
@@ -206,6 +224,7 @@ def job_detail(job: Job, now: float, defaults: Mapping[str, Any],
     fields = [
         ("ID", job.id), ("Command", job.command), ("State", job.state.value),
         ("Queue", job.queue), ("Priority", job.priority),
+        *_aged_fields(job, now, float(defaults.get("priority_aging") or 0)),
         ("Attempts", f"{job.attempts}/{1 + retries}"),
         ("Max retries", f"{retries}{note('max_retries')}"),
         ("Backoff base", f"{base:g}{note('backoff_base')}"),
@@ -226,8 +245,19 @@ def job_detail(job: Job, now: float, defaults: Mapping[str, Any],
         fields.append(("Env", " ".join(f"{k}={v}" for k, v in sorted(job.env.items()))))
     elif job.env:
         fields.append(("Env", " ".join(sorted(job.env)) + "  (values: show --env)"))
-    if job.depends_on:
-        fields.append(("After", ", ".join(job.depends_on)))
+    deps, dependants = dependencies or ([], [])
+    if deps:
+        from queuectl.dependencies import describe
+
+        fields.append(("Depends on", ", ".join(describe(e) for e in deps)))
+    elif job.depends_on:
+        fields.append(("Depends on", ", ".join(job.depends_on)))
+    if dependants:
+        from queuectl.dependencies import FLAGS
+
+        fields.append(("Dependants", ", ".join(
+            f"{e.depends_on} ({e.dep_state}; {FLAGS[e.condition]})" for e in dependants)
+            + (" ..." if len(dependants) >= 50 else "")))
     if job.unique_key:
         fields.append(("Unique key", job.unique_key))
     if job.rescues:
@@ -245,6 +275,15 @@ def job_detail(job: Job, now: float, defaults: Mapping[str, Any],
     click.echo("Output:" + ("" if job.output else " (none)"))
     if job.output:
         click.echo(visible(job.output.rstrip("\n"), multiline=True))
+
+
+def _aged_fields(job: Job, now: float, aging: float) -> list[tuple[str, Any]]:
+    if not aging:
+        return []
+    waited, effective = job.aged_priority(now, aging)
+    return [("Waiting time", ago(waited) if waited else "-"),
+            ("Effective", f"{effective:g} (priority {job.priority} + one per "
+                          f"{ago(aging)} waited)")]
 
 
 def history_line(entry: dict[str, Any]) -> str:

@@ -10,7 +10,7 @@ import click
 from queuectl.cli import complete, render
 from queuectl.cli.context import json_option, state
 from queuectl.errors import InvalidInput
-from queuectl.states import FINISHED, JobState
+from queuectl.states import SETTLED, JobState
 
 
 @click.command()
@@ -107,6 +107,9 @@ def _note(text: str) -> None:
 def wait(job_refs: tuple[str, ...], timeout: Optional[float], quiet: bool) -> None:
     """Block until the jobs finish; exit 0 only if all completed.
 
+    A job blocked by a dead dependency counts as ended (exit 1): it runs only once
+    someone retries that dependency.
+
     \b
       id=$(queuectl enqueue "make test") && queuectl wait "$id" && echo passed
       queuectl wait job1 job2 --timeout 60
@@ -121,13 +124,13 @@ def wait(job_refs: tuple[str, ...], timeout: Optional[float], quiet: bool) -> No
     for event in q.watch(list(job_refs), timeout):
         if isinstance(event, ev.WatchDone):
             done = event
-        elif not quiet and not st.json and event.job.state in FINISHED:
+        elif not quiet and not st.json and event.job.state in SETTLED:
             job = event.job
             click.echo(f"{job.id}: {job.state.value}"
                        + (f" ({job.error})" if job.error and job.state is not
                           JobState.COMPLETED else ""))
     assert done is not None  # watch() always ends with a WatchDone
-    unfinished = [job for job in done.jobs if job.state not in FINISHED]
+    unfinished = [job for job in done.jobs if job.state not in SETTLED]
     if st.json:
         render.emit_json({"all_completed": done.all_completed, "timed_out": done.timed_out,
                           "jobs": [st.job_dict(job, with_output=False) for job in done.jobs]})
