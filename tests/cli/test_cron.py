@@ -175,3 +175,11 @@ def test_two_running_supervisors_fire_each_instant_once(store_url: str) -> None:
             worker.terminate()
         for worker in workers:
             worker.wait(timeout=20)
+
+
+def test_tab_completes_schedule_names(sqlite_url: str) -> None:
+    from tests.cli.test_completion import bash_complete
+
+    for name in ("backup", "beat", "report"):
+        assert run_cli("cron", "add", name, "@daily", "true", db=sqlite_url).returncode == 0
+    assert bash_complete(sqlite_url, "cron", "run", "b") == ["backup", "beat"]

@@ -8,7 +8,7 @@ from typing import Any, Optional
 
 import click
 
-from queuectl.cli import render
+from queuectl.cli import complete, render
 from queuectl.cli.context import json_option, state
 from queuectl.models import CronSchedule
 
@@ -33,7 +33,8 @@ def cron(ctx: click.Context) -> None:
 @click.argument("name")
 @click.argument("schedule")
 @click.argument("command", nargs=-1, required=True)
-@click.option("--queue", "-q", metavar="NAME", help="Queue of the runs (default 'default').")
+@click.option("--queue", "-q", metavar="NAME", help="Queue of the runs (default 'default').",
+              shell_complete=complete.queue_names)
 @click.option("--priority", "-p", metavar="1-10", help="Priority of the runs (default 5).")
 @click.option("--timeout", metavar="SECONDS", help="Kill a run after this long.")
 @click.option("--max-retries", metavar="N", help="Retries of a failed run (default: config).")
@@ -103,7 +104,7 @@ def cron_list() -> None:
 
 
 @cron.command("remove")
-@click.argument("name")
+@click.argument("name", shell_complete=complete.cron_names)
 @json_option
 def cron_remove(name: str) -> None:
     """Delete a schedule (the jobs it enqueued stay).
@@ -122,7 +123,7 @@ def cron_remove(name: str) -> None:
 
 
 @cron.command("pause")
-@click.argument("name")
+@click.argument("name", shell_complete=complete.cron_names)
 @json_option
 def cron_pause(name: str) -> None:
     """Stop firing a schedule until it is resumed.
@@ -134,7 +135,7 @@ def cron_pause(name: str) -> None:
 
 
 @cron.command("resume")
-@click.argument("name")
+@click.argument("name", shell_complete=complete.cron_names)
 @json_option
 def cron_resume(name: str) -> None:
     """Fire a paused schedule again, from its next instant (the instants of the pause
@@ -147,7 +148,7 @@ def cron_resume(name: str) -> None:
 
 
 @cron.command("run")
-@click.argument("name")
+@click.argument("name", shell_complete=complete.cron_names)
 @json_option
 def cron_run(name: str) -> None:
     """Enqueue one run of a schedule now (its next instants stay as they are).
