@@ -69,6 +69,14 @@ def _boolean(value: Any) -> bool:
     raise ValueError("expected true or false")
 
 
+def _aging_step(value: Any) -> float:
+    """0 (off), or at least one second a priority step, at most ten years."""
+    number = _number(0, 10 * 365 * 86400, duration=True)(value)
+    if 0 < number < 1:
+        raise ValueError("must be 0 (off) or at least 1 second")
+    return number
+
+
 def _log_level(value: Any) -> str:
     text = str(value).strip().upper()
     if text not in ("DEBUG", "INFO", "WARNING", "ERROR"):
@@ -130,7 +138,7 @@ KEYS: dict[str, Key] = {k.name: k for k in (
     Key("retention", 604800, _number(0, duration=True),
         "finished jobs older than this are purged by `cleanup`, seconds"),
     Key("log-level", "INFO", _log_level, "worker log level"),
-    Key("priority-aging", 0, _number(0, 10 * 365 * 86400, duration=True),
+    Key("priority-aging", 0, _aging_step,
         "seconds of waiting worth one priority step (no starvation); 0 = strict priority"),
 )}
 

@@ -21,7 +21,7 @@ from queuectl.errors import (
 from queuectl.jobcore import new_job_id
 from queuectl.models import MIN_PREFIX_LEN, Job, NewJob, RunRecord, WorkerInfo, worker_figures
 from queuectl.paths import runtime_dir
-from queuectl.states import FINISHED, LIVE, JobState, Transition
+from queuectl.states import FINISHED, JobState, Transition
 from queuectl.worker import capture
 
 if TYPE_CHECKING:
@@ -279,14 +279,18 @@ class Queue:
             else:
                 try:
                     dep = self.resolve(ref)
-                except NotFound:
-                    raise InvalidInput(f"job {job.id!r} depends on {ref!r}, which does "
-                                       "not exist; nothing was enqueued") from None
+                except NotFound as exc:
+                    raise InvalidInput(f"dependency {ref!r} does not exist"
+                                       + (f" ({exc})" if "prefix needs" in str(exc) else "")
+                                       + "; nothing was enqueued") from None
             if dep == job.id:
                 raise InvalidInput(f"job {job.id!r} cannot depend on itself")
             if dep not in conditions:
                 resolved.append(dep)
                 conditions[dep] = condition
+            elif conditions[dep] != condition:
+                raise InvalidInput(f"dependency {dep!r} is given twice with different "
+                                   "conditions")
         job.depends_on, job.conditions = resolved, conditions
 
     def resolve(self, ref: str) -> str:
@@ -442,8 +446,12 @@ class Queue:
                     note: Optional[str] = None) -> Job:
         job = self.get(ref)
         try:
-            updated = self.backend.transition(job.id, transition, self.now(),
-                                              reset_attempts=reset, note=note)
+            if job.depends_on and transition.target is JobState.PENDING:
+                updated = self.backend.transition_held(job.id, transition, self.now(),
+                                                       reset_attempts=reset)
+            else:
+                updated = self.backend.transition(job.id, transition, self.now(),
+                                                  reset_attempts=reset, note=note)
         except StoreError:
             # back to a live state while another live job holds the unique key: the
             # store's unique index refused it; that is an invalid transition
@@ -508,11 +516,11 @@ class Queue:
                                               if job_id != job.id else "cancelled by user")
             if updated is not None:
                 done.append(updated)
-        if not done or done[-1].id != job.id:
+        if not done:
             current = self.backend.get(job.id)
-            if current is not None and current.state not in FINISHED:
-                raise InvalidTransition(f"job {job.id} is {current.state.value}; "
-                                        "cancel works on live jobs")
+            state = current.state.value if current else "deleted"
+            raise InvalidTransition(f"job {job.id} is {state} and no live job depends on "
+                                    "it; nothing to cancel")
         self.wake_workers()
         return done
 
@@ -523,13 +531,14 @@ class Queue:
 
     def remove(self, ref: str) -> Job:
         """Delete one job (not while it runs: cancel it first); returns it as it was.
-        A live job that has dependants is cancelled first, so that they are decided
-        (an --after dependant becomes blocked) rather than left waiting for it."""
+        A job that live jobs depend on is refused: cancel them first."""
         job = self.get(ref)
-        if job.state in LIVE and job.state is not JobState.PROCESSING and \
-                self.backend.dependants_of(job.id, 1):
-            self.backend.transition(job.id, Transition.CANCEL, self.now(),
-                                    note="removed by user")
+        waiting = self.backend.live_dependants_tree(job.id)
+        if waiting:
+            shown = ", ".join(waiting[:3]) + (", ..." if len(waiting) > 3 else "")
+            raise InvalidTransition(
+                f"job {job.id} has {len(waiting)} live dependant(s) ({shown}): cancel "
+                f"them first (queuectl cancel {job.id} --with-dependants), then remove it")
         if not self.backend.delete(job.id):
             current = self.backend.get(job.id)
             if current is None:

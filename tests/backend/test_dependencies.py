@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from queuectl.backends import is_postgres, open_backend
 from queuectl.dependencies import Edge, verdict
-from queuectl.errors import InvalidInput
+from queuectl.errors import InvalidInput, InvalidTransition
 from queuectl.jobspec import build
 from queuectl.models import Job, NewJob
 from queuectl.queue import Queue
@@ -154,11 +154,11 @@ def test_the_enqueue_decides_when_dependencies_have_already_ended(q: Queue) -> N
 
 def test_unknown_and_self_dependencies_store_nothing(q: Queue) -> None:
     q.enqueue([job("a")])
-    with pytest.raises(InvalidInput, match="depends on 'nope', which does not exist"):
+    with pytest.raises(InvalidInput, match="dependency 'nope' does not exist"):
         q.enqueue([job("x"), job("y", ("a", "nope"))])
     with pytest.raises(InvalidInput, match="cannot depend on itself"):
         q.enqueue([job("z", ("z",))])
-    with pytest.raises(InvalidInput, match="which does not exist"):  # a later line
+    with pytest.raises(InvalidInput, match="'later' does not exist"):  # a later line
         q.enqueue([job("p", ("later",)), job("later")])
     assert [j.id for j in q.list_jobs()] == ["a"]
     assert q.get("a").state is S.PENDING
@@ -206,15 +206,74 @@ def test_cancel_with_dependants_cancels_the_whole_live_tree(q: Queue) -> None:
     assert q.get("side").error == "cancelled by user with root"
 
 
-def test_removing_a_live_dependency_decides_its_dependants(q: Queue) -> None:
-    q.enqueue([job("a"), job("b", ("a",)), job("c", ("a",), on="any")])
-    q.remove("a")
-    assert states(q, "b", "c") == [S.BLOCKED, S.PENDING]
-    # a new job with the old id is a new job: the old edges do not tie to it
-    q.enqueue([job("a"), job("d", ("a",))])
-    run(q, "c")
+def test_a_job_that_live_jobs_depend_on_is_not_removed(q: Queue) -> None:
+    q.enqueue([job("a"), job("b", ("a",)), job("c", ("b",))])
+    with pytest.raises(InvalidTransition, match="has 2 live dependant"):
+        q.remove("a")
+    assert states(q, "a", "b", "c") == [S.PENDING, S.WAITING, S.WAITING]
     run(q, "a")
-    assert states(q, "b", "d") == [S.BLOCKED, S.PENDING]
+    run(q, "b")
+    run(q, "c")
+    q.remove("a")  # all ran: nothing waits for it any more
+    with pytest.raises(Exception):
+        q.get("a")
+
+
+def test_an_id_used_again_does_not_inherit_old_edges(q: Queue) -> None:
+    """No cycle through a reused id: b --after a; a is cancelled and purged; a new
+    `a --after b` must not make b wait for the new a."""
+    q.enqueue([job("a"), job("b", ("a",))])
+    q.cancel("a")
+    assert states(q, "b") == [S.BLOCKED]
+    q.backend.purge([S.CANCELLED], None)
+    q.enqueue([job("a", ("b",))])
+    deps, dependants = q.dependencies(q.get("a"))
+    assert [e.depends_on for e in deps] == ["b"] and dependants == []
+    assert [e.depends_on for e in q.dependencies(q.get("b"))[1]] == ["a"]
+    assert q.dependencies(q.get("b"))[0] == []  # the stale edge to the old a is gone
+
+
+def test_prefix_and_full_id_with_different_conditions_is_refused(q: Queue) -> None:
+    q.enqueue([job("qqqq-long")])
+    with pytest.raises(InvalidInput, match="given twice with different conditions"):
+        q.enqueue([build({"id": "d", "command": "true", "depends_on": [
+            {"id": "qqqq", "on": "any"}, {"id": "qqqq-long"}]}, NOW)])
+    assert q.backend.get("d") is None
+
+
+def test_retrying_a_dependant_decides_it_from_its_dependencies(q: Queue) -> None:
+    q.enqueue([job("x"), job("y", ("x",)), job("f", ("x",), on="failure")])
+    q.cancel("y")
+    assert q.retry("y").state is S.WAITING  # x has not run: y waits again
+    assert q.backend.claim("w1", "h:1/1", None, q.now()).id == "x"  # not y
+    q.backend.requeue(q.get("x"), now=q.now(), count_attempt=False, rescued=False,
+                      history_entry={})
+    run(q, "x")
+    assert states(q, "y", "f") == [S.PENDING, S.CANCELLED]
+    f = q.retry("f")  # x completed: an --after-failure job still cannot run
+    assert (f.state, f.error) == (S.CANCELLED, "dependency x completed; this job was "
+                                               "to run only if it failed")
+
+
+def test_a_retried_dependency_takes_back_dependants_not_started(q: Queue) -> None:
+    q.enqueue([job("x")])
+    run(q, "x", S.DEAD)
+    q.enqueue([job("rollback", ("x",), on="failure"), job("report", ("x",), on="any")])
+    assert states(q, "rollback", "report") == [S.PENDING, S.PENDING]
+    q.dlq_retry("x")
+    assert states(q, "rollback", "report") == [S.WAITING, S.WAITING]
+    run(q, "x")
+    assert states(q, "rollback", "report") == [S.CANCELLED, S.PENDING]
+
+
+def test_cancel_with_dependants_reaches_any_depth(q: Queue) -> None:
+    chain = [job("c0")] + [job(f"c{i}", (f"c{i - 1}",)) for i in range(1, 1200)]
+    q.enqueue_stream(iter(chain))
+    done = q.cancel_with_dependants("c0")
+    assert len(done) == 1200 and done[-1].id == "c0"
+    assert q.backend.counts()[S.CANCELLED] == 1200
+    with pytest.raises(InvalidTransition, match="nothing to cancel"):
+        q.cancel_with_dependants("c5")
 
 
 def test_waiting_jobs_hold_their_unique_key(q: Queue) -> None:
@@ -278,6 +337,45 @@ def test_enqueue_racing_the_dependencys_finish_never_strands_the_dependant(
         finisher.close()
     assert not errors, errors
     left = [setup.get(f"b{i}").state for i in range(rounds)]
+    setup.close()
+    assert left == [S.PENDING] * rounds
+
+
+def test_two_dependencies_finished_at_once_release_their_join(store_url: str) -> None:
+    """Rounds of: two connections finish the two dependencies of one job at the same
+    moment.  On PostgreSQL each trigger saw the other's edge as unfinished until the
+    dependants were locked before they are decided; the join must always run."""
+    rounds = 25
+    setup = Queue(store_url, clock=Clock())
+    setup.backend.clear()
+    for i in range(rounds):
+        setup.enqueue([job(f"a{i}", queue=f"qa{i}"), job(f"b{i}", queue=f"qb{i}"),
+                       job(f"j{i}", (f"a{i}", f"b{i}"))])
+    held = {name: [setup.backend.claim("w1", "h:1/1", [f"q{name}{i}"], NOW + 1000)
+                   for i in range(rounds)] for name in ("a", "b")}
+    backends = {name: open_backend(store_url) for name in held}
+    errors: list[BaseException] = []
+
+    def finish(name: str, barrier: threading.Barrier) -> None:
+        try:
+            for claimed in held[name]:
+                barrier.wait(timeout=30)
+                assert backends[name].finish(claimed, S.COMPLETED, None, now=NOW + 1000,
+                                             exit_code=0, error=None, output=None,
+                                             history_entry={})
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    barrier = threading.Barrier(2)
+    threads = [threading.Thread(target=finish, args=(name, barrier)) for name in held]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    for backend in backends.values():
+        backend.close()
+    assert not errors, errors
+    left = [setup.get(f"j{i}").state for i in range(rounds)]
     setup.close()
     assert left == [S.PENDING] * rounds
 

@@ -43,8 +43,8 @@ def test_flags_show_and_list(cli: Cli) -> None:
 def test_unknown_dependency_is_exit_2_and_stores_nothing(cli: Cli) -> None:
     result = cli("enqueue", "--id", "x", "--after", "ghost", "true")
     assert result.returncode == 2
-    assert result.stderr.strip() == ("queuectl: error: job 'x' depends on 'ghost', which "
-                                     "does not exist; nothing was enqueued")
+    assert result.stderr.strip() == ("queuectl: error: dependency 'ghost' does not exist; "
+                                     "nothing was enqueued")
     result = cli("enqueue", '{"id": "y", "command": "true", "depends_on": [{"id": "y"}]}')
     assert result.returncode == 2 and "cannot depend on itself" in result.stderr
     result = cli("enqueue", '{"command": "true", "depends_on": [{"id": "a", "on": "ok?"}]}')
@@ -68,7 +68,7 @@ def test_a_file_names_earlier_lines_and_a_bad_line_stores_nothing(cli: Cli,
                    '{"id": "two", "command": "true", "after": "three"}\n'
                    '{"id": "three", "command": "true"}\n')
     result = cli("enqueue", "--file", str(bad))
-    assert result.returncode == 2 and "'three', which does not exist" in result.stderr
+    assert result.returncode == 2 and "'three' does not exist" in result.stderr
     assert cli("show", "one").returncode == 1  # not found: nothing of the file stored
 
 

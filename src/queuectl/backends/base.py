@@ -201,6 +201,11 @@ class Backend(Protocol):
     def clear(self) -> int:
         """Delete every job (with their output chunks and dependency edges)."""
 
+    def transition_held(self, job_id: str, transition: Transition, now: float, *,
+                        reset_attempts: bool = False) -> Optional[Job]:
+        """A retry of a job with dependencies: back to pending and decided from them
+        (waiting, blocked, cancelled, or pending), in one transaction."""
+
     def retry_edited(self, job_id: str, transition: Transition, changes: Mapping[str, Any],
                      now: float, *, reset_attempts: bool = False) -> Optional[Job]:
         """Change fields of a job (command, timeout, priority, queue, max_retries, env)
@@ -421,7 +426,8 @@ def _aging_literal(aging: float, dialect: str) -> str:
 def aged_index_name(aging: float) -> str:
     """`jobs_ready_aged_60`: the claim index of one aging step (its literal is in the
     index expression, so each step has its own)."""
-    return AGED_INDEX_PREFIX + format(float(aging), "g").replace(".", "_").replace("-", "_")
+    text = f"{float(aging):.3f}".rstrip("0").rstrip(".")
+    return AGED_INDEX_PREFIX + text.replace(".", "_")
 
 
 def aging_key_sql(aging: float, dialect: str) -> str:
@@ -559,12 +565,15 @@ def link_dependencies(cursor: Any, queries: Mapping[str, str], jobs: Sequence[Ne
     for job in jobs:
         if not job.depends_on:
             continue
+        # edges left pointing at this id belong to an earlier job of the same id
+        # (deleted since): they go, so no cycle can form through the new job
+        cursor.execute(queries["delete_stale_edges"], {"id": job.id})
         edges = []
         for dep in job.depends_on:
             found = cursor.execute(queries["dependency_state"], {"id": dep}).fetchone()
             if found is None:
-                raise InvalidInput(f"job {job.id!r} depends on {dep!r}, which does not "
-                                   "exist; nothing was enqueued")
+                raise InvalidInput(f"dependency {dep!r} does not exist; nothing was "
+                                   "enqueued")
             if not found[1]:
                 cursor.execute(queries["delete_stale_edges"], {"id": dep})
                 cursor.execute(queries["mark_dependency"], {"id": dep})
@@ -822,7 +831,33 @@ class SqlVerbs:
         with self._errors(), self._transaction():
             if not self._run("edit_job", params):
                 return None
-            return self.transition(job_id, transition, now, reset_attempts=reset_attempts)
+            return self._move_held(job_id, transition, now, reset_attempts)
+
+    def transition_held(self, job_id: str, transition: Transition, now: float, *,
+                        reset_attempts: bool = False) -> Optional[Job]:
+        """A retry of a job that has dependencies, in one transaction: back to pending,
+        then decided from its dependencies as at enqueue (waiting, blocked, cancelled,
+        or left pending).  A job without dependencies just moves."""
+        with self._errors(), self._transaction():
+            return self._move_held(job_id, transition, now, reset_attempts)
+
+    def _move_held(self, job_id: str, transition: Transition, now: float,
+                   reset_attempts: bool) -> Optional[Job]:
+        """transition_held inside the caller's transaction."""
+        from queuectl.dependencies import verdict
+
+        moved = self.transition(job_id, transition, now, reset_attempts=reset_attempts)
+        if moved is None or transition.target is not JobState.PENDING:
+            return moved
+        edges = self.dependencies_of(job_id)
+        if not edges:
+            return moved
+        state, reason = verdict(edges)
+        if state is not JobState.PENDING:
+            self._run("set_verdict", {"id": job_id, "state": state.value,
+                                      "error": reason, "now": now})
+            moved.state, moved.error = state, reason
+        return moved
 
     # -- queues -------------------------------------------------------------------------
     def queue_rows(self) -> list[tuple[str, bool, Optional[int]]]:

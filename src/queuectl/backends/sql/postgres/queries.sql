@@ -480,19 +480,17 @@ FROM job_dependencies AS d JOIN jobs AS j ON j.id = d.job_id
 WHERE d.depends_on = %(id)s ORDER BY d.job_id LIMIT %(limit)s
 
 -- name: live_dependants_tree
--- Every live job that depends on this one, directly or through others, deepest first
--- (`cancel --with-dependants`).  Edges always point at older jobs, so there is no
--- cycle; the depth bound is a guard all the same.
-WITH RECURSIVE tree(id, depth) AS (
-    SELECT job_id, 1 FROM job_dependencies WHERE depends_on = %(id)s
+-- Every live job that depends on this one, directly or through others, newest first
+-- (`cancel --with-dependants`): an edge always points at an older job, so the newest
+-- come before what they depend on.  UNION keeps each id once, at any depth.
+WITH RECURSIVE tree(id) AS (
+    SELECT job_id FROM job_dependencies WHERE depends_on = %(id)s
     UNION
-    SELECT d.job_id, tree.depth + 1
-    FROM job_dependencies AS d JOIN tree ON d.depends_on = tree.id
-    WHERE tree.depth < 1000
+    SELECT d.job_id FROM job_dependencies AS d JOIN tree ON d.depends_on = tree.id
 )
-SELECT tree.id FROM tree JOIN jobs ON jobs.id = tree.id
+SELECT jobs.id FROM tree JOIN jobs ON jobs.id = tree.id
 WHERE jobs.state IN ({LIVE})
-GROUP BY tree.id ORDER BY MAX(tree.depth) DESC, tree.id
+ORDER BY jobs.seq DESC
 
 -- queues ------------------------------------------------------------------------------
 -- name: queue_rows

@@ -26,13 +26,24 @@ CREATE UNIQUE INDEX jobs_unique_key ON jobs (unique_key)
 --   some dependency has not ended as asked          -> waiting
 --   otherwise                                       -> scheduled (run_at later) / pending
 -- A dependant cancelled here fires the trigger in turn.  Released jobs wake the
--- listening supervisors when the transaction commits.
+-- listening supervisors when the transaction commits.  When the dependency leaves a
+-- final state (retry), dependants it released that have not started yet (pending,
+-- scheduled) are decided again too: an --after-failure job does not run because its
+-- dependency died once, if that dependency is being retried.
 CREATE FUNCTION queuectl_release_dependants() RETURNS trigger
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     moved integer;
 BEGIN
     UPDATE job_dependencies SET dep_state = NEW.state WHERE depends_on = NEW.id;
+    -- Lock the dependants first, in id order, as a statement of its own: two
+    -- transactions finishing two dependencies of one job meet here, the second waits
+    -- for the first to commit, and its next statement (a new snapshot: this function
+    -- is VOLATILE) sees the first one's edge; one UPDATE alone would decide from a
+    -- snapshot taken before the wait and leave the job waiting for good.
+    PERFORM 1 FROM jobs
+    WHERE id IN (SELECT job_id FROM job_dependencies WHERE depends_on = NEW.id)
+    ORDER BY id FOR UPDATE;
     UPDATE jobs
     SET (state, error, finished_at, run_at, updated_at) = (
         SELECT CASE
@@ -69,7 +80,11 @@ BEGIN
                NEW.updated_at
         FROM job_dependencies AS d WHERE d.job_id = jobs.id)
     WHERE jobs.id IN (SELECT job_id FROM job_dependencies WHERE depends_on = NEW.id)
-      AND jobs.state IN ('waiting', 'blocked');
+      AND (jobs.state IN ('waiting', 'blocked')
+           -- a dependency retried takes back the dependants it released that have
+           -- not started yet
+           OR (jobs.state IN ('pending', 'scheduled')
+               AND OLD.state IN ('completed', 'dead', 'cancelled')));
     GET DIAGNOSTICS moved = ROW_COUNT;
     IF moved > 0 THEN
         PERFORM pg_notify('queuectl_jobs', '');

@@ -26,7 +26,9 @@ CREATE UNIQUE INDEX jobs_unique_key ON jobs (unique_key)
 --   some dependency has not ended as asked          -> waiting
 --   otherwise                                       -> scheduled (run_at later) / pending
 -- A dependant cancelled here fires this trigger in turn (recursive_triggers is on for
--- every connection, sqlite_open.configure).
+-- every connection, sqlite_open.configure).  When the dependency leaves a final state
+-- (retry), dependants it released that have not started yet (pending, scheduled) are
+-- decided again too.  (SQLite runs one writer at a time: no lock is needed here.)
 CREATE TRIGGER jobs_release_dependants AFTER UPDATE OF state ON jobs
     WHEN NEW.has_dependants = 1 AND OLD.state <> NEW.state
      AND (NEW.state IN ('completed', 'dead', 'cancelled')
@@ -68,5 +70,9 @@ CREATE TRIGGER jobs_release_dependants AFTER UPDATE OF state ON jobs
         FROM job_dependencies AS d WHERE d.job_id = jobs.id),
         updated_at = NEW.updated_at
     WHERE id IN (SELECT job_id FROM job_dependencies WHERE depends_on = NEW.id)
-      AND state IN ('waiting', 'blocked');
+      AND (state IN ('waiting', 'blocked')
+           -- a dependency retried takes back the dependants it released that have
+           -- not started yet
+           OR (state IN ('pending', 'scheduled')
+               AND OLD.state IN ('completed', 'dead', 'cancelled')));
 END;
