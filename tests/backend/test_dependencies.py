@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from queuectl.backends import is_postgres, open_backend
 from queuectl.dependencies import Edge, verdict
-from queuectl.errors import InvalidInput, InvalidTransition
+from queuectl.errors import InvalidInput, InvalidTransition, NotFound
 from queuectl.jobspec import build
 from queuectl.models import Job, NewJob
 from queuectl.queue import Queue
@@ -215,7 +215,7 @@ def test_a_job_that_live_jobs_depend_on_is_not_removed(q: Queue) -> None:
     run(q, "b")
     run(q, "c")
     q.remove("a")  # all ran: nothing waits for it any more
-    with pytest.raises(Exception):
+    with pytest.raises(NotFound):
         q.get("a")
 
 
