@@ -488,7 +488,10 @@ class Queue:
         since = metrics.horizon(now, since_s)
         return metrics.compute(
             store=self.display_url, now=now, since_s=since_s, queue=queue,
-            rows=self.backend.metrics_rows(since, queue),
+            window=self.backend.metrics_window(now - since_s, queue),
+            spans=self.backend.metrics_spans(now, queue),
+            sample=self.backend.metrics_sample(now - since_s, queue, metrics.SAMPLE_CAP),
+            sample_cap=metrics.SAMPLE_CAP,
             earlier=self.backend.metrics_earlier_runs(since, queue),
             live=self.backend.metrics_live(now, queue, metrics.LIVE_CAP),
             live_cap=metrics.LIVE_CAP,

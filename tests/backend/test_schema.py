@@ -100,9 +100,10 @@ SQLITE = {
     "indexes": {
         "job_dependencies_depends_on": ('job_dependencies', ['depends_on'], False,
             None),
-        "jobs_due": ('jobs', ['run_at'], False,
+        "jobs_due": ('jobs', ['run_at', 'queue', 'state'], False,
             "state IN ('pending', 'scheduled', 'failed')"),
-        "jobs_finished": ('jobs', ['finished_at'], False,
+        "jobs_finished": ('jobs', ['finished_at', 'queue', 'state', 'attempts', 'started_at',
+                                   'run_at', 'error'], False,
             'finished_at IS NOT NULL'),
         "jobs_queue": ('jobs', ['queue', 'seq'], False,
             None),
@@ -216,9 +217,11 @@ POSTGRES = {
             None),
         "job_output_pkey": ('job_output', ['job_id', 'attempt', 'seq'], True,
             None),
-        "jobs_due": ('jobs', ['run_at'], False,
+        "jobs_due": ('jobs', ['run_at', 'INCLUDE queue', 'INCLUDE state'], False,
             "(state = ANY (ARRAY['pending'::text, 'scheduled'::text, 'failed'::text]))"),
-        "jobs_finished": ('jobs', ['finished_at'], False,
+        "jobs_finished": ('jobs', ['finished_at', 'INCLUDE queue', 'INCLUDE state',
+                                   'INCLUDE attempts', 'INCLUDE started_at', 'INCLUDE run_at',
+                                   'INCLUDE error'], False,
             '(finished_at IS NOT NULL)'),
         "jobs_id_key": ('jobs', ['id'], True,
             None),
@@ -268,7 +271,7 @@ def test_migrating_from_empty_gives_the_expected_schema(store_url: str) -> None:
     store = open_backend(store_url)
     try:
         dialect = "postgres" if is_postgres(store_url) else "sqlite"
-        assert store.schema_version() == latest_version(dialect) == 3
+        assert store.schema_version() == latest_version(dialect) == 6
     finally:
         store.close()
     _compare(_schema(store_url), _expected(store_url))
@@ -312,7 +315,7 @@ def test_a_store_at_schema_1_is_migrated_in_place(store_url: str, tmp_path: Path
     _make_version_1(store_url)
     store = open_backend(store_url)
     try:
-        assert store.schema_version() == 3
+        assert store.schema_version() == 6
         old = store.get("old-pending")
         assert (old.command, old.state, old.run_at, old.history) == \
             ("echo old-pending", JobState.PENDING, 10, [{"event": "x"}])
@@ -329,4 +332,5 @@ def test_a_store_at_schema_1_is_migrated_in_place(store_url: str, tmp_path: Path
 @pytest.mark.parametrize("dialect", ["sqlite", "postgres"])
 def test_every_dialect_has_the_same_migrations(dialect: str) -> None:
     names = [(version, name) for version, name, _ in load_migrations(dialect)]
-    assert names == [(1, "initial"), (2, "queues_dependencies_output"), (3, "jobs_queue_index")]
+    assert names == [(1, "initial"), (2, "queues_dependencies_output"), (3, "jobs_queue_index"),
+                     (6, "metrics")]

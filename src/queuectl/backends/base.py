@@ -23,7 +23,17 @@ from typing import (
 )
 
 from queuectl.errors import StoreError
-from queuectl.models import FinishedRow, Job, LiveCount, NewJob, RunRecord, WorkerInfo
+from queuectl.models import (
+    FinishedRow,
+    Job,
+    LiveCount,
+    NewJob,
+    RunRecord,
+    SampleRow,
+    SpanGroup,
+    WindowGroup,
+    WorkerInfo,
+)
 from queuectl.states import (
     FINISH_TARGETS,
     SQL_LISTS,
@@ -167,6 +177,20 @@ class Backend(Protocol):
     def metrics_rows(self, since: float, queue: Optional[str]) -> list[FinishedRow]:
         """Jobs whose last run ended, or that were cancelled, at or after `since` (their
         rows, not their history), optionally of one queue (`metrics`)."""
+
+    def metrics_window(self, start: float, queue: Optional[str]) -> list[WindowGroup]:
+        """The jobs whose last run ended (or that were cancelled) at or after `start`,
+        counted per (queue, state, retry, timed out) with the duration's count, sum
+        and maximum, optionally of one queue (`metrics`)."""
+
+    def metrics_spans(self, now: float, queue: Optional[str]) -> list[SpanGroup]:
+        """Runs (not cancellations) whose job's row ended in the last 15 minutes, per
+        (queue, in the last minute, in the last 5 minutes)."""
+
+    def metrics_sample(self, start: float, queue: Optional[str], cap: int
+                       ) -> list[SampleRow]:
+        """(queue, duration, wait) of the latest `cap` runs ended at or after `start`
+        (rows, not history), newest first: the percentiles' sample."""
 
     def metrics_earlier_runs(self, since: float, queue: Optional[str]) -> list[RunRecord]:
         """Runs before a job's last one that ended at or after `since` (history entries
@@ -577,6 +601,21 @@ class SqlVerbs:
 
     def metrics_rows(self, since: float, queue: Optional[str]) -> list[FinishedRow]:
         return self._all("metrics_rows", {"since": since, "queue": queue})
+
+    def metrics_window(self, start: float, queue: Optional[str]) -> list[WindowGroup]:
+        return [(q, state, bool(retry), bool(timed_out), int(n), int(timed), float(total),
+                 None if longest is None else float(longest))
+                for q, state, retry, timed_out, n, timed, total, longest
+                in self._all("metrics_window", {"start": start, "queue": queue})]
+
+    def metrics_spans(self, now: float, queue: Optional[str]) -> list[SpanGroup]:
+        return [(q, bool(in1), bool(in5), int(n)) for q, in1, in5, n in self._all(
+            "metrics_spans", {"t1": now - 60, "t5": now - 300, "t15": now - 900,
+                              "queue": queue})]
+
+    def metrics_sample(self, start: float, queue: Optional[str], cap: int
+                       ) -> list[SampleRow]:
+        return self._all("metrics_sample", {"start": start, "queue": queue, "cap": cap})
 
     def metrics_earlier_runs(self, since: float, queue: Optional[str]) -> list[RunRecord]:
         rows = self._all("metrics_earlier_runs", {"since": since, "queue": queue})
