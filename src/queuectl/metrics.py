@@ -49,6 +49,8 @@ LIVE_CAP = 10_000
 #: Runs read for the percentiles, the window's latest (its counts, the durations'
 #: count, sum and maximum cover every run at any rate).
 SAMPLE_CAP = 10_000
+#: The series (`series=True`) splits the window into this many buckets.
+BUCKETS = 60
 #: The longest window (a start before 1970 has no timestamp).
 MAX_WINDOW_S = 3650 * 86400.0
 #: Throughput spans besides the window, seconds.
@@ -119,6 +121,19 @@ class Figures:
 
 
 @dataclass
+class Series:
+    """Runs of the whole window per bucket, oldest first (the dashboard's chart)."""
+
+    bucket_s: float
+    runs: list[int]
+    completed: list[int]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"bucket_s": self.bucket_s, "runs": list(self.runs),
+                "completed": list(self.completed)}
+
+
+@dataclass
 class Metrics:
     """`queuectl metrics`: the window's figures overall and per queue."""
 
@@ -132,6 +147,7 @@ class Metrics:
     sample_cap: int = 0
     #: True when the window held more runs than that (its counts stay exact)
     sampled: bool = False
+    series: Optional[Series] = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -143,6 +159,7 @@ class Metrics:
             "overall": self.overall.to_dict(),
             "queues": {name: figures.to_dict() for name, figures in self.queues.items()},
             "percentiles": {"latest_runs": self.sample_cap, "sampled": self.sampled},
+            **({} if self.series is None else {"series": self.series.to_dict()}),
         }
 
 
@@ -298,7 +315,8 @@ def compute(*, store: str, now: float, since_s: float, queue: Optional[str],
             sample: Sequence[SampleRow], sample_cap: int, earlier: Sequence[RunRecord],
             live: Sequence[LiveCount], live_cap: int,
             counts: Optional[Mapping[JobState, int]],
-            workers: Sequence[WorkerInfo]) -> Metrics:
+            workers: Sequence[WorkerInfo],
+            series: Optional[Sequence[tuple[int, int, int]]] = None) -> Metrics:
     """The figures from what the store returned: `window` counts the rows ended since
     the window's start, `spans` those of the last 15 minutes, `sample` holds the
     latest `sample_cap` runs of the window (the percentiles), `earlier` the earlier
@@ -336,4 +354,23 @@ def compute(*, store: str, now: float, since_s: float, queue: Optional[str],
                            busy_slots=sum(w.busy for w in workers))
     return Metrics(store=store, now=now, since_s=since_s, queue=queue, overall=overall,
                    queues=per_queue, sample_cap=sample_cap,
-                   sampled=len(sample) >= sample_cap)
+                   sampled=len(sample) >= sample_cap,
+                   series=None if series is None else _series(series, earlier, now=now,
+                                                              since_s=since_s))
+
+
+def _series(rows: Sequence[tuple[int, int, int]], earlier: Sequence[RunRecord], *,
+            now: float, since_s: float) -> Series:
+    width = since_s / BUCKETS
+    start = now - since_s
+    runs, completed = [0] * BUCKETS, [0] * BUCKETS
+    for bucket, n, done in rows:
+        index = min(max(bucket, 0), BUCKETS - 1)  # a run ended exactly now: the last
+        runs[index] += n
+        completed[index] += done
+    for run in earlier:  # a retried job's earlier runs: failed ones
+        if run.result != "cancelled" and run.finished_at >= start:
+            index = min(max(int((run.finished_at - start) / width), 0), BUCKETS - 1)
+            runs[index] += 1
+            completed[index] += run.result == "completed"
+    return Series(bucket_s=width, runs=runs, completed=completed)

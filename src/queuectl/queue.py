@@ -471,10 +471,12 @@ class Queue:
                       finished_last_minute=self.backend.finished_since(now - 60), now=now,
                       due_waiting=self.backend.due_waiting(now, DUE_CAP))
 
-    def metrics(self, since_s: float = 3600.0, queue: Optional[str] = None) -> "Metrics":
+    def metrics(self, since_s: float = 3600.0, queue: Optional[str] = None, *,
+                series: bool = False) -> "Metrics":
         """`queuectl metrics`: runs by outcome, rates, durations, waits, depth and
         slots over the last `since_s` seconds, overall and per queue (or of `queue`),
-        read from the store (every host's workers)."""
+        read from the store (every host's workers).  `series`: also the runs of each
+        60th of the window (the dashboard's chart)."""
         from queuectl import metrics
         from queuectl.maintenance import this_host
 
@@ -495,7 +497,9 @@ class Queue:
             earlier=self.backend.metrics_earlier_runs(since, queue),
             live=self.backend.metrics_live(now, queue, metrics.LIVE_CAP),
             live_cap=metrics.LIVE_CAP,
-            counts=None if queue is not None else self.backend.counts(), workers=workers)
+            counts=None if queue is not None else self.backend.counts(), workers=workers,
+            series=self.backend.metrics_series(now - since_s, since_s / metrics.BUCKETS,
+                                               queue) if series else None)
 
     def runs_since(self, since: float, queue: Optional[str] = None) -> list[RunRecord]:
         """The runs that ended at or after `since` (and the jobs cancelled since then),

@@ -192,6 +192,11 @@ class Backend(Protocol):
         """(queue, duration, wait) of the latest `cap` runs ended at or after `start`
         (rows, not history), newest first: the percentiles' sample."""
 
+    def metrics_series(self, start: float, width: float, queue: Optional[str]
+                       ) -> list[tuple[int, int, int]]:
+        """(bucket, runs, completed runs) of the rows ended at or after `start`, in
+        buckets of `width` seconds (cancellations not counted)."""
+
     def metrics_earlier_runs(self, since: float, queue: Optional[str]) -> list[RunRecord]:
         """Runs before a job's last one that ended at or after `since` (history entries
         of jobs run more than once, finished since then or running now)."""
@@ -616,6 +621,11 @@ class SqlVerbs:
     def metrics_sample(self, start: float, queue: Optional[str], cap: int
                        ) -> list[SampleRow]:
         return self._all("metrics_sample", {"start": start, "queue": queue, "cap": cap})
+
+    def metrics_series(self, start: float, width: float, queue: Optional[str]
+                       ) -> list[tuple[int, int, int]]:
+        return [(int(bucket), int(n), int(done)) for bucket, n, done in self._all(
+            "metrics_series", {"start": start, "width": width, "queue": queue})]
 
     def metrics_earlier_runs(self, since: float, queue: Optional[str]) -> list[RunRecord]:
         rows = self._all("metrics_earlier_runs", {"since": since, "queue": queue})

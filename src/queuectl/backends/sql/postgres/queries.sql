@@ -237,6 +237,16 @@ WHERE finished_at >= %(start)s AND state <> {CANCELLED}
   AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
 ORDER BY finished_at DESC LIMIT %(cap)s
 
+-- name: metrics_series
+-- Runs (not cancellations) of the window per bucket of :width seconds from :start, and
+-- how many of them completed (the dashboard's chart).
+SELECT floor((finished_at - %(start)s) / %(width)s)::int, COUNT(*),
+       COUNT(*) FILTER (WHERE state = {COMPLETED})
+FROM jobs
+WHERE finished_at >= %(start)s AND state <> {CANCELLED}
+  AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
+GROUP BY 1
+
 -- name: metrics_earlier_runs
 -- The runs before a job's last one that ended at or after :since: its worker's history
 -- entries with a result, read only for the jobs run more than once (or cancelled

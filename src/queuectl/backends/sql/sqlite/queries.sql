@@ -244,6 +244,15 @@ FROM jobs INDEXED BY jobs_finished
 WHERE finished_at >= :start AND state <> {CANCELLED} AND (:queue IS NULL OR queue = :queue)
 ORDER BY finished_at DESC LIMIT :cap
 
+-- name: metrics_series
+-- Runs (not cancellations) of the window per bucket of :width seconds from :start, and
+-- how many of them completed (the dashboard's chart).
+SELECT CAST((finished_at - :start) / :width AS INTEGER), COUNT(*),
+       TOTAL(state = {COMPLETED})
+FROM jobs INDEXED BY jobs_finished
+WHERE finished_at >= :start AND state <> {CANCELLED} AND (:queue IS NULL OR queue = :queue)
+GROUP BY 1
+
 -- name: metrics_earlier_runs
 -- The runs before a job's last one that ended at or after :since: its worker's history
 -- entries with a result, read only for the jobs run more than once (or cancelled
