@@ -12,7 +12,7 @@ from queuectl.models import NewJob
 from queuectl.queue import Queue
 from queuectl.states import JobState
 from queuectl.web.figures import overview_figures
-from queuectl.web.live import OverviewFeed
+from queuectl.web.live import IDLE_READ_S, OverviewFeed
 from queuectl.web.store import Store
 
 POLL_S = 0.1
@@ -59,21 +59,22 @@ def test_many_live_pages_share_one_store_read_per_interval(store_url: str) -> No
 def test_a_change_reaches_a_waiting_page_within_an_interval(store_url: str) -> None:
     feed = _feed(store_url)
 
-    async def main() -> tuple[float, Any]:
+    async def main() -> tuple[float, float, Any]:
         version, first = await feed.after(0)
+        interval = feed.interval  # spaced out when the first read was slow
         assert first["status"]["counts"]["pending"] == 0
         await feed.store.call(feed.store.queue.enqueue, [NewJob(command="true", id="new1")])
         enqueued = time.monotonic()
         with anyio.fail_after(5):
             _, data = await feed.after(version)
-        return time.monotonic() - enqueued, data
+        return time.monotonic() - enqueued, interval, data
 
     try:
-        delay, data = anyio.run(main)
+        delay, interval, data = anyio.run(main)
         assert data["status"]["counts"]["pending"] == 1
         assert [j["id"] for j in data["latest"]] == ["new1"]
         # within the poll interval (spaced out when a read was slow) and the read
-        assert delay <= feed.interval + 0.5
+        assert delay <= interval + 0.5
         # the page and /api/overview take the same snapshot while it is fresh
         assert anyio.run(feed.latest)["status"]["counts"]["pending"] == 1
     finally:
@@ -104,4 +105,44 @@ def test_the_overview_figures_come_from_queue_metrics(store_url: str) -> None:
         # both runs ended 90 s ago: in the bucket [-120 s, -60 s), drawn at -60 s
         assert [p for p in points if p[1]] == [[-60.0, 2.0]]
     finally:
+        queue.close()
+
+
+def test_an_unchanged_store_is_looked_at_not_read(sqlite_url: str) -> None:
+    clock = [1000.0]
+    queue = Queue(sqlite_url)
+    feed = OverviewFeed(Store(queue), POLL_S, clock=lambda: clock[0])
+    other = Queue(sqlite_url)
+    try:
+        def latest_pending() -> int:
+            return int(anyio.run(feed.latest)["status"]["counts"]["pending"])
+
+        assert latest_pending() == 0 and feed.reads == 1
+        clock[0] += 1
+        assert latest_pending() == 0 and feed.reads == 1  # nothing committed: no read
+        other.enqueue([NewJob(command="true")])  # another connection commits
+        clock[0] += 1
+        assert latest_pending() == 1 and feed.reads == 2
+        queue.enqueue([NewJob(command="true")])  # the dashboard's own connection
+        clock[0] += 1
+        assert latest_pending() == 2 and feed.reads == 3
+        clock[0] += IDLE_READ_S  # the ages move on: read again
+        assert latest_pending() == 2 and feed.reads == 4
+    finally:
+        other.close()
+        queue.close()
+
+
+def test_a_commit_elsewhere_is_read_at_the_next_look(store_url: str) -> None:
+    clock = [1000.0]
+    queue = Queue(store_url)
+    feed = OverviewFeed(Store(queue), POLL_S, clock=lambda: clock[0])
+    other = Queue(store_url)
+    try:
+        assert anyio.run(feed.latest)["status"]["counts"]["pending"] == 0
+        other.enqueue([NewJob(command="true")])
+        clock[0] += 1
+        assert anyio.run(feed.latest)["status"]["counts"]["pending"] == 1
+    finally:
+        other.close()
         queue.close()

@@ -68,6 +68,10 @@ class Backend(Protocol):
     def drain_wakeups(self) -> int:
         """Consume the pending wake-ups of `wakeup_fd`; returns how many."""
 
+    def change_marker(self) -> Any:
+        """A cheap value that changes when the store may have: equal values mean
+        nothing was committed in between (the dashboard's live pages)."""
+
     def schema_version(self) -> int:
         """The schema version the store is at."""
 

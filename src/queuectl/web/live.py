@@ -5,8 +5,10 @@ One `OverviewFeed` per dashboard reads the overview from the store at most once 
 overview stream, the overview page and /api/overview take the feed's latest
 snapshot (at most `poll_s` old), and whichever of them finds it stale reads it again
 for all (one read at a time).  A stream sends an event when something a reader sees
-changed, and at least every KEEP_S so that ages move on; with no page open, nothing
-reads the store.  A job's stream sends the events of `logs -f`
+changed, and at least every KEEP_S so that ages move on; a store nobody committed
+to since the last read (its change marker: SQLite's data_version, PostgreSQL's WAL
+position) is read again only after IDLE_READ_S; with no page open, nothing reads the
+store.  A job's stream sends the events of `logs -f`
 (queuectl.jobevents.follow)."""
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ from queuectl.web.figures import overview_figures
 from queuectl.web.store import Store
 
 KEEP_S = 5.0  # an unchanged overview is sent again after this long
+# A store with no commit since the last read is read again only after this long (the
+# ages, the last minute's runs move on); in between a look costs one tiny query.
+IDLE_READ_S = 15.0
 LATEST = 10  # newest jobs shown on the overview
 # A read that costs more than poll_s / LOAD_FACTOR (counting a million jobs on
 # PostgreSQL takes ~230 ms) spaces the next one out, so that open overviews keep the
@@ -67,6 +72,8 @@ class OverviewFeed:
         self.version = 0  # bumped when a reader would see a change, or after KEEP_S
         self.reads = 0  # store reads so far
         self._read_at = -1e18  # when the snapshot was read
+        self._checked_at = -1e18  # when the store was last looked at
+        self._marker: Any = None  # the store's change marker at the last read
         self._sent_at = -1e18  # when the version was last bumped
         self.interval = poll_s
         self._mark = ""
@@ -74,7 +81,7 @@ class OverviewFeed:
         self._changed: Optional[anyio.Event] = None
 
     def _stale(self) -> bool:
-        return self.data is None or self.clock() - self._read_at >= self.interval
+        return self.data is None or self.clock() - self._checked_at >= self.interval
 
     async def _refresh(self) -> None:
         if self._lock is None:
@@ -83,11 +90,17 @@ class OverviewFeed:
             if not self._stale():
                 return  # another reader read it while this one waited
             started = self.clock()
+            # taken before the read: a commit during the read is read next time
+            marker = await self.store.call(self.store.queue.backend.change_marker)
+            if (self.data is not None and marker == self._marker
+                    and started - self._read_at < IDLE_READ_S):
+                self._checked_at = self.clock()
+                return  # nothing committed since the last read
             data = await self.store.call(overview_data, self.store.queue)
             now = self.clock()
             self.reads += 1
             self.interval = max(self.poll_s, (now - started) * LOAD_FACTOR)
-            self.data, self._read_at = data, now
+            self.data, self._read_at, self._checked_at, self._marker = data, now, now, marker
             mark = _fingerprint(data)
             if mark != self._mark or now - self._sent_at >= KEEP_S:
                 self._mark, self._sent_at = mark, now
@@ -114,7 +127,7 @@ class OverviewFeed:
             if self._changed is None:
                 self._changed = anyio.Event()
             changed = self._changed
-            wait = self.interval - (self.clock() - self._read_at)
+            wait = self.interval - (self.clock() - self._checked_at)
             with anyio.move_on_after(max(0.01, wait)):
                 await changed.wait()
 

@@ -208,6 +208,11 @@ SELECT id, queue, state, attempts, finished_at - started_at,
 FROM jobs
 WHERE finished_at >= %(since)s AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
 
+-- name: change_marker
+-- Moves when the server writes (any commit): a live page skips its read
+-- while it stays.
+SELECT pg_current_wal_lsn()::text
+
 -- name: metrics_window
 -- The window's runs counted along jobs_finished (its INCLUDE columns, migration 0006):
 -- per queue, state, retry and timeout mark, with the duration's count, sum and maximum

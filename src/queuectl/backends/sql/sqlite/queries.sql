@@ -217,6 +217,11 @@ SELECT id, queue, state, attempts, finished_at - started_at,
 FROM jobs INDEXED BY jobs_finished
 WHERE finished_at >= :since AND (:queue IS NULL OR queue = :queue)
 
+-- name: change_marker
+-- Moves when another connection commits to the store: a live page skips its read
+-- while it stays.
+PRAGMA data_version
+
 -- name: metrics_window
 -- The window's runs counted along jobs_finished alone (a covering index, migration
 -- 0006): per queue, state, retry and timeout mark, with the duration's count, sum and
