@@ -451,7 +451,8 @@ def dashboard_rows(ws: Workspace, db: str, label: str, store: str = "sqlite",
                 before = events[-1][1]
                 queue.enqueue([NewJob(command="true")])
                 enqueued = time.perf_counter()
-                wait_until(lambda: events[-1][1] > before, 10, "the event of an enqueue")
+                wait_until(lambda before=before: events[-1][1] > before, 10,  # type: ignore[misc]
+                           "the event of an enqueue")
                 latencies.append(events[-1][0] - enqueued)
             cpu0, t0 = proc_cpu_seconds(server.pid), time.monotonic()
             time.sleep(idle_s)
