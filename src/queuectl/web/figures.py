@@ -7,18 +7,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
-from queuectl.queue import Queue
+from queuectl.queue import Queue, Status
 
 WINDOW_S = 3600.0  # the chart's and the rates' span
 
 
-def overview_figures(queue: Queue) -> dict[str, Any]:
+def overview_figures(queue: Queue, status: Optional[Status] = None) -> dict[str, Any]:
     """Throughput (runs ended per minute, one point per 60th of the hour, at the end
     of its bucket, seconds before now), success rate and duration p95 of the last
-    hour, read through `Queue.metrics(3600, series=True)`."""
-    report = queue.metrics(WINDOW_S, series=True)
+    hour, read through `Queue.metrics(3600, series=True)` (with `status`: at the
+    moment of that status read, its counts not read again)."""
+    report = queue.metrics(WINDOW_S, series=True, status=status)
     overall = report.overall
     series = report.series
     assert series is not None

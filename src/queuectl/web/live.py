@@ -44,7 +44,7 @@ def overview_data(queue: Queue) -> dict[str, Any]:
     latest = queue.jobs_page(limit=LATEST).jobs
     return {
         "status": status.to_dict(),
-        "figures": overview_figures(queue),
+        "figures": overview_figures(queue, status),
         "latest": [job.to_dict(with_output=False) for job in latest],
     }
 
