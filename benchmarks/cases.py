@@ -394,18 +394,24 @@ def _free_port() -> int:
 
 
 def _get(url: str, timeout: float = 30) -> tuple[float, bytes]:
+    """(seconds, body) of a GET: the server's own time (its Server-Timing header)
+    when it gives one, else the time seen here."""
     import urllib.request
 
     started = time.perf_counter()
     with urllib.request.urlopen(url, timeout=timeout) as reply:
         body = reply.read()
-    return time.perf_counter() - started, body
+        timing = reply.headers.get("server-timing", "")
+    spent = time.perf_counter() - started
+    if "dur=" in timing:
+        spent = float(timing.split("dur=", 1)[1].split(",")[0].split(";")[0]) / 1000
+    return spent, body
 
 
 def dashboard_rows(ws: Workspace, db: str, label: str, store: str = "sqlite",
                    samples: int = 20, idle_s: float = 10.0) -> list[Row]:
-    """The real `queuectl dashboard` on `db`: request times (client side, an upper
-    bound of the server's time) of the overview API served from the shared snapshot
+    """The real `queuectl dashboard` on `db`: server times (Server-Timing) of the
+    overview API served from the shared snapshot
     and read from the store, of one jobs page, the live overview's update latency
     after an enqueue, and the server's CPU with one live overview open."""
     import threading
