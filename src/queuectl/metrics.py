@@ -48,7 +48,7 @@ RUN_RESULTS = ("completed", "failed", "dead")
 LIVE_CAP = 10_000
 #: Runs read for the percentiles, the window's latest (its counts, the durations'
 #: count, sum and maximum cover every run at any rate).
-SAMPLE_CAP = 10_000
+SAMPLE_CAP = 5_000
 #: The series (`series=True`) splits the window into this many buckets.
 BUCKETS = 60
 #: The longest window (a start before 1970 has no timestamp).

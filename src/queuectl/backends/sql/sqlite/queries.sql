@@ -264,7 +264,7 @@ GROUP BY 1
 -- after a run), finished since then or running now.
 SELECT j.id, j.queue, e.value ->> '$.result', COALESCE(e.value ->> '$.timed_out', 0),
        e.value ->> '$.attempt', e.value ->> '$.started_at', e.value ->> '$.finished_at'
-FROM (SELECT id, queue, state, attempts, history FROM jobs INDEXED BY jobs_finished
+FROM (SELECT id, queue, state, attempts, history FROM jobs INDEXED BY jobs_retried
       WHERE finished_at >= :since AND (:queue IS NULL OR queue = :queue)
         AND (attempts > 1 OR (state = {CANCELLED} AND attempts > 0))
       UNION ALL

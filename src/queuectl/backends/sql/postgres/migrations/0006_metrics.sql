@@ -8,3 +8,7 @@ CREATE INDEX jobs_finished ON jobs (finished_at)
 DROP INDEX jobs_due;
 CREATE INDEX jobs_due ON jobs (run_at) INCLUDE (queue, state)
     WHERE state IN ('pending', 'scheduled', 'failed');
+-- The jobs run more than once (or cancelled after a run), whose history holds earlier
+-- runs: about 1% of the finished ones, found without walking the window.
+CREATE INDEX jobs_retried ON jobs (finished_at)
+    WHERE attempts > 1 OR (state = 'cancelled' AND attempts > 0);
