@@ -16,7 +16,8 @@ WINDOW_S = 3600.0  # the chart's and the rates' span
 
 def overview_figures(queue: Queue, status: Optional[Status] = None) -> dict[str, Any]:
     """Throughput (runs ended per minute, one point per 60th of the hour, at the end
-    of its bucket, seconds before now), success rate and duration p95 of the last
+    of its bucket, seconds before now) and the success rate of each bucket that had
+    runs, for the chart; the success rate and duration p95 of the last
     hour, read through `Queue.metrics(3600, series=True)` (with `status`: at the
     moment of that status read, its counts not read again)."""
     report = queue.metrics(WINDOW_S, series=True, status=status)
@@ -24,11 +25,15 @@ def overview_figures(queue: Queue, status: Optional[Status] = None) -> dict[str,
     series = report.series
     assert series is not None
     per_min = 60.0 / series.bucket_s
-    points = [[round((i + 1) * series.bucket_s - WINDOW_S, 1), round(n * per_min, 3)]
-              for i, n in enumerate(series.runs)]
+    ends = [round((i + 1) * series.bucket_s - WINDOW_S, 1) for i in range(len(series.runs))]
+    points = [[end, round(n * per_min, 3)] for end, n in zip(ends, series.runs)]
+    # completed runs / runs ended, per bucket that had any (the chart's second line)
+    success = [[end, round(done / n, 4)]
+               for end, n, done in zip(ends, series.runs, series.completed) if n]
     return {
         "window_s": WINDOW_S,
         "throughput_per_min": points,
+        "success_rate_series": success,
         "success_rate": overall.success_rate,
         "duration_p95_s": overall.to_dict()["duration_s"]["p95"],
         "runs": dict(overall.runs),
