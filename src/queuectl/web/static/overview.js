@@ -95,7 +95,11 @@
         if (i) ctx.lineTo(x(p[0]), yy); else ctx.moveTo(x(p[0]), yy);
       });
       ctx.stroke(); ctx.setLineDash([]);
-      ctx.fillStyle = "#b7791f"; ctx.fillText("success 100 %", right - 84, top + 8);
+      ctx.fillStyle = "#b7791f";
+      success.forEach(function (p) {
+        ctx.beginPath(); ctx.arc(x(p[0]), bottom - (bottom - top) * p[1], 2, 0, 2 * Math.PI); ctx.fill();
+      });
+      ctx.fillText("success 100 %", right - 84, top + 8);
     }
     ctx.fillStyle = "#2f855a";
     var lastPoint = points[points.length - 1];
