@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     scale = Scale.quick() if args.quick else Scale()
     ctx = Context(scale=scale, db_url=args.db)
     wanted = [name.strip().upper() for name in args.only.split(",")] if args.only else \
-        [*CASES, "B8", "B10PG"]
+        [*CASES, "B8", "B10PG", "B11B"]
     rows: list[Row] = []
     failures: list[str] = []
     started = time.time()
@@ -50,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
             from benchmarks.postgres import b10_postgres
 
             case = b10_postgres
+        if case is None and name == "B11B":
+            from benchmarks.postgres import b11_postgres
+
+            case = b11_postgres
         if case is None:
             parser.error(f"unknown benchmark {name}")
         print(f"running {name}...", file=sys.stderr, flush=True)

@@ -11,6 +11,7 @@ from benchmarks.cases import (
     b1_throughput,
     b2_pickup,
     b7_contention,
+    b11_graph,
     dashboard_rows,
 )
 from benchmarks.harness import Row, Workspace, median
@@ -142,3 +143,13 @@ def b10_postgres(ctx: Context) -> list[Row]:
             rows += dashboard_rows(ws, url, label, "postgres", samples=ctx.scale.b10_samples,
                                    idle_s=ctx.scale.b6_seconds)
     return rows
+
+
+def b11_postgres(ctx: Context) -> list[Row]:
+    """B11's dependency graph on PostgreSQL."""
+    url = ctx.db_url or DEFAULT_PG
+    why = reachable(url)
+    if why is not None:
+        return [Row("B11b", why, 0, "", "", None, store="postgres")]
+    with fresh_database(url) as db:
+        return b11_graph(ctx, db=db, store="postgres")

@@ -76,6 +76,27 @@ def _log_level(value: Any) -> str:
     return text
 
 
+_SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+
+
+def _size(value: Any) -> int:
+    """Bytes: a whole number, or one with K, M or G (KiB, MiB, GiB): `10M`."""
+    if isinstance(value, bool):
+        raise ValueError("expected a size in bytes (e.g. 1048576 or 10M)")
+    if isinstance(value, int):
+        number, unit = value, ""
+    else:
+        text = str(value).strip().upper().removesuffix("B").removesuffix("I")
+        unit = text[-1:] if text[-1:] in ("K", "M", "G") else ""
+        digits = text[:len(text) - len(unit)].strip()
+        if not digits.isdigit():
+            raise ValueError("expected a size in bytes (e.g. 1048576 or 10M)")
+        number = int(digits)
+    if not 0 <= number * _SIZE_UNITS[unit] <= 1 << 40:
+        raise ValueError("expected a size from 0 to 1T")
+    return number * _SIZE_UNITS[unit]
+
+
 @dataclass(frozen=True)
 class Key:
     name: str
@@ -103,9 +124,14 @@ KEYS: dict[str, Key] = {k.name: k for k in (
     Key("lease-timeout", 30, _number(0.1, duration=True),
         "silence after which a worker's jobs are rescued, seconds"),
     Key("output-limit", 65536, _int_range(0), "bytes of output kept per job (the tail)"),
+    Key("output-file-max", 0, _size,
+        "keep each job's full output in a file on the worker's host, up to this many "
+        "bytes (e.g. 100M; 0 = off)"),
     Key("retention", 604800, _number(0, duration=True),
         "finished jobs older than this are purged by `cleanup`, seconds"),
     Key("log-level", "INFO", _log_level, "worker log level"),
+    Key("priority-aging", 0, _number(0, 10 * 365 * 86400, duration=True),
+        "seconds of waiting worth one priority step (no starvation); 0 = strict priority"),
 )}
 
 
@@ -234,9 +260,17 @@ class Settings:
         return self._values["output-limit"]
 
     @property
+    def output_file_max(self) -> int:
+        return self._values["output-file-max"]
+
+    @property
     def retention(self) -> float:
         return self._values["retention"]
 
     @property
     def log_level(self) -> str:
         return self._values["log-level"]
+
+    @property
+    def priority_aging(self) -> float:
+        return float(self._values["priority-aging"])

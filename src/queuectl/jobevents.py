@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Callable, Iterator, Optional, Protocol, Sequen
 
 from queuectl.errors import NotFound
 from queuectl.models import Job
-from queuectl.states import FINISHED, JobState
+from queuectl.states import SETTLED, JobState
 from queuectl.worker import capture
 
 if TYPE_CHECKING:
@@ -81,33 +81,63 @@ class WatchDone:
         return all(job.state is JobState.COMPLETED for job in self.jobs)
 
 
+@dataclass(frozen=True)
+class Watching:
+    """The first event of `watch_live()`: how many live jobs it waits for."""
+
+    count: int
+
+
 FollowEvent = Union[Output, Skipped, RunSwitched, WorkerGone, Ended]
-WatchEvent = Union[StateChanged, WatchDone]
+WatchEvent = Union[Watching, StateChanged, WatchDone]
+
+
+def last_lines(text: str, count: Optional[int]) -> str:
+    """The last `count` lines of `text` (all of it for None); a final line without
+    a newline counts as a line."""
+    if count is None:
+        return text
+    if count <= 0:
+        return ""
+    return "".join(text.splitlines(keepends=True)[-count:])
 
 
 def follow(q: "Queue", job_id: str, *, poll_s: float = FOLLOW_POLL_S,
-           sleep: Callable[[float], None] = time.sleep) -> Iterator[FollowEvent]:
+           sleep: Callable[[float], None] = time.sleep,
+           tail: Optional[int] = None) -> Iterator[FollowEvent]:
     """The events of one job until it ends (see the module docstring).
 
     A run's capture stays readable after the run ends, so the follower drains it
     before it lets go and looks at the next run.  When no run was followed (the job
-    ran on another host, or had ended already), the stored tail is the output."""
+    ran on another host, or had ended already), the stored tail is the output.
+    `tail`: of what the job had printed when following began, only its last `tail`
+    lines (`logs -n N -f`); everything after comes in full."""
     reader: Optional[Reader] = None
     run: tuple[object, ...] = ()  # (worker, attempts) of the run being followed
     printed = warned = False
     followed = 0
+    backlog = tail is not None  # the first drain is what was there before: cut it
 
     def drain() -> Iterator[FollowEvent]:
-        nonlocal printed
+        nonlocal printed, backlog
+        kept: list[str] = []
         while reader is not None:
             text, skipped, more = reader.read()
-            if skipped:
+            if skipped and not backlog:
                 yield Skipped(skipped)
             if text:
                 printed = True
-                yield Output(text)
+                if backlog:
+                    kept.append(text)
+                else:
+                    yield Output(text)
             if not more:
-                return
+                break
+        if backlog and reader is not None:
+            backlog = False
+            text = last_lines("".join(kept), tail)
+            if text:
+                yield Output(text)
 
     try:
         while True:
@@ -132,9 +162,12 @@ def follow(q: "Queue", job_id: str, *, poll_s: float = FOLLOW_POLL_S,
                 warned = True
                 yield WorkerGone(job)
             yield from drain()
-            if job.state in FINISHED:
+            backlog = False  # a run that starts later is shown from its start
+            if job.state in SETTLED:  # blocked: only a person's retry moves it
                 if not printed and job.output:
-                    yield Output(job.output)
+                    text = last_lines(job.output, tail)  # none of it was shown live
+                    if text:
+                        yield Output(text)
                 yield Ended(job)
                 return
             sleep(poll_s)
@@ -147,7 +180,8 @@ def watch(q: "Queue", job_ids: Sequence[str], timeout_s: Optional[float] = None,
           poll_s: float = WAIT_POLL_S, clock: Callable[[], float] = time.monotonic,
           sleep: Callable[[float], None] = time.sleep) -> Iterator[WatchEvent]:
     """Changes of state of `job_ids` until all are finished (completed, dead or
-    cancelled) or `timeout_s` passes; ends with a WatchDone."""
+    cancelled) or blocked (a dependency died: nothing moves it on its own), or
+    `timeout_s` passes; ends with a WatchDone."""
     deadline = None if timeout_s is None else clock() + timeout_s
     latest: dict[str, Job] = {}
     while True:
@@ -159,12 +193,52 @@ def watch(q: "Queue", job_ids: Sequence[str], timeout_s: Optional[float] = None,
             latest[job_id] = job
             if previous is None or previous.state != job.state:
                 yield StateChanged(job)
-        finished = all(job.state in FINISHED for job in latest.values())
+        finished = all(job.state in SETTLED for job in latest.values())
         if finished or (deadline is not None and clock() >= deadline):
             yield WatchDone([latest[job_id] for job_id in job_ids], not finished)
             return
         pause = poll_s if deadline is None else max(0.0, min(poll_s, deadline - clock()))
         sleep(pause)
+
+
+def watch_live(q: "Queue", queue: Optional[str] = None, timeout_s: Optional[float] = None,
+               *, poll_s: float = WAIT_POLL_S, clock: Callable[[], float] = time.monotonic,
+               sleep: Callable[[float], None] = time.sleep) -> Iterator[WatchEvent]:
+    """`watch()` of every job that is live (not finished) now, of every queue or of
+    `queue`, newest first; jobs added meanwhile are not waited for, and a job deleted
+    meanwhile drops out.  A poll walks the live jobs (one paged read) and reads only
+    the ones that left that set, so it costs one listing, not a read per job."""
+    live = [state for state in JobState if state not in SETTLED]
+    deadline = None if timeout_s is None else clock() + timeout_s
+    latest = {job.id: job for job in q.iter_jobs(live, queue)}
+    order = list(latest)
+    waiting = set(order)
+    yield Watching(len(order))
+    for job in latest.values():
+        yield StateChanged(job)
+    while True:
+        if not waiting or (deadline is not None and clock() >= deadline):
+            yield WatchDone([latest[job_id] for job_id in order if job_id in latest],
+                            bool(waiting))
+            return
+        # a big backlog is walked less often: a listing of N jobs every N/10,000 s
+        pause = max(poll_s, min(2.0, len(waiting) / 10_000))
+        sleep(pause if deadline is None else max(0.0, min(pause, deadline - clock())))
+        still = {job.id: job for job in q.iter_jobs(live, queue) if job.id in waiting}
+        for job_id in order:
+            if job_id not in waiting:
+                continue
+            found = still.get(job_id) or q.find(job_id)
+            if found is None:  # deleted (`rm`, a purge) while waited for
+                waiting.discard(job_id)
+                latest.pop(job_id, None)
+                continue
+            job = found
+            if job.state != latest[job_id].state:
+                yield StateChanged(job)
+            latest[job_id] = job
+            if job.state in SETTLED:
+                waiting.discard(job_id)
 
 
 class Reader(Protocol):

@@ -75,11 +75,9 @@ def build(fields: Mapping[str, Any], now: float) -> NewJob:
         job.cwd = _text(data["cwd"], "cwd")
     if data.get("env") is not None:
         job.env = _env(data["env"])
-    deps = []
     for key in ("depends_on", "after"):
         if data.get(key) is not None:
-            deps.extend(_id_list(data[key], key))
-    job.depends_on = deps
+            _add_dependencies(job, data[key], key)
     if data.get("unique_key") is not None:
         job.unique_key = _text(data["unique_key"], "unique_key")
     return job
@@ -188,7 +186,54 @@ def _env(value: Any) -> dict[str, str]:
     return env
 
 
-def _id_list(value: Any, name: str) -> list[str]:
-    items = value if isinstance(value, list) else [value]
-    return [_job_id(item) for item in items]
+def _add_dependencies(job: NewJob, value: Any, name: str) -> None:
+    """`"a"`, `["a", "b"]` or `[{"id": "a", "on": "any"}]` (ids or id prefixes; the
+    queue resolves them) into job.depends_on and job.conditions."""
+    from queuectl.dependencies import COMPLETED, parse_condition
 
+    for item in value if isinstance(value, list) else [value]:
+        condition = COMPLETED
+        if isinstance(item, dict):
+            unknown = sorted(set(item) - {"id", "on"})
+            if unknown or "id" not in item:
+                raise InvalidInput(f"{name} entries are ids or objects "
+                                   '{"id": ID, "on": "completed|any|failure"}')
+            condition = parse_condition(item.get("on", COMPLETED))
+            item = item["id"]
+        dep = _job_id(item)
+        if dep in job.conditions:
+            if job.conditions[dep] != condition:
+                raise InvalidInput(f"dependency {dep!r} is given twice with different "
+                                   "conditions")
+            continue
+        job.depends_on.append(dep)
+        job.conditions[dep] = condition
+
+
+
+#: the fields `retry ID --command ...` may change
+EDITABLE = ("command", "timeout", "priority", "queue", "max_retries", "env")
+
+
+def edit_fields(changes: Mapping[str, Any], now: float) -> dict[str, Any]:
+    """Validated new values for a job being retried (only the fields given)."""
+    out: dict[str, Any] = {}
+    for name, value in changes.items():
+        if value is None:
+            continue
+        if name not in EDITABLE:
+            raise InvalidInput(f"{name} cannot be changed on retry (valid: "
+                               + ", ".join(EDITABLE) + ")")
+        if name == "command":
+            out[name] = _command(value)
+        elif name == "timeout":
+            out[name] = _duration(value, "timeout")
+        elif name == "priority":
+            out[name] = _priority(value)
+        elif name == "queue":
+            out[name] = check_queue_name(value)
+        elif name == "max_retries":
+            out[name] = _int(value, "max_retries", 0, 1000)
+        else:
+            out[name] = _env(value)
+    return out

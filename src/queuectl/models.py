@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping, NamedTuple, Optional
+from typing import Any, Mapping, NamedTuple, Optional, Sequence
 
 from queuectl.states import JobState
 from queuectl.times import iso_utc
@@ -35,6 +35,8 @@ class NewJob:
     cwd: Optional[str] = None
     env: Optional[dict[str, str]] = None
     depends_on: list[str] = field(default_factory=list)
+    #: condition per dependency id (queuectl.dependencies: completed, any, failure)
+    conditions: dict[str, str] = field(default_factory=dict)
     unique_key: Optional[str] = None
 
 
@@ -67,6 +69,45 @@ class Job:
     output: Optional[str] = None  # tail of stdout+stderr of the last run
     history: list[dict[str, Any]] = field(default_factory=list)
     rescues: int = 0  # times it was taken back from a worker that died
+
+    def aged_priority(self, now: float, aging: float) -> tuple[float, float]:
+        """(seconds it has been due, effective priority) with priority aging of `aging`
+        seconds a step: priority + whole steps waited.  The claim orders by the same
+        continuous key (run_at - priority * aging), so a tie of the shown numbers may go
+        either way."""
+        from queuectl.states import CLAIMABLE
+
+        waited = max(0.0, now - self.run_at) if self.state in CLAIMABLE else 0.0
+        return waited, self.priority + (waited // aging if aging > 0 else 0)
+
+    def _last_run(self) -> Optional[dict[str, Any]]:
+        """The history entry of the run whose output `output` holds, when it says
+        how much it wrote (runs recorded before that was counted do not)."""
+        if self.state is JobState.PROCESSING:  # its run has not said yet
+            return None
+        for entry in reversed(self.history):
+            if "output_bytes" in entry:
+                return entry if entry.get("attempt") == self.attempts else None
+        return None
+
+    @property
+    def total_output_bytes(self) -> Optional[int]:
+        """Bytes the last run wrote in all (None: unknown, or not run yet)."""
+        entry = self._last_run()
+        return None if entry is None else int(entry["output_bytes"])
+
+    @property
+    def output_dropped(self) -> int:
+        """Bytes of the last run's output that its stored tail does not hold."""
+        entry = self._last_run()
+        return 0 if entry is None else int(entry.get("output_dropped") or 0)
+
+    @property
+    def output_file(self) -> Optional[str]:
+        """The file on the worker's host with the last run's full output (up to
+        output-file-max), when one was kept."""
+        entry = self._last_run()
+        return None if entry is None else entry.get("output_file")
 
     def effective(self, defaults: Mapping[str, Any]) -> dict[str, tuple[Any, bool]]:
         """max_retries, backoff_base and timeout as they apply to this job: its own
@@ -110,6 +151,9 @@ class Job:
             "history": [_history_entry(h) for h in self.history],
             "next_retry_at": iso_utc(self.run_at) if self.state is JobState.FAILED
             else None,
+            "total_output_bytes": self.total_output_bytes,
+            "output_truncated": self.output_dropped > 0,
+            "output_file": self.output_file,
         }
         if defaults is not None:
             effective = self.effective(defaults)
@@ -145,6 +189,9 @@ class Outcome:
     output_tail: str = ""
     started_at: float = 0.0
     finished_at: float = 0.0
+    output_bytes: int = 0  # everything the run wrote
+    output_dropped: int = 0  # of those, the bytes before `output_tail`
+    output_file: Optional[str] = None  # where its full output was kept (output-file-max)
 
     @property
     def ok(self) -> bool:
@@ -208,6 +255,18 @@ class WorkerInfo:
             "jobs_done": self.jobs_done,
             "stop_requested": self.stop_requested,
         }
+
+
+def worker_figures(workers: Sequence[WorkerInfo]) -> dict[str, Any]:
+    """The seeds' count of live workers: each slot of a supervisor (`worker start
+    --count 3` is three workers) is a worker; the supervisor processes and their hosts
+    are the detail."""
+    return {
+        "worker_count": sum(w.slots for w in workers),
+        "busy_workers": sum(w.busy for w in workers),
+        "processes": len(workers),
+        "hosts": sorted({w.host for w in workers}),
+    }
 
 
 class RunRecord(NamedTuple):

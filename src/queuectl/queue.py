@@ -19,9 +19,9 @@ from queuectl.errors import (
     StoreError,
 )
 from queuectl.jobcore import new_job_id
-from queuectl.models import MIN_PREFIX_LEN, Job, NewJob, RunRecord, WorkerInfo
+from queuectl.models import MIN_PREFIX_LEN, Job, NewJob, RunRecord, WorkerInfo, worker_figures
 from queuectl.paths import runtime_dir
-from queuectl.states import FINISHED, JobState, Transition
+from queuectl.states import FINISHED, LIVE, JobState, Transition
 from queuectl.worker import capture
 
 if TYPE_CHECKING:
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
     from queuectl import jobevents
     from queuectl.config import Settings
+    from queuectl.dependencies import Edge
     from queuectl.maintenance import RescueReport
     from queuectl.metrics import Metrics
 
@@ -46,6 +47,8 @@ class Status:
     #: scheduled/failed jobs already due (a supervisor relabels them pending; while
     #: none runs they keep their label): counted up to DUE_CAP
     due_waiting: int = 0
+    #: queues no worker takes jobs from (`queue pause`)
+    paused_queues: list[str] = field(default_factory=list)
 
     @property
     def total(self) -> int:
@@ -73,6 +76,8 @@ class Status:
                                      else round(self.oldest_due_age_s, 3)),
             "throughput_last_minute": self.finished_last_minute,
             "due_waiting": self.due_waiting,
+            "paused_queues": list(self.paused_queues),
+            **worker_figures(self.workers),
         }
 
 
@@ -105,6 +110,10 @@ class StopReport:
     requested: int = 0  # registrations flagged in the store (reaches other hosts)
 
 
+#: dependants listed by `show`
+DEPENDANTS_SHOWN = 50
+
+
 def resolve_url(url: Optional[str], env: Mapping[str, str] | None = None) -> str:
     """--db flag > QUEUECTL_DB > the default file in the user data dir."""
     return store_url(url, env)
@@ -119,9 +128,6 @@ def _check_new(job: NewJob) -> None:
             raise InvalidInput(f"env value of {name} contains a NUL byte")
     if job.id is None:
         job.id = new_job_id()
-    if job.depends_on:
-        raise InvalidInput("job dependencies (--after / depends_on) are not "
-                           "supported by this version yet")
 
 
 class Queue:
@@ -164,7 +170,7 @@ class Queue:
         timeout follow: what `Job.to_dict(defaults=...)` shows as effective numbers."""
         settings = self.settings()
         return {"max_retries": settings.max_retries, "backoff_base": settings.backoff_base,
-                "timeout": settings.job_timeout}
+                "timeout": settings.job_timeout, "priority_aging": settings.priority_aging}
 
     def settings(self) -> "Settings":
         """Current settings (stored config is re-read on every call)."""
@@ -190,6 +196,12 @@ class Queue:
         if self._logs_dir is None:
             self._logs_dir = os.path.join(self.runtime_dir(), "logs")
         return f"{self._logs_dir}/{capture.capture_name(job_id)}.log"
+
+    def job_output_file(self, job_id: str) -> str:
+        """Where a worker on this host keeps a job's full output (its last run's, up
+        to `output-file-max` bytes) when that key is set."""
+        return os.path.join(self.runtime_dir(), "output",
+                            f"{capture.capture_name(job_id)}.log")
 
     def open_live_output(self, job: Job) -> Optional[BinaryIO]:
         """The live capture of a job running on this host, opened for reading (it
@@ -226,8 +238,11 @@ class Queue:
         """Store jobs atomically (all or none) and wake idle workers."""
         if not jobs:
             return []
+        known: set[str] = set()
         for job in jobs:
             _check_new(job)
+            self._resolve_dependencies(job, known)
+            known.add(str(job.id))
         stored = self.backend.enqueue(jobs, self.now())
         self.wake_workers()
         return stored
@@ -235,14 +250,44 @@ class Queue:
     def enqueue_stream(self, jobs: Iterable[NewJob]) -> list[str]:
         """Store a large batch atomically, validating and writing it slice by slice;
         returns the ids.  An error raised by `jobs` midway stores nothing."""
+        known: set[str] = set()
+
         def checked() -> Iterator[NewJob]:
             for job in jobs:
                 _check_new(job)
+                self._resolve_dependencies(job, known)
+                known.add(str(job.id))  # a later line may name it (~100 bytes a job)
                 yield job
 
         ids = self.backend.enqueue_stream(checked(), self.now())
         self.wake_workers()
         return ids
+
+    def _resolve_dependencies(self, job: NewJob, earlier: set[str]) -> None:
+        """Dependencies as full ids: an id of an earlier job of the same batch, or a
+        stored job's id or unique prefix.  Unknown ones are InvalidInput (exit 2)."""
+        if not job.depends_on:
+            return
+        resolved: list[str] = []
+        conditions: dict[str, str] = {}
+        for ref in job.depends_on:
+            condition = job.conditions.get(ref, "completed")
+            if ref == job.id:
+                raise InvalidInput(f"job {job.id!r} cannot depend on itself")
+            if ref in earlier:
+                dep = ref
+            else:
+                try:
+                    dep = self.resolve(ref)
+                except NotFound:
+                    raise InvalidInput(f"job {job.id!r} depends on {ref!r}, which does "
+                                       "not exist; nothing was enqueued") from None
+            if dep == job.id:
+                raise InvalidInput(f"job {job.id!r} cannot depend on itself")
+            if dep not in conditions:
+                resolved.append(dep)
+                conditions[dep] = condition
+        job.depends_on, job.conditions = resolved, conditions
 
     def resolve(self, ref: str) -> str:
         """A full id from an id or a unique prefix of at least 4 characters."""
@@ -311,6 +356,40 @@ class Queue:
     def queue_counts(self) -> dict[str, dict[JobState, int]]:
         """Jobs per state of every queue that has jobs (`status --queue`)."""
         return self.backend.queue_counts()
+
+    def queue_list(self) -> list[dict[str, Any]]:
+        """Every queue that has jobs or settings: its depth per state, running jobs,
+        whether it is paused, its concurrency limit (`queue list`)."""
+        counts = self.backend.queue_counts()
+        settings = {name: (paused, limit) for name, paused, limit in self.backend.queue_rows()}
+        out = []
+        for name in sorted(set(counts) | set(settings)):
+            per_state = counts.get(name, {})
+            paused, limit = settings.get(name, (False, None))
+            out.append({"name": name, "paused": paused, "limit": limit,
+                        "running": per_state.get(JobState.PROCESSING, 0),
+                        "counts": {s.value: per_state.get(s, 0) for s in JobState},
+                        "total": sum(per_state.values())})
+        return out
+
+    def set_paused(self, names: Sequence[str], paused: bool, *,
+                   every: bool = False) -> list[str]:
+        """Pause (no host claims the queue's jobs; running ones finish) or resume
+        queues; `every`: all queues that have jobs or settings, and `default`."""
+        from queuectl.jobspec import check_queue_name
+        from queuectl.models import DEFAULT_QUEUE
+
+        if every:
+            chosen = sorted({DEFAULT_QUEUE, *self.backend.queue_counts(),
+                             *(row[0] for row in self.backend.queue_rows())})
+        else:
+            if not names:
+                raise InvalidInput("name a queue (or give --all)")
+            chosen = [check_queue_name(name) for name in dict.fromkeys(names)]
+        self.backend.set_queue_paused(chosen, paused, self.now())
+        if not paused:
+            self.wake_workers()
+        return chosen
 
     def complete_ids(self, prefix: str, limit: int = 20) -> list[str]:
         """Up to `limit` ids starting with `prefix` (newest ids when it is empty), for
@@ -388,26 +467,91 @@ class Queue:
         """Cancel a waiting job, or kill a running one (its worker stops it)."""
         return self._transition(ref, Transition.CANCEL, note="cancelled by user")
 
-    def retry(self, ref: str) -> Job:
-        """Run a failed, dead, cancelled or completed job again now."""
+    def retry(self, ref: str, changes: Optional[Mapping[str, Any]] = None) -> Job:
+        """Run a failed, dead, cancelled or completed job again now; `changes` (job
+        fields: command, timeout, priority, queue, max_retries, env) edit it first."""
+        if changes:
+            return self._retry_edited(ref, Transition.RETRY, changes)
         return self._transition(ref, Transition.RETRY)
 
-    def remove(self, ref: str) -> Job:
-        """Delete one job (not while it runs: cancel it first); returns it as it was."""
+    def _retry_edited(self, ref: str, transition: Transition,
+                      changes: Mapping[str, Any]) -> Job:
+        """Validate the changes (InvalidInput, nothing written), then edit the job and
+        move it in one transaction; the history entry lists each change (old, new)."""
+        from queuectl.jobspec import edit_fields
+
         job = self.get(ref)
+        fields = edit_fields(changes, self.now())
+        if "env" in fields:  # --env adds or replaces variables, keeps the others
+            fields["env"] = {**(job.env or {}), **fields["env"]}
+        diff = {name: [getattr(job, name), value] for name, value in fields.items()
+                if getattr(job, name) != value}
+        if "env" in diff:  # values are often secrets: the history names the variables
+            diff["env"] = [sorted(job.env or {}), sorted(fields["env"])]
+        updated = self.backend.retry_edited(
+            job.id, transition, {**fields, "_diff": diff}, self.now(),
+            reset_attempts=transition is Transition.DLQ_RETRY)
+        if updated is None:
+            return self._transition(job.id, transition)  # says why it cannot move
+        self.wake_workers()
+        return updated
+
+    def cancel_with_dependants(self, ref: str) -> list[Job]:
+        """Cancel a job and every live job that depends on it, directly or through
+        others (deepest first, so none is released on the way); the cancelled jobs."""
+        job = self.get(ref)
+        done: list[Job] = []
+        now = self.now()
+        for job_id in [*self.backend.live_dependants_tree(job.id), job.id]:
+            updated = self.backend.transition(job_id, Transition.CANCEL, now,
+                                              note="cancelled by user with " + job.id
+                                              if job_id != job.id else "cancelled by user")
+            if updated is not None:
+                done.append(updated)
+        if not done or done[-1].id != job.id:
+            current = self.backend.get(job.id)
+            if current is not None and current.state not in FINISHED:
+                raise InvalidTransition(f"job {job.id} is {current.state.value}; "
+                                        "cancel works on live jobs")
+        self.wake_workers()
+        return done
+
+    def dependencies(self, job: Job) -> tuple[list["Edge"], list["Edge"]]:
+        """(what `job` depends on, the jobs that depend on it: up to 50), with states."""
+        return (self.backend.dependencies_of(job.id),
+                self.backend.dependants_of(job.id, DEPENDANTS_SHOWN))
+
+    def remove(self, ref: str) -> Job:
+        """Delete one job (not while it runs: cancel it first); returns it as it was.
+        A live job that has dependants is cancelled first, so that they are decided
+        (an --after dependant becomes blocked) rather than left waiting for it."""
+        job = self.get(ref)
+        if job.state in LIVE and job.state is not JobState.PROCESSING and \
+                self.backend.dependants_of(job.id, 1):
+            self.backend.transition(job.id, Transition.CANCEL, self.now(),
+                                    note="removed by user")
         if not self.backend.delete(job.id):
             current = self.backend.get(job.id)
             if current is None:
                 raise NotFound(f"no job {ref!r}")
             raise InvalidTransition(f"job {job.id} is {current.state.value}: cancel it "
                                     f"first (queuectl cancel {job.id}), then remove it")
+        path = self._kept_file_here(job)
+        if path is not None:
+            try:  # its full output, kept on this host
+                os.unlink(path)
+            except OSError:
+                pass
         return job
 
     def dlq_list(self, limit: int = 50) -> list[Job]:
         return self.list_jobs([JobState.DEAD], limit=limit)
 
-    def dlq_retry(self, ref: str) -> Job:
-        """Dead -> pending with attempts reset to 0 (the history is kept)."""
+    def dlq_retry(self, ref: str, changes: Optional[Mapping[str, Any]] = None) -> Job:
+        """Dead -> pending with attempts reset to 0 (the history is kept); `changes`
+        edit the job first, as `retry` does."""
+        if changes:
+            return self._retry_edited(ref, Transition.DLQ_RETRY, changes)
         return self._transition(ref, Transition.DLQ_RETRY, reset=True)
 
     def dlq_retry_all(self) -> list[Job]:
@@ -423,7 +567,9 @@ class Queue:
         return self.backend.purge([JobState.DEAD], None)
 
     def clear(self) -> int:
-        return self.backend.clear()
+        deleted = self.backend.clear()
+        self._remove_kept_files(None)
+        return deleted
 
     def purge(self, older_than_s: float, states: Sequence[JobState] | None = None) -> int:
         """Delete finished jobs that finished more than `older_than_s` ago."""
@@ -431,7 +577,26 @@ class Queue:
         bad = [s for s in chosen if s not in FINISHED]
         if bad:
             raise InvalidInput(f"only finished jobs can be purged, not {bad[0].value}")
-        return self.backend.purge(chosen, self.now() - older_than_s)
+        purged = self.backend.purge(chosen, self.now() - older_than_s)
+        self._remove_kept_files(time.time() - older_than_s)
+        return purged
+
+    def _remove_kept_files(self, before: Optional[float]) -> None:
+        """Delete the full-output files (output-file-max) on this host last written
+        before `before` (None: all of them): they go with the jobs a purge, `cleanup`
+        or `clear` deletes.  A file younger than that is a recent run's, kept."""
+        folder = os.path.dirname(self.job_output_file("x"))
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            return
+        for name in names:
+            path = os.path.join(folder, name)
+            try:
+                if before is None or os.stat(path).st_mtime < before:
+                    os.unlink(path)
+            except OSError:
+                continue
 
     def cleanup(self) -> tuple[RescueReport, int]:
         """Rescue jobs of dead workers, then purge finished jobs past retention."""
@@ -442,17 +607,56 @@ class Queue:
         report = rescue(self.backend, settings, now)
         if report.requeued:
             self.wake_workers()
-        return report, purge_expired(self.backend, settings, now)
+        purged = purge_expired(self.backend, settings, now)
+        if settings.retention:
+            self._remove_kept_files(time.time() - settings.retention)
+        return report, purged
 
     def output(self, ref: str) -> tuple[Job, str, bool]:
         """(job, output, live): the live capture while it runs on this host (its last
-        9 MiB at most), else the tail stored when it finished."""
+        9 MiB at most), else the full output kept on this host (output-file-max) with
+        the stored tail after it, else the tail stored when it finished."""
         job = self.get(ref)
         handle = self.open_live_output(job)
         if handle is not None:
             with handle:
                 return job, capture.read_live(handle).decode("utf-8", "replace"), True
+        kept = self.kept_output(job)
+        if kept is not None:
+            return job, kept[0], False
         return job, job.output or "", False
+
+    def _kept_file_here(self, job: Job) -> Optional[str]:
+        """The file with the job's full output when a worker on this host kept one."""
+        from queuectl.maintenance import this_host
+
+        if job.output_file is None or (job.worker or "").rpartition(":")[0] != this_host():
+            return None
+        return job.output_file
+
+    def kept_output(self, job: Job) -> Optional[tuple[str, int]]:
+        """(output, bytes missing in it) from the file a worker on this host kept of
+        the job's last run (output-file-max): the file, then what the stored tail
+        holds beyond it; None when there is no such file here."""
+        path, total = self._kept_file_here(job), job.total_output_bytes
+        if path is None or total is None:
+            return None
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read()
+        except OSError:
+            return None
+        missing = 0
+        if len(data) < total:
+            tail = (job.output or "").encode("utf-8", "replace")
+            tail_start = job.output_dropped  # the byte offset the stored tail starts at
+            if tail_start <= len(data):
+                data += tail[len(data) - tail_start:]
+            else:
+                missing = tail_start - len(data)
+                data += b"\n" if data and not data.endswith(b"\n") else b""
+                data += tail
+        return data.decode("utf-8", "replace"), missing
 
     # -- status ---------------------------------------------------------------------
     def schema_version(self) -> int:
@@ -469,7 +673,9 @@ class Queue:
         return Status(url=self.display_url, counts=self.backend.counts(), workers=workers,
                       oldest_due_age_s=None if oldest is None else now - oldest,
                       finished_last_minute=self.backend.finished_since(now - 60), now=now,
-                      due_waiting=self.backend.due_waiting(now, DUE_CAP))
+                      due_waiting=self.backend.due_waiting(now, DUE_CAP),
+                      paused_queues=[name for name, paused, _ in self.backend.queue_rows()
+                                     if paused])
 
     def metrics(self, since_s: float = 3600.0, queue: Optional[str] = None, *,
                 series: bool = False, status: Optional[Status] = None) -> "Metrics":
@@ -580,6 +786,8 @@ class Queue:
         values = {key_name: v for key_name, v, _ in stored.items()}
         values[name] = typed
         configmod.check_together(values)  # against the stored values, not env/flags
+        if name == "priority-aging":  # the claim index of the new step, before it counts
+            self.backend.set_aging_index(float(typed), float(stored.priority_aging))
         self.backend.config_set(name, configmod.to_text(typed), self.now())
         return name, typed
 
@@ -587,6 +795,9 @@ class Queue:
         from queuectl import config as configmod
 
         name = configmod.canonical_key(key)
+        if name == "priority-aging":
+            previous = self.settings().priority_aging
+            self.backend.set_aging_index(0.0, float(previous))
         return name, self.backend.config_unset(name)
 
     # -- following ------------------------------------------------------------------
@@ -594,11 +805,29 @@ class Queue:
         """The job with exactly this id, or None (no prefix matching)."""
         return self.backend.get(job_id)
 
-    def follow(self, ref: str) -> Iterator["jobevents.FollowEvent"]:
-        """A job's output and run changes as events until it ends (`logs -f`)."""
+    def follow(self, ref: str, tail: Optional[int] = None
+               ) -> Iterator["jobevents.FollowEvent"]:
+        """A job's output and run changes as events until it ends (`logs -f`); `tail`:
+        of the output so far only the last `tail` lines (`logs -n N -f`)."""
         from queuectl import jobevents
 
-        return jobevents.follow(self, self.resolve(ref))
+        return jobevents.follow(self, self.resolve(ref), tail=tail)
+
+    def running_ids(self, limit: int) -> list[str]:
+        """Ids of the jobs running now (`processing`), newest first, at most `limit`."""
+        return [job.id for job in self.iter_jobs([JobState.PROCESSING], limit=limit)]
+
+    def watch_live(self, queue: Optional[str] = None, timeout_s: Optional[float] = None
+                   ) -> Iterator["jobevents.WatchEvent"]:
+        """`wait` without ids: every job live now (of `queue`) until all are finished
+        or the timeout passes; ends with a WatchDone."""
+        from queuectl import jobevents
+
+        if queue is not None:
+            from queuectl.jobspec import check_queue_name
+
+            check_queue_name(queue)
+        return jobevents.watch_live(self, queue, timeout_s)
 
     def watch(self, refs: Sequence[str], timeout_s: Optional[float] = None
               ) -> Iterator["jobevents.WatchEvent"]:

@@ -23,6 +23,8 @@ class JobState(str, enum.Enum):
     FAILED = "failed"  # the last run failed; it runs again at run_at (backoff)
     DEAD = "dead"  # retries exhausted: the dead-letter queue (DLQ)
     CANCELLED = "cancelled"  # cancelled by a user before or while it ran
+    WAITING = "waiting"  # its dependencies have not ended as it asks (--after ...)
+    BLOCKED = "blocked"  # an --after dependency died or was cancelled; retry it to unblock
 
     def __str__(self) -> str:
         return self.value
@@ -35,32 +37,48 @@ S = JobState
 #: States a worker may claim from (when run_at <= now).
 CLAIMABLE_ORDER = (S.PENDING, S.SCHEDULED, S.FAILED)
 #: States whose job is still going to run (unique keys, `wait`).
-LIVE_ORDER = (S.SCHEDULED, S.PENDING, S.PROCESSING, S.FAILED)
+LIVE_ORDER = (S.SCHEDULED, S.PENDING, S.PROCESSING, S.FAILED, S.WAITING, S.BLOCKED)
 #: Stored states that wait for their run_at; once it has come the job is due, shown as
 #: pending, and a running supervisor relabels it (Transition.PROMOTE).
-WAITING_ORDER = (S.SCHEDULED, S.FAILED)
+DELAYED_ORDER = (S.SCHEDULED, S.FAILED)
+#: States held back by dependencies: not claimable, not in the claim index.  The store
+#: moves them (Transition.RELEASE, BLOCK, UNBLOCK, DEPENDENCY_CANCEL) in the same
+#: transaction as the dependency's own change (migration 0004's trigger).
+HELD_ORDER = (S.WAITING, S.BLOCKED)
+#: States in which the job will not change again on its own.
+FINISHED_ORDER = (S.COMPLETED, S.DEAD, S.CANCELLED)
 
 CLAIMABLE = frozenset(CLAIMABLE_ORDER)
 LIVE = frozenset(LIVE_ORDER)
-WAITING = frozenset(WAITING_ORDER)
-#: States in which the job will not change again on its own.
-FINISHED = frozenset({S.COMPLETED, S.DEAD, S.CANCELLED})
+DELAYED = frozenset(DELAYED_ORDER)
+HELD = frozenset(HELD_ORDER)
+FINISHED = frozenset(FINISHED_ORDER)
+#: Where `wait` stops: a finished job, or a blocked one (it needs a person to retry
+#: its dependency).
+SETTLED = FINISHED | {S.BLOCKED}
 #: Display order for status tables.
-ORDER = (S.SCHEDULED, S.PENDING, S.PROCESSING, S.COMPLETED, S.FAILED, S.DEAD, S.CANCELLED)
+ORDER = (S.SCHEDULED, S.PENDING, S.PROCESSING, S.COMPLETED, S.FAILED, S.DEAD,
+         S.CANCELLED, S.WAITING, S.BLOCKED)
 
 
 class Transition(enum.Enum):
     """Every allowed state change: (states it may start from, state it ends in)."""
 
     CLAIM = (CLAIMABLE, S.PROCESSING)  # a worker slot takes a due job
-    PROMOTE = (WAITING, S.PENDING)  # run_at has come
+    PROMOTE = (DELAYED, S.PENDING)  # run_at has come
     COMPLETE = (frozenset({S.PROCESSING}), S.COMPLETED)  # exit code 0
     FAIL = (frozenset({S.PROCESSING}), S.FAILED)  # failed, a retry is due later
     BURY = (frozenset({S.PROCESSING}), S.DEAD)  # failed, retries exhausted
     REQUEUE = (frozenset({S.PROCESSING}), S.PENDING)  # worker stopped --now or died
-    CANCEL = (frozenset({S.SCHEDULED, S.PENDING, S.FAILED, S.PROCESSING}), S.CANCELLED)
+    CANCEL = (frozenset({S.SCHEDULED, S.PENDING, S.FAILED, S.PROCESSING, S.WAITING,
+                         S.BLOCKED}), S.CANCELLED)
     RETRY = (frozenset({S.FAILED, S.DEAD, S.CANCELLED, S.COMPLETED}), S.PENDING)  # user
     DLQ_RETRY = (frozenset({S.DEAD}), S.PENDING)  # `dlq retry`: attempts reset
+    # Made by the store when a dependency changes (never asked for by a caller):
+    RELEASE = (HELD, S.PENDING)  # every dependency ended as asked (or SCHEDULED)
+    BLOCK = (frozenset({S.WAITING}), S.BLOCKED)  # an --after dependency died
+    UNBLOCK = (frozenset({S.BLOCKED}), S.WAITING)  # that dependency was retried
+    DEPENDENCY_CANCEL = (HELD, S.CANCELLED)  # an --after-failure dependency completed
 
     @property
     def sources(self) -> frozenset[JobState]:
@@ -97,7 +115,8 @@ def check_target(allowed: frozenset[JobState], state: JobState, verb: str) -> No
 
 #: The `{NAME}` placeholders of the SQL files: each state, and each named list.
 SQL_LISTS: dict[str, tuple[JobState, ...]] = {
-    "CLAIMABLE": CLAIMABLE_ORDER, "LIVE": LIVE_ORDER, "WAITING": WAITING_ORDER,
+    "CLAIMABLE": CLAIMABLE_ORDER, "LIVE": LIVE_ORDER, "DELAYED": DELAYED_ORDER,
+    "HELD": HELD_ORDER, "FINISHED": FINISHED_ORDER,
     **{state.name: (state,) for state in JobState},
 }
 

@@ -113,7 +113,8 @@ def test_every_figure_overall_and_per_queue(store: Store) -> None:
     assert overall["wait_s"] == {"p50": 1.0, "p95": 2.0, "p99": 2.0, "count": 8}
     assert overall["retries"] == 1
     assert overall["depth"] == {"scheduled": 1, "pending": 1, "processing": 1,
-                                "completed": 8, "failed": 1, "dead": 1, "cancelled": 1}
+                                "completed": 8, "failed": 1, "dead": 1, "cancelled": 1,
+                                "waiting": 0, "blocked": 0}
     assert overall["oldest_waiting_age_s"] == 50.0 and overall["depth_capped"] is False
     assert (overall["workers"], overall["slots"], overall["busy_slots"],
             overall["utilisation"]) == (2, 6, 1, round(1 / 6, 4))

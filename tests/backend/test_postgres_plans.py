@@ -57,6 +57,28 @@ def test_finish_and_claim_generic_plans_use_indexes(pg_url: str, analyzed: bool)
         backend.close()
 
 
+@pytest.mark.parametrize("analyzed", [False, True], ids=["fresh-table", "analyzed"])
+def test_the_claim_with_priority_aging_walks_the_aged_index(pg_url: str,
+                                                           analyzed: bool) -> None:
+    from queuectl.backends.base import aged_index_name
+
+    backend = open_backend(pg_url, durable=False)
+    try:
+        backend.set_aging_index(30)
+        backend.use_priority_aging(30)
+        backend.enqueue([NewJob(command="true", id=f"j{i}", priority=1 + i % 10)
+                         for i in range(3000)], time.time())
+        if analyzed:
+            backend.execute_raw("ANALYZE jobs")
+        plan = _generic_plan(backend, "finish_and_claim")
+        assert "Seq Scan on jobs" not in plan, plan
+        if analyzed:  # without statistics the planner sorts the (few) due rows
+            assert aged_index_name(30) in plan, plan
+    finally:
+        backend.set_aging_index(0)
+        backend.close()
+
+
 def test_only_a_supervisor_connection_forces_generic_plans(pg_url: str) -> None:
     backend = open_backend(pg_url)  # the CLI's: ad-hoc lists get custom plans
     try:

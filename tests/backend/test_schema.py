@@ -18,6 +18,9 @@ from queuectl.backends.sqlfile import latest_version, load_migrations, load_quer
 from queuectl.states import JobState
 from tests.backend.schema_introspect import postgres_schema, sqlite_schema
 
+#: the schema version the files below describe
+LATEST = 6
+
 # (column, type, not null, default, position in the primary key or 0)
 SQLITE = {
     "tables": {
@@ -30,6 +33,7 @@ SQLITE = {
             ('job_id', 'TEXT', True, None, 1),
             ('depends_on', 'TEXT', True, None, 2),
             ('condition', 'TEXT', True, "'completed'", 0),
+            ('dep_state', 'TEXT', False, None, 0),
         ],
         "job_output": [
             ('job_id', 'TEXT', True, None, 1),
@@ -66,6 +70,7 @@ SQLITE = {
             ('history', 'TEXT', False, None, 0),
             ('rescues', 'INTEGER', True, '0', 0),
             ('retry_policy', 'TEXT', False, None, 0),
+            ('has_dependants', 'INTEGER', True, '0', 0),
         ],
         "queues": [
             ('name', 'TEXT', False, None, 1),
@@ -115,7 +120,7 @@ SQLITE = {
             None),
         "jobs_unique_key": ('jobs', ['unique_key'], True,
             "unique_key IS NOT NULL AND state IN "
-            "('scheduled', 'pending', 'processing', 'failed')"),
+            "('scheduled', 'pending', 'processing', 'failed', 'waiting', 'blocked')"),
         "jobs_worker": ('jobs', ['worker_id'], False,
             "state = 'processing'"),
         "sqlite_autoindex_config_1": ('config', ['key'], True,
@@ -134,7 +139,8 @@ SQLITE = {
         "sqlite_autoindex_workers_1": ('workers', ['id'], True,
             None),
     },
-    "triggers": {'jobs_count_delete': 'jobs', 'jobs_count_update': 'jobs'},
+    "triggers": {'jobs_count_delete': 'jobs', 'jobs_count_update': 'jobs',
+                 'jobs_release_dependants': 'jobs'},
 }
 POSTGRES = {
     "tables": {
@@ -147,6 +153,7 @@ POSTGRES = {
             ('job_id', 'text', True, None),
             ('depends_on', 'text', True, None),
             ('condition', 'text', True, "'completed'::text"),
+            ('dep_state', 'text', False, None),
         ],
         "job_output": [
             ('job_id', 'text', True, None),
@@ -183,6 +190,7 @@ POSTGRES = {
             ('history', 'jsonb', True, "'[]'::jsonb"),
             ('rescues', 'integer', True, '0'),
             ('retry_policy', 'jsonb', False, None),
+            ('has_dependants', 'boolean', True, 'false'),
         ],
         "queues": [
             ('name', 'text', True, None),
@@ -239,7 +247,8 @@ POSTGRES = {
             None),
         "jobs_unique_key": ('jobs', ['unique_key'], True,
             "((unique_key IS NOT NULL) AND (state = ANY (ARRAY['scheduled'::text, "
-            "'pending'::text, 'processing'::text, 'failed'::text])))"),
+            "'pending'::text, 'processing'::text, 'failed'::text, 'waiting'::text, "
+            "'blocked'::text])))"),
         "jobs_worker": ('jobs', ['worker_id'], False,
             "(state = 'processing'::text)"),
         "queues_pkey": ('queues', ['name'], True,
@@ -275,7 +284,7 @@ def test_migrating_from_empty_gives_the_expected_schema(store_url: str) -> None:
     store = open_backend(store_url)
     try:
         dialect = "postgres" if is_postgres(store_url) else "sqlite"
-        assert store.schema_version() == latest_version(dialect) == 6
+        assert store.schema_version() == latest_version(dialect) == LATEST
     finally:
         store.close()
     _compare(_schema(store_url), _expected(store_url))
@@ -319,7 +328,7 @@ def test_a_store_at_schema_1_is_migrated_in_place(store_url: str, tmp_path: Path
     _make_version_1(store_url)
     store = open_backend(store_url)
     try:
-        assert store.schema_version() == 6
+        assert store.schema_version() == LATEST
         old = store.get("old-pending")
         assert (old.command, old.state, old.run_at, old.history) == \
             ("echo old-pending", JobState.PENDING, 10, [{"event": "x"}])
@@ -337,4 +346,4 @@ def test_a_store_at_schema_1_is_migrated_in_place(store_url: str, tmp_path: Path
 def test_every_dialect_has_the_same_migrations(dialect: str) -> None:
     names = [(version, name) for version, name, _ in load_migrations(dialect)]
     assert names == [(1, "initial"), (2, "queues_dependencies_output"), (3, "jobs_queue_index"),
-                     (6, "metrics")]
+                     (4, "dependencies"), (6, "metrics")]

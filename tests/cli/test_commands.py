@@ -507,7 +507,8 @@ def test_logs_not_found(cli: Cli) -> None:
 # -- config ----------------------------------------------------------------------------
 CONFIG_KEYS = {"max-retries", "backoff-base", "backoff-max", "backoff-jitter",
                "job-timeout", "worker-count", "poll-interval", "heartbeat-interval",
-               "lease-timeout", "output-limit", "retention", "log-level"}
+               "lease-timeout", "output-limit", "output-file-max", "retention",
+               "log-level"}
 
 
 @pytest.mark.parametrize("args", [[], ["show"], ["list"]])

@@ -275,11 +275,11 @@ def test_worker_start_at_the_prompt_runs_in_the_background(spawn: Spawn,
                  message="the background worker to run the job")
         at_prompt(child, "logs bg", "from the background")
         at_prompt(child, "worker status", "2")
-        at_prompt(child, "worker stop", "Asked 1 worker(s) to stop")
+        at_prompt(child, "worker stop", "Asked 2 workers (1 process) to stop")
         wait_for(lambda: not _live_workers(sqlite_url), timeout=TIMEOUT_S,
                  message="the worker to exit")
         at_prompt(child, "scheduler start --workers 1", "Worker started in the background")
-        at_prompt(child, "scheduler stop", "Asked 1 worker(s) to stop")
+        at_prompt(child, "scheduler stop", "Asked 1 worker (1 process) to stop")
         assert not _live_workers(sqlite_url)  # scheduler stop waits for the exit
     finally:
         run_cli("worker", "stop", "--now", "--wait", db=sqlite_url)

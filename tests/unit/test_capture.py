@@ -157,3 +157,32 @@ def test_follower_reads_in_bounded_chunks() -> None:
     assert follower.read() == ("y" * 5, 0, False)
     follower.close()
     os.close(fd)
+
+
+def test_a_trim_copies_to_the_kept_file_first(tmp_path: Path) -> None:
+    """With output-file-max, what a trim releases from memory is in the file first;
+    past the cap the capture is trimmed as without one."""
+    size = capture.KEEP_BYTES + capture.TRIM_AT_BYTES + (4 << 20)
+    token = uuid.uuid4().hex
+    kept = tmp_path / "kept.log"
+    handle = Run(f"head -c {size} /dev/zero | tr '\\0' k; echo END; exec sleep 30 # {token}",
+                 capture_id="kept", output_limit=100, grace_s=0.2, keep_path=str(kept),
+                 keep_max=size + 4)
+    handle.start()
+    try:
+        fd = handle._out_fd
+        wait_for(lambda: os.fstat(fd).st_size == size + 4, timeout=20, message="output")
+        handle.trim_output()
+        assert _held(fd) <= capture.KEEP_BYTES + 2 * 4096  # released: it is on disk
+        assert kept.stat().st_size == size + 4
+    finally:
+        handle.kill()
+        outcome = handle.wait()
+    data = kept.read_bytes()
+    assert data[:5] == b"kkkkk" and data.endswith(b"kEND\n") and b"\0" not in data
+    assert outcome.output_file == str(kept) and outcome.output_bytes == size + 4
+    read_fd = os.open(kept, os.O_RDONLY)
+    try:  # nothing at or after not_past is released
+        assert capture.trim(read_fd, 0, 100, not_past=0) == (size + 4, 0)
+    finally:
+        os.close(read_fd)

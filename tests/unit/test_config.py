@@ -11,7 +11,8 @@ from queuectl.errors import ConfigError, InvalidInput
 DEFAULTS = {
     "max-retries": 3, "backoff-base": 2, "backoff-max": 3600, "backoff-jitter": False,
     "job-timeout": 0, "worker-count": 1, "poll-interval": 2, "heartbeat-interval": 5,
-    "lease-timeout": 30, "output-limit": 65536, "retention": 604800, "log-level": "INFO",
+    "lease-timeout": 30, "output-limit": 65536, "output-file-max": 0, "retention": 604800,
+    "log-level": "INFO", "priority-aging": 0,
 }
 
 
@@ -66,6 +67,8 @@ def test_validate_rejects_unknown_keys_too() -> None:
     ("poll-interval", "0.5", 0.5), ("poll-interval", "0.01", 0.01),
     ("heartbeat-interval", "2", 2), ("lease-timeout", "1m", 60),
     ("output-limit", "0", 0), ("output-limit", "1048576", 1048576),
+    ("output-file-max", "0", 0), ("output-file-max", "10M", 10 << 20),
+    ("output-file-max", "64KiB", 65536), ("output-file-max", 4096, 4096),
     ("retention", "7d", 604800), ("retention", "0", 0),
     ("log-level", "debug", "DEBUG"), ("log-level", " Warning ", "WARNING"),
 ])
@@ -86,6 +89,8 @@ def test_typed_values(key: str, value: object, typed: object) -> None:
     ("poll-interval", "0"), ("poll-interval", "0.001"), ("poll-interval", "2h"),
     ("heartbeat-interval", "0"), ("lease-timeout", "-3"), ("lease-timeout", "0"),
     ("output-limit", "-1"), ("output-limit", "64k"), ("retention", "-1d"),
+    ("output-file-max", "-1"), ("output-file-max", "1.5M"), ("output-file-max", "2T"),
+    ("output-file-max", True), ("output-file-max", ""),
     ("log-level", "LOUD"), ("log-level", ""),
 ])
 def test_bad_values(key: str, value: object) -> None:

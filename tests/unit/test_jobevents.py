@@ -121,3 +121,90 @@ def test_a_follower_closed_early_lets_go_of_the_run_it_reads(
     assert isinstance(next(events), ev.Output)
     events.close()  # type: ignore[attr-defined]
     assert closed == [True]
+
+
+def test_watch_live_waits_for_the_jobs_live_when_it_began(q: Queue) -> None:
+    """`wait` without ids: the live jobs of the queue at the start, newest first; a job
+    added meanwhile is not waited for, a deleted one drops out, other queues are not
+    looked at."""
+    q.enqueue([NewJob(command="true", id="first"), NewJob(command="true", id="second"),
+               NewJob(command="true", id="doomed"),
+               NewJob(command="true", id="elsewhere", queue="other")])
+    sleep = _steps(lambda: _run(q, "first", JobState.COMPLETED),
+                   lambda: (q.enqueue([NewJob(command="true", id="late")]), None)[1],
+                   lambda: (q.remove("doomed"), None)[1],
+                   lambda: _run(q, "second", JobState.DEAD))
+    events = list(ev.watch_live(q, "default", sleep=sleep))
+    assert events[0] == ev.Watching(3)
+    changes = [(e.job.id, e.job.state) for e in events if isinstance(e, ev.StateChanged)]
+    assert changes == [("doomed", JobState.PENDING), ("second", JobState.PENDING),
+                       ("first", JobState.PENDING), ("first", JobState.COMPLETED),
+                       ("second", JobState.DEAD)]
+    done = events[-1]
+    assert isinstance(done, ev.WatchDone) and not done.timed_out
+    assert [(j.id, j.state) for j in done.jobs] == [("second", JobState.DEAD),
+                                                    ("first", JobState.COMPLETED)]
+    assert q.get("late").state is JobState.PENDING  # not waited for
+    assert q.get("elsewhere").state is JobState.PENDING
+
+
+def test_watch_live_of_nothing_ends_at_once_and_times_out_on_the_clock(q: Queue) -> None:
+    events = list(ev.watch_live(q, sleep=lambda _: pytest.fail("slept")))
+    assert events == [ev.Watching(0), ev.WatchDone([], False)]
+    q.enqueue([NewJob(command="true", id="stuck")])
+    now = [5.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    done = list(ev.watch_live(q, None, 0.3, clock=lambda: now[0], sleep=sleep))[-1]
+    assert isinstance(done, ev.WatchDone) and done.timed_out and not done.all_completed
+    assert now[0] == pytest.approx(5.3)
+
+
+class _Chunks:
+    """A run's capture that has `before` already and gets `after` once polled."""
+
+    def __init__(self, before: list[str], after: list[str]) -> None:
+        self.before, self.after, self.polled = list(before), list(after), False
+
+    def read(self) -> tuple[str, int, bool]:
+        source = self.before if self.before or not self.polled else self.after
+        if not source:
+            return "", 0, False
+        return source.pop(0), 0, bool(source)
+
+    def close(self) -> str:
+        return ""
+
+
+def test_follow_with_a_tail_cuts_what_was_there_and_shows_what_comes(
+        q: Queue, monkeypatch: pytest.MonkeyPatch) -> None:
+    q.enqueue([NewJob(command="seq 5", id="tailed")])
+    assert q.backend.claim("w1", "host:1/1", None, NOW) is not None
+    chunks = _Chunks(["1\n2\n", "3\n4\n"], ["5\n", "6\n"])
+    monkeypatch.setattr(ev, "_live_reader", lambda queue, job: chunks)
+
+    def sleep(_seconds: float) -> None:
+        if chunks.polled:
+            _run_claimed(q, "tailed")
+        chunks.polled = True
+
+    events = list(ev.follow(q, "tailed", sleep=sleep, tail=1))
+    assert [e.text for e in events if isinstance(e, ev.Output)] == ["4\n", "5\n", "6\n"]
+    assert isinstance(events[-1], ev.Ended)
+
+
+def test_follow_with_a_tail_of_a_finished_job_gives_its_last_lines(q: Queue) -> None:
+    q.enqueue([NewJob(command="seq 3", id="over")])
+    _run(q, "over", JobState.COMPLETED, output="1\n2\n3")
+    events = list(ev.follow(q, "over", sleep=lambda _: None, tail=2))
+    assert events[0] == ev.Output("2\n3") and isinstance(events[-1], ev.Ended)
+    assert [type(e) for e in ev.follow(q, "over", tail=0)] == [ev.Ended]
+
+
+def _run_claimed(q: Queue, job_id: str) -> None:
+    job = q.get(job_id)
+    assert q.backend.finish(job, JobState.COMPLETED, None, now=NOW, exit_code=0,
+                            error=None, output=None,
+                            history_entry={"attempt": job.attempts, "result": "completed"})

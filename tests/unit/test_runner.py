@@ -132,8 +132,12 @@ def test_output_file_is_fresh_for_each_run_and_its_folder_is_made(tmp_path: Path
 
 def test_output_tail_is_bounded(tmp_path: Path) -> None:
     outcome = run("seq 1 20000", tmp_path, output_limit=100).wait()
-    assert len(outcome.output_tail.encode()) == 100
-    assert outcome.output_tail.endswith("19999\n20000\n")
+    # the last 100 bytes, from the first line that starts in them
+    assert 100 - 6 <= len(outcome.output_tail.encode()) <= 100
+    assert outcome.output_tail.startswith("19") and outcome.output_tail[-7:] == "\n20000\n"
+    assert outcome.output_bytes == len("".join(f"{i}\n" for i in range(1, 20001)))
+    assert outcome.output_dropped == outcome.output_bytes - len(outcome.output_tail)
+    assert outcome.output_file is None
     # the file keeps everything; only the tail in the outcome is bounded
     full = (tmp_path / "out.log").read_text()
     assert full.startswith("1\n2\n3\n") and full.endswith("\n20000\n")
@@ -429,3 +433,26 @@ def test_with_a_terminal_a_job_gets_its_own_session(tmp_path: Path) -> None:
         assert probe.wait(timeout=30) == 0, output
     pid, pgid, sid = _group_and_session(output.decode())
     assert pgid == pid and sid == pid
+
+
+def test_a_tail_without_a_line_start_in_its_first_half_is_cut_at_the_byte(
+        tmp_path: Path) -> None:
+    outcome = run("head -c 5000 /dev/zero | tr '\\0' x", tmp_path, output_limit=100).wait()
+    assert outcome.output_tail == "x" * 100
+    assert (outcome.output_bytes, outcome.output_dropped) == (5000, 4900)
+    small = run("printf 'a\\nb'", tmp_path, output_limit=100).wait()
+    assert (small.output_tail, small.output_bytes, small.output_dropped) == ("a\nb", 3, 0)
+
+
+def test_the_full_output_is_kept_on_disk_up_to_the_cap(tmp_path: Path) -> None:
+    keep = tmp_path / "kept" / "job.log"
+    outcome = run("seq 1 20000", tmp_path, output_limit=100, keep_path=str(keep),
+                  keep_max=1 << 20).wait()
+    assert keep.read_text() == "".join(f"{i}\n" for i in range(1, 20001))
+    assert outcome.output_file == str(keep) and oct(keep.stat().st_mode & 0o777) == "0o600"
+    capped = run("seq 1 20000", tmp_path, output_limit=100, keep_path=str(keep),
+                 keep_max=1000).wait()
+    assert keep.read_bytes() == "".join(f"{i}\n" for i in range(1, 20001)).encode()[:1000]
+    assert capped.output_bytes > 1000
+    off = run("seq 1 10", tmp_path, keep_path=str(tmp_path / "no.log"), keep_max=0).wait()
+    assert off.output_file is None and not (tmp_path / "no.log").exists()

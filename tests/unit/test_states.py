@@ -25,9 +25,14 @@ EXPECTED = {
     Transition.FAIL: ({S.PROCESSING}, S.FAILED),
     Transition.BURY: ({S.PROCESSING}, S.DEAD),
     Transition.REQUEUE: ({S.PROCESSING}, S.PENDING),
-    Transition.CANCEL: ({S.SCHEDULED, S.PENDING, S.FAILED, S.PROCESSING}, S.CANCELLED),
+    Transition.CANCEL: ({S.SCHEDULED, S.PENDING, S.FAILED, S.PROCESSING, S.WAITING,
+                         S.BLOCKED}, S.CANCELLED),
     Transition.RETRY: ({S.FAILED, S.DEAD, S.CANCELLED, S.COMPLETED}, S.PENDING),
     Transition.DLQ_RETRY: ({S.DEAD}, S.PENDING),
+    Transition.RELEASE: ({S.WAITING, S.BLOCKED}, S.PENDING),
+    Transition.BLOCK: ({S.WAITING}, S.BLOCKED),
+    Transition.UNBLOCK: ({S.BLOCKED}, S.WAITING),
+    Transition.DEPENDENCY_CANCEL: ({S.WAITING, S.BLOCKED}, S.CANCELLED),
 }
 
 
@@ -51,7 +56,7 @@ def test_no_transition_is_a_self_loop() -> None:
 
 def test_state_values_and_str() -> None:
     assert [s.value for s in ORDER] == ["scheduled", "pending", "processing", "completed",
-                                        "failed", "dead", "cancelled"]
+                                        "failed", "dead", "cancelled", "waiting", "blocked"]
     assert set(ORDER) == ALL and len(ORDER) == len(ALL)
     assert str(S.DEAD) == "dead" and f"{S.PENDING}" == "pending"
     assert S("failed") is S.FAILED and S.FAILED == "failed"
@@ -60,7 +65,7 @@ def test_state_values_and_str() -> None:
 def test_state_groups() -> None:
     assert CLAIMABLE == {S.PENDING, S.SCHEDULED, S.FAILED}
     assert FINISHED == {S.COMPLETED, S.DEAD, S.CANCELLED}
-    assert LIVE == {S.SCHEDULED, S.PENDING, S.PROCESSING, S.FAILED}
+    assert LIVE == {S.SCHEDULED, S.PENDING, S.PROCESSING, S.FAILED, S.WAITING, S.BLOCKED}
     assert LIVE | FINISHED == ALL and not LIVE & FINISHED
 
 

@@ -22,6 +22,7 @@ from typing import (
     TypeVar,
 )
 
+from queuectl.dependencies import Edge
 from queuectl.errors import StoreError
 from queuectl.models import (
     FinishedRow,
@@ -224,6 +225,39 @@ class Backend(Protocol):
     def clear(self) -> int:
         """Delete every job (with their output chunks and dependency edges)."""
 
+    def retry_edited(self, job_id: str, transition: Transition, changes: Mapping[str, Any],
+                     now: float, *, reset_attempts: bool = False) -> Optional[Job]:
+        """Change fields of a job (command, timeout, priority, queue, max_retries, env)
+        and make `transition` (retry, dlq retry), in one transaction; None (nothing
+        changed) when the job is not in a source state."""
+
+    # -- queues -------------------------------------------------------------------------
+    def queue_rows(self) -> list[tuple[str, bool, Optional[int]]]:
+        """(name, paused, concurrency limit) of every queue that has settings."""
+
+    def set_queue_paused(self, names: Sequence[str], paused: bool, now: float) -> None:
+        """Pause or resume queues (one transaction); no claim takes a paused queue's
+        jobs once this commits."""
+
+    # -- priority aging ---------------------------------------------------------------
+    def use_priority_aging(self, aging: float, *, create_index: bool = True) -> None:
+        """Claim by effective priority (priority + waiting time / `aging` seconds), or
+        by strict priority when `aging` is 0."""
+
+    def set_aging_index(self, aging: float, previous: float = 0.0) -> None:
+        """Make the claim index of this aging step; drop the others but `previous`'s."""
+
+    # -- dependencies -----------------------------------------------------------------
+    def dependencies_of(self, job_id: str) -> list[Edge]:
+        """A job's dependencies: (id, condition, its state now; None once deleted)."""
+
+    def dependants_of(self, job_id: str, limit: int) -> list[Edge]:
+        """Up to `limit` jobs that depend on this one: (their id, condition, state)."""
+
+    def live_dependants_tree(self, job_id: str) -> list[str]:
+        """Ids of the live jobs that depend on this one directly or through others,
+        deepest first."""
+
     # -- output chunks (what `logs -f` on another host reads) -------------------------
     def append_output(self, job_id: str, attempt: int, seq: int, data: bytes,
                       now: float) -> None:
@@ -332,16 +366,58 @@ def row_to_worker(row: Sequence[Any]) -> WorkerInfo:
                       stop_requested=stop)
 
 
-def sql_values() -> dict[str, str]:
+def sql_values(aging: float = 0.0, dialect: str = "sqlite") -> dict[str, str]:
     """What the `{NAME}` placeholders of the SQL files stand for (sqlfile.render_queries):
-    the state lists of states.py (`{CLAIMABLE}`, `{PROCESSING}`...) and column lists."""
+    the state lists of states.py (`{CLAIMABLE}`, `{PROCESSING}`...), column lists, and
+    the claim order (`aging`: seconds of waiting worth one priority step, 0 = off)."""
     values = {name: sql_literals(states) for name, states in SQL_LISTS.items()}
     values.update(job_columns=JOB_COLUMNS, worker_columns=WORKER_COLUMNS)
+    values.update(claim_order_values(aging, dialect))
     # a batch row is a JSON array in INSERT_FIELDS order (insert_values): the column
     # list and the position each column is read from are made from the same tuple
     values["batch_columns"] = ", ".join(INSERT_FIELDS)
     values["batch_values"] = ", ".join(f"value ->> {i}" for i in range(len(INSERT_FIELDS)))
     return values
+
+
+AGED_INDEX_PREFIX = "jobs_ready_aged_"
+
+
+def _aging_literal(aging: float, dialect: str) -> str:
+    # PostgreSQL reads 30.0 as numeric (the key would be numeric arithmetic)
+    return repr(float(aging)) + ("::float8" if dialect == "postgres" else "")
+
+
+def aged_index_name(aging: float) -> str:
+    """`jobs_ready_aged_60`: the claim index of one aging step (its literal is in the
+    index expression, so each step has its own)."""
+    return AGED_INDEX_PREFIX + format(float(aging), "g").replace(".", "_").replace("-", "_")
+
+
+def aging_key_sql(aging: float, dialect: str) -> str:
+    """The claim key with priority aging: a job's effective priority is its priority plus
+    its waiting time in steps, p + (now - run_at) / step; ordering by that, at any one
+    `now`, is ordering by run_at - p * step ascending: a static key, hence an index."""
+    return f"run_at - priority * {_aging_literal(aging, dialect)}"
+
+
+def aged_index_sql(aging: float, dialect: str) -> str:
+    """The index a claim with priority aging walks (both stores spell it the same)."""
+    return (f"CREATE INDEX IF NOT EXISTS {aged_index_name(aging)} ON jobs "
+            f"(({aging_key_sql(aging, dialect)}), seq) "
+            f"WHERE state IN ({sql_literals(SQL_LISTS['CLAIMABLE'])})")
+
+
+def claim_order_values(aging: float, dialect: str) -> dict[str, str]:
+    """`{claim_order}` and `{claim_index}` of the claim statements."""
+    if aging <= 0:
+        return {"claim_order": "priority DESC, run_at, seq",
+                "claim_index": "INDEXED BY jobs_ready"}
+    # SQLite's planner would pick jobs_due or jobs_state and sort every due job; the
+    # aged index serves ORDER BY ... LIMIT 1 as a walk (PostgreSQL has no such hint
+    # and needs none: its plan is checked in tests/backend/test_postgres_plans.py).
+    return {"claim_order": f"{aging_key_sql(aging, dialect)}, seq",
+            "claim_index": f"INDEXED BY {aged_index_name(aging)}"}
 
 
 def prefix_upper_bound(prefix: str) -> str:
@@ -372,12 +448,15 @@ def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
 INSERT_FIELDS = ("id", "command", "state", "queue", "priority", "run_at", "max_retries",
                  "backoff_base", "timeout", "cwd", "env", "depends_on", "unique_key")
 _PENDING, _SCHEDULED = JobState.PENDING.value, JobState.SCHEDULED.value
+_WAITING = JobState.WAITING.value
 
 
 def insert_values(job: NewJob, now: float) -> list[Any]:
-    """A new job's column values in INSERT_FIELDS order (both stores)."""
+    """A new job's column values in INSERT_FIELDS order (both stores).  A job with
+    dependencies starts `waiting`; link_dependencies then decides it."""
     run_at = now if job.run_at is None else job.run_at
-    return [job.id, job.command, _SCHEDULED if run_at > now else _PENDING, job.queue,
+    state = _WAITING if job.depends_on else _SCHEDULED if run_at > now else _PENDING
+    return [job.id, job.command, state, job.queue,
             job.priority, run_at, job.max_retries, job.backoff_base, job.timeout, job.cwd,
             json.dumps(job.env) if job.env else None,
             json.dumps(job.depends_on) if job.depends_on else None, job.unique_key]
@@ -403,7 +482,22 @@ def insert_jobs(cursor: Any, queries: Mapping[str, str], jobs: Sequence[NewJob],
                 rows: list[dict[str, Any]], now: float
                 ) -> tuple[list[Job], list[dict[str, Any]]]:
     """Insert a batch inside the caller's transaction: (the jobs as enqueued, the rows
-    actually inserted).  A job whose unique key matches a live job is that job."""
+    actually inserted).  A job whose unique key matches a live job is that job.  The
+    rows keep the state they were inserted with (the counts of the SQLite store add
+    them up; a later change of state is counted by its trigger)."""
+    if any(job.depends_on for job in jobs):
+        stored, inserted = _insert_rows(cursor, queries, jobs, rows, now)
+        decided = link_dependencies(cursor, queries, jobs, now)
+        for job in stored:
+            if job.id in decided:
+                job.state, job.error = decided[job.id]
+        return stored, inserted
+    return _insert_rows(cursor, queries, jobs, rows, now)
+
+
+def _insert_rows(cursor: Any, queries: Mapping[str, str], jobs: Sequence[NewJob],
+                 rows: list[dict[str, Any]], now: float
+                 ) -> tuple[list[Job], list[dict[str, Any]]]:
     if not any(job.unique_key for job in jobs):
         cursor.executemany(queries["insert_job"], rows)
         return [new_job_model(job, row, now) for job, row in zip(jobs, rows)], rows
@@ -420,6 +514,44 @@ def insert_jobs(cursor: Any, queries: Mapping[str, str], jobs: Sequence[NewJob],
         inserted.append(row)
         stored.append(new_job_model(job, row, now))
     return stored, inserted
+
+
+def link_dependencies(cursor: Any, queries: Mapping[str, str], jobs: Sequence[NewJob],
+                      now: float) -> dict[str, tuple[JobState, Optional[str]]]:
+    """Store the dependency edges of just-inserted jobs (inside the enqueue's
+    transaction) and decide each job whose dependencies have already ended: {id:
+    (state, reason)} of the jobs that are not left `waiting`.  An unknown dependency
+    raises InvalidInput (the caller's transaction rolls back: nothing is stored)."""
+    from queuectl.dependencies import COMPLETED, Edge, verdict
+    from queuectl.errors import InvalidInput
+
+    decided: dict[str, tuple[JobState, Optional[str]]] = {}
+    for job in jobs:
+        if not job.depends_on:
+            continue
+        edges = []
+        for dep in job.depends_on:
+            found = cursor.execute(queries["dependency_state"], {"id": dep}).fetchone()
+            if found is None:
+                raise InvalidInput(f"job {job.id!r} depends on {dep!r}, which does not "
+                                   "exist; nothing was enqueued")
+            if not found[1]:
+                cursor.execute(queries["delete_stale_edges"], {"id": dep})
+                cursor.execute(queries["mark_dependency"], {"id": dep})
+            condition = job.conditions.get(dep, COMPLETED)
+            cursor.execute(queries["insert_dependency"], {
+                "job_id": job.id, "depends_on": dep, "condition": condition,
+                "dep_state": found[0]})
+            edges.append(Edge(dep, condition, JobState(found[0])))
+        state, reason = verdict(edges)
+        if state is JobState.WAITING:
+            continue
+        if state is JobState.PENDING and job.run_at is not None and job.run_at > now:
+            state = JobState.SCHEDULED
+        cursor.execute(queries["set_verdict"], {"id": job.id, "state": state.value,
+                                                "error": reason, "now": now})
+        decided[str(job.id)] = (state, reason)
+    return decided
 
 
 def _live_or_insert(cursor: Any, queries: Mapping[str, str], key: str,
@@ -668,6 +800,86 @@ class SqlVerbs:
             self._run("clear_output")
             self._run("clear_edges")
             return self._run("clear")
+
+    def retry_edited(self, job_id: str, transition: Transition, changes: Mapping[str, Any],
+                     now: float, *, reset_attempts: bool = False) -> Optional[Job]:
+        entry = {"event": "edit", "at": now, "changed": dict(changes.get("_diff", {}))}
+        params = {"id": job_id, "now": now, "entry": self._entry(entry),
+                  "sources": self._array([s.value for s in transition.sources])}
+        for name in ("command", "timeout", "priority", "queue", "max_retries"):
+            params[name] = changes.get(name)
+        params["env"] = json.dumps(changes["env"]) if changes.get("env") else None
+        with self._errors(), self._transaction():
+            if not self._run("edit_job", params):
+                return None
+            return self.transition(job_id, transition, now, reset_attempts=reset_attempts)
+
+    # -- queues -------------------------------------------------------------------------
+    def queue_rows(self) -> list[tuple[str, bool, Optional[int]]]:
+        return [(name, bool(paused), limit) for name, paused, limit in
+                self._all("queue_rows")]
+
+    def set_queue_paused(self, names: Sequence[str], paused: bool, now: float) -> None:
+        with self._errors(), self._transaction():
+            for name in names:
+                self._run("set_queue_paused", {"name": name, "paused": self._flag(paused),
+                                               "now": now})
+
+    def _flag(self, value: bool) -> Any:
+        """A boolean as the store's column holds it."""
+        return value
+
+    # -- priority aging ---------------------------------------------------------------
+    _aging = 0.0
+    _dialect = "sqlite"
+
+    def _render(self, aging: float) -> dict[str, str]:
+        """The store's statements with the claim order of `aging`."""
+        raise NotImplementedError
+
+    def _ddl(self, sql: str) -> list[Any]:
+        """Run one schema statement in its own transaction; rows, if it returns any."""
+        raise NotImplementedError
+
+    def use_priority_aging(self, aging: float, *, create_index: bool = True) -> None:
+        """Claim by effective priority (priority + waiting time / `aging` seconds), or
+        by strict priority when `aging` is 0.  The walk needs the index of that step:
+        made here when missing (a supervisor started with QUEUECTL_PRIORITY_AGING)."""
+        aging = float(aging)
+        if aging == self._aging:
+            return
+        if aging > 0 and create_index:
+            with self._errors():
+                self._ddl(aged_index_sql(aging, self._dialect))
+        self._q = self._render(aging)
+        self._aging = aging
+
+    def set_aging_index(self, aging: float, previous: float = 0.0) -> None:
+        """`config set priority-aging`: make the index of the new step; drop the others
+        but that of the `previous` step, which running workers use until their next
+        heartbeat re-reads the config (0 for `previous` when none is kept)."""
+        keep = {aged_index_name(step) for step in (aging, previous) if step > 0}
+        with self._errors():
+            if aging > 0:
+                self._ddl(aged_index_sql(aging, self._dialect))
+            for name in self._aged_indexes():
+                if name not in keep:
+                    self._ddl(f"DROP INDEX IF EXISTS {name}")
+
+    def _aged_indexes(self) -> list[str]:
+        raise NotImplementedError
+
+    # -- dependencies -----------------------------------------------------------------
+    def dependencies_of(self, job_id: str) -> list[Edge]:
+        return [Edge(dep, condition, JobState(state) if state else None)
+                for dep, condition, state in self._all("dependencies_of", {"id": job_id})]
+
+    def dependants_of(self, job_id: str, limit: int) -> list[Edge]:
+        return [Edge(dep, condition, JobState(state)) for dep, condition, state in
+                self._all("dependants_of", {"id": job_id, "limit": limit})]
+
+    def live_dependants_tree(self, job_id: str) -> list[str]:
+        return [row[0] for row in self._all("live_dependants_tree", {"id": job_id})]
 
     # -- output chunks ----------------------------------------------------------------
     def append_output(self, job_id: str, attempt: int, seq: int, data: bytes,

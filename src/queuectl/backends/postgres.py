@@ -20,6 +20,7 @@ from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
 
 from queuectl.backends import pg_where
 from queuectl.backends.base import (
+    AGED_INDEX_PREFIX,
     BATCH_ROWS,
     SqlVerbs,
     batched,
@@ -40,15 +41,15 @@ except ImportError:  # pragma: no cover - reported as a clear StoreError below
     psycopg = None  # type: ignore[assignment]
 
 CONNECT_TIMEOUT_S = 5
-_QUERIES: Optional[dict[str, str]] = None
+_QUERIES: dict[float, dict[str, str]] = {}
 
 
-def _queries() -> dict[str, str]:
-    global _QUERIES
-    if _QUERIES is None:
-        _QUERIES = render_queries("postgres", sql_values(),
-                                  "AND queue = ANY(%(queues)s::text[])")
-    return _QUERIES
+def _queries(aging: float = 0.0) -> dict[str, str]:
+    """The statements, rendered once per process (and per priority-aging step)."""
+    if aging not in _QUERIES:
+        _QUERIES[aging] = render_queries("postgres", sql_values(aging, "postgres"),
+                                         "AND queue = ANY(%(queues)s::text[])")
+    return _QUERIES[aging]
 
 
 # Never prepared, so planned with their values each time: a prepared statement soon
@@ -64,6 +65,7 @@ class PostgresBackend(SqlVerbs):
 
     notifies_through_store = True
     _write = {"retry": False}
+    _dialect = "postgres"
 
     def __init__(self, url: str, *, durable: bool = True) -> None:
         if psycopg is None:
@@ -188,6 +190,20 @@ class PostgresBackend(SqlVerbs):
 
     def query_text(self, name: str) -> str:
         return self._q[name]
+
+    def _render(self, aging: float) -> dict[str, str]:
+        return _queries(aging)
+
+    def _ddl(self, sql: str) -> list[Any]:
+        with self._transaction() as conn:
+            cur = conn.execute(sql)
+            return cur.fetchall() if cur.description else []
+
+    def _aged_indexes(self) -> list[str]:
+        with self._transaction() as conn:
+            return [row[0] for row in conn.execute(
+                "SELECT indexname FROM pg_indexes WHERE tablename = 'jobs' "
+                "AND indexname LIKE %s", (AGED_INDEX_PREFIX + "%",))]
 
     # -- wake-ups -----------------------------------------------------------------------
     def wakeup_fd(self) -> Optional[int]:

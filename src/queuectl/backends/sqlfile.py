@@ -70,6 +70,10 @@ def render_queries(dialect: str, values: dict[str, str],
     blocks = load_queries(dialect)
     fragments = {"{" + name + "}": _without_comments(text)
                  for name, text in blocks.items() if name.startswith("_")}
+    for key in fragments:  # a fragment may use another (`_due` uses `_paused`)
+        for other, text in fragments.items():
+            if other != key:
+                fragments[other] = text.replace(key, fragments[key])
     filled = {"{" + key + "}": text for key, text in values.items()}
     out: dict[str, str] = {}
     for name, text in blocks.items():

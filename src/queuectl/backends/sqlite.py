@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
 
 from queuectl.backends.base import (
+    AGED_INDEX_PREFIX,
     BATCH_ROWS,
     INSERT_FIELDS,
     SqlVerbs,
@@ -67,15 +68,15 @@ def _refuse_if_corrupt(key: str) -> None:
         raise StoreCorrupt(seen.message, hint=seen.hint)
 
 
-_QUERIES: dict[str, str] | None = None
+_QUERIES: dict[float, dict[str, str]] = {}
 
 
-def _queries() -> dict[str, str]:
-    global _QUERIES
-    if _QUERIES is None:
-        _QUERIES = render_queries("sqlite", sql_values(),
-                                  "AND queue IN (SELECT value FROM json_each(:queues))")
-    return _QUERIES
+def _queries(aging: float = 0.0) -> dict[str, str]:
+    """The statements, rendered once per process (and per priority-aging step)."""
+    if aging not in _QUERIES:
+        _QUERIES[aging] = render_queries("sqlite", sql_values(aging),
+                                         "AND queue IN (SELECT value FROM json_each(:queues))")
+    return _QUERIES[aging]
 
 
 _STATE = INSERT_FIELDS.index("state")
@@ -327,6 +328,21 @@ class SqliteBackend(SqlVerbs):
     def query_text(self, name: str) -> str:
         return self._q[name]
 
+    def _flag(self, value: bool) -> Any:
+        return 1 if value else 0
+
+    def _render(self, aging: float) -> dict[str, str]:
+        return _queries(aging)
+
+    def _ddl(self, sql: str) -> list[Any]:
+        with self._transaction():
+            return self._db.execute(sql).fetchall()
+
+    def _aged_indexes(self) -> list[str]:
+        return [row[0] for row in self._db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE ?",
+            (AGED_INDEX_PREFIX + "%",))]
+
     # -- jobs -----------------------------------------------------------------------
     def enqueue(self, jobs: Sequence[NewJob], now: float) -> list[Job]:
         rows = [insert_params(job, now) for job in jobs]
@@ -384,7 +400,7 @@ class SqliteBackend(SqlVerbs):
 
     def _insert_batch(self, batch: list[NewJob], now: float) -> list[str]:
         """Insert one slice of a stream (inside its transaction); the stored ids."""
-        if any(job.unique_key for job in batch):
+        if any(job.unique_key or job.depends_on for job in batch):
             rows = [insert_params(job, now) for job in batch]
             stored, inserted = insert_jobs(self._db, self._q, batch, rows, now)
             self._count_inserted([row["state"] for row in inserted])

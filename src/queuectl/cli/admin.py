@@ -47,15 +47,19 @@ def status(by_queue: bool) -> None:
             else f"{report.due_waiting:,}"
         click.echo(f"Due now: {many} of the scheduled/failed jobs (their time has come; "
                    "a worker takes them as pending)")
-    slots = sum(w.slots for w in report.workers)
-    busy = sum(w.busy for w in report.workers)
     if report.workers:
-        click.echo(f"Workers: {len(report.workers)} live, {busy}/{slots} slots busy")
+        from queuectl.models import worker_figures
+
+        click.echo("Workers: " + render.workers_line(worker_figures(report.workers)))
     else:
         click.echo("Workers: none running (start one: queuectl worker start)")
     oldest = report.oldest_due_age_s
     click.echo("Oldest waiting job: " + ("-" if oldest is None else f"{ago(oldest)} ago"))
     click.echo(f"Finished in the last minute: {report.finished_last_minute}")
+    if report.paused_queues:
+        click.echo("Paused queues: " + ", ".join(render.visible(name) for name in
+                                                report.paused_queues)
+                   + " (queuectl queue resume NAME)")
 
 
 @click.command()

@@ -31,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "retry": "jobs:retry",
     "rm": "jobs:rm",
     "dlq": "dlq:dlq",
+    "queue": "queues_cmd:queue_group",
     "config": "config_cmd:config",
     "status": "admin:status",
     "metrics": "metrics_cmd:metrics",
@@ -53,7 +54,7 @@ COMMANDS: dict[str, str] = {
 
 SECTIONS = [
     ("Jobs", ["enqueue", "add", "schedule", "list", "show", "logs", "wait", "cancel",
-              "retry", "rm", "dlq"]),
+              "retry", "rm", "dlq", "queue"]),
     ("Workers", ["worker", "workers", "start", "stop", "scheduler"]),
     ("Store", ["status", "metrics", "config", "cleanup", "purge", "clear", "migrate",
                "doctor", "time", "demo", "dashboard"]),

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 import click
 
 from queuectl.cli import complete, render
 from queuectl.cli.context import confirm_bulk, json_option, state
+from queuectl.cli.jobs import edit_changes, edit_options
 from queuectl.errors import InvalidInput
 from queuectl.states import JobState
 
@@ -61,7 +62,7 @@ def dlq_list(limit: Optional[int] = None) -> None:
         render.stream_table(headers, rows, empty=empty)
         return
     listed = list(rows)
-    render.table(headers, listed, empty=empty)
+    render.table(headers, listed, empty=empty, middle_cut=0)
     if cap is not None and len(listed) == cap:
         more_note(len(listed), q.count_jobs([JobState.DEAD]))
 
@@ -71,17 +72,25 @@ def dlq_list(limit: Optional[int] = None) -> None:
 @click.option("--job-id", metavar="ID", help="Same as the ID argument.",
               shell_complete=complete.job_ids)
 @click.option("--all", "all_jobs", is_flag=True, help="Retry every dead job.")
+@edit_options
 @json_option
-def dlq_retry(job_ref: Optional[str], job_id: Optional[str], all_jobs: bool) -> None:
+def dlq_retry(job_ref: Optional[str], job_id: Optional[str], all_jobs: bool,
+              **edits: Any) -> None:
     """Move a dead job back to pending, with its attempts reset (history is kept).
+
+    The options change the job first, as `retry`'s do (the history records it).
 
     \b
       queuectl dlq retry job1
       queuectl dlq retry --job-id 08232c92
       queuectl dlq retry --all
+      queuectl dlq retry job1 --command "./import.sh --skip-bad-rows"
     """
     st = state()
+    changes = edit_changes(edits)
     refs = [r for r in (job_ref, job_id) if r]
+    if all_jobs and changes:
+        raise InvalidInput("changes apply to one job: give its id, not --all")
     if all_jobs and refs:
         raise InvalidInput("give a job id or --all, not both")
     if len(refs) == 2 and refs[0] != refs[1]:
@@ -96,7 +105,7 @@ def dlq_retry(job_ref: Optional[str], job_id: Optional[str], all_jobs: bool) -> 
         else:
             click.echo(f"{len(moved)} job(s) moved back to pending")
         return
-    job = q.dlq_retry(refs[0])
+    job = q.dlq_retry(refs[0], changes)
     if st.json:
         render.emit_json(st.job_dict(job, with_output=False))
     else:

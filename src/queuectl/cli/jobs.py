@@ -41,13 +41,62 @@ def job_options(func: Any) -> Any:
         click.option("--env", "env_pairs", metavar="KEY=VALUE", multiple=True,
                      help="Environment variable for the command (repeatable)."),
         click.option("--after", metavar="ID", multiple=True,
-                     help="Run only after this job completed (repeatable)."),
+                     shell_complete=complete.job_ids,
+                     help="Run only after this job completed (repeatable; an id prefix "
+                          "works). If it dies or is cancelled, this job is blocked."),
+        click.option("--after-any", metavar="ID", multiple=True,
+                     shell_complete=complete.job_ids,
+                     help="Run after this job ended in any way: completed, dead or "
+                          "cancelled (repeatable)."),
+        click.option("--after-failure", metavar="ID", multiple=True,
+                     shell_complete=complete.job_ids,
+                     help="Run only if this job ended dead or cancelled; cancelled if "
+                          "it completed (repeatable)."),
         click.option("--unique-key", metavar="KEY",
                      help="If a live job has this key, return it instead of adding one."),
     ]
     for option in reversed(options):
         func = option(func)
     return func
+
+
+def edit_options(func: Any) -> Any:
+    """`retry` / `dlq retry`: change the job before it runs again."""
+    options = [
+        click.option("--command", "new_command", metavar="CMD",
+                     help="Run this command instead (the history keeps the old one)."),
+        click.option("--timeout", "new_timeout", metavar="SECONDS", help="A new timeout."),
+        click.option("--priority", "-p", "new_priority", metavar="1-10",
+                     help="A new priority."),
+        click.option("--queue", "-q", "new_queue", metavar="NAME", help="Move it to NAME.",
+                     shell_complete=complete.queue_names),
+        click.option("--max-retries", "new_max_retries", metavar="N",
+                     help="A new retry budget."),
+        click.option("--env", "new_env", metavar="KEY=VALUE", multiple=True,
+                     help="Set an environment variable (repeatable; others are kept)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def edit_changes(opts: dict[str, Any]) -> dict[str, Any]:
+    """The changes the edit options ask for ({} when none)."""
+    changes = {name: opts.get("new_" + name) for name in
+               ("command", "timeout", "priority", "queue", "max_retries")}
+    if opts.get("new_env"):
+        changes["env"] = _env_pairs(opts["new_env"])
+    return {name: value for name, value in changes.items() if value is not None}
+
+
+def _env_pairs(pairs: Sequence[str]) -> dict[str, str]:
+    env = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise InvalidInput(f"--env wants KEY=VALUE, got {pair!r}")
+        env[key] = value
+    return env
 
 
 def _option_fields(opts: dict[str, Any]) -> dict[str, Any]:
@@ -60,15 +109,12 @@ def _option_fields(opts: dict[str, Any]) -> dict[str, Any]:
         if opts.get(opt) is not None:
             fields[field] = opts[opt]
     if opts.get("env_pairs"):
-        env = {}
-        for pair in opts["env_pairs"]:
-            key, sep, value = pair.partition("=")
-            if not sep or not key:
-                raise InvalidInput(f"--env wants KEY=VALUE, got {pair!r}")
-            env[key] = value
-        fields["env"] = env
-    if opts.get("after"):
-        fields["depends_on"] = list(opts["after"])
+        fields["env"] = _env_pairs(opts["env_pairs"])
+    deps = [{"id": ref, "on": on} for on, key in
+            (("completed", "after"), ("any", "after_any"), ("failure", "after_failure"))
+            for ref in opts.get(key) or ()]
+    if deps:
+        fields["depends_on"] = deps
     return fields
 
 
@@ -139,9 +185,17 @@ def _batch_jobs(path: str, text: str, defaults: dict[str, Any], now: float
 
 def _do_enqueue(spec: Sequence[str], command: Optional[str], job: Optional[str],
                 file: Optional[str], opts: dict[str, Any],
-                extra: Optional[dict[str, Any]] = None) -> None:
+                extra: Optional[dict[str, Any]] = None, then: Optional[str] = None
+                ) -> None:
+    """`then`: "wait" (as `wait` does, with its exit code) or "follow" (its output
+    as `logs -f` prints it; exit 0 when it completed, else 1) once it is stored."""
     st = state()
     now = time.time()
+    if then == "follow" and file:
+        raise InvalidInput("--follow follows one job: not with --file (--wait waits for "
+                           "them all)")
+    if then == "follow" and st.json:
+        raise InvalidInput("--follow prints the job's output, not JSON: use --wait --json")
     fields = _option_fields(opts)
     if extra:
         fields = _merge(fields, extra, "the arguments")
@@ -162,6 +216,12 @@ def _do_enqueue(spec: Sequence[str], command: Optional[str], job: Optional[str],
 
         ids = st.queue().enqueue_stream(noted(_batch_jobs(file, text, fields, now)))
         matched = sum(1 for mine, stored in zip(line_ids, ids) if mine != stored)
+        if then == "wait":
+            if not st.json:
+                sys.stdout.write("".join(f"{job_id}\n" for job_id in ids))
+                sys.stdout.flush()
+            _then_wait(st, ids)
+            return
         if st.json:
             render.emit_json({"enqueued": len(ids) - matched, "matched": matched,
                               "ids": ids})
@@ -188,6 +248,9 @@ def _do_enqueue(spec: Sequence[str], command: Optional[str], job: Optional[str],
         click.echo(f"queuectl: warning: run_at {_when_text(item.run_at)} is "
                    f"{render.ago(now - item.run_at)} in the past: the job is due now",
                    err=True)
+    if st.json and then == "wait":
+        _then_wait(st, [item.id])  # one JSON object: what `wait --json` prints
+        return
     if st.json:
         render.emit_json(st.job_dict(item))
         return
@@ -196,6 +259,26 @@ def _do_enqueue(spec: Sequence[str], command: Optional[str], job: Optional[str],
         note = (f"scheduled for {_when_text(item.run_at)} (in {render.ago(item.run_at - now)})"
                 if item.state is JobState.SCHEDULED else item.state.value)
         click.echo(f"Enqueued job {item.id}: {note}", err=True)
+    if then == "wait":
+        _then_wait(st, [item.id])
+    elif then == "follow":
+        from queuectl.cli.watch import follow_output
+
+        sys.stdout.flush()
+        ended = follow_output(st.queue(), item.id, sanitise=render.is_tty())
+        if ended.state is not JobState.COMPLETED:
+            detail = f" ({ended.error})" if ended.error else ""
+            click.echo(f"queuectl: job {ended.id} {ended.state.value}{detail}", err=True)
+            raise click.exceptions.Exit(1)
+
+
+def _then_wait(st: Any, ids: list[str]) -> None:
+    from queuectl.cli.watch import report_wait
+
+    sys.stdout.flush()
+    code = report_wait(st, st.queue().watch(ids), quiet=False)
+    if code:
+        raise click.exceptions.Exit(code)
 
 
 def _when_text(ts: float) -> str:
@@ -212,6 +295,9 @@ The job is a JSON object, or a shell command:
   queuectl enqueue --command "echo hi" --id job1
   queuectl enqueue --job "./backup.sh" --max-retries 5 --timeout 300
   queuectl enqueue --file jobs.jsonl     # one JSON object or command per line; - is stdin
+  queuectl enqueue --id test --after build "make test"   # once build completed
+  queuectl enqueue --wait "make test"    # then wait: exit 0 only if it completed
+  queuectl enqueue --follow "make test"  # then print its output until it ends
 """
 
 
@@ -223,11 +309,20 @@ def _enqueue_command(name: str, hidden: bool = False) -> click.Command:
     @click.option("--command", "-c", metavar="CMD", help="The shell command to run.")
     @click.option("--job", metavar="CMD", help="Same as --command.")
     @click.option("--file", "-f", metavar="FILE", help="Add many jobs in one transaction.")
+    @click.option("--wait", "then_wait", is_flag=True,
+                  help="Then wait for it to finish, as `wait` does (its exit code).")
+    @click.option("--follow", "then_follow", is_flag=True,
+                  help="Then print its output as `logs -f` does until it ends; exit 0 "
+                       "if it completed, else 1.")
     @job_options
     @json_option
     def command(spec: tuple[str, ...], command: Optional[str], job: Optional[str],
-                file: Optional[str], **opts: Any) -> None:
-        _do_enqueue(spec, command, job, file, opts)
+                file: Optional[str], then_wait: bool, then_follow: bool,
+                **opts: Any) -> None:
+        if then_wait and then_follow:
+            raise InvalidInput("--wait or --follow, not both (--follow waits too)")
+        _do_enqueue(spec, command, job, file, opts,
+                    then="wait" if then_wait else "follow" if then_follow else None)
     return command
 
 
@@ -314,7 +409,7 @@ LIST_LIMIT = click.option("--limit", "-n", default=None, type=int,
 @click.option("--state", "-s", "state_names", multiple=True, metavar="STATE",
               shell_complete=complete.state_names,
               help="scheduled, pending, processing, completed, failed, dead (dlq), "
-                   "cancelled; repeatable or comma-separated.")
+                   "cancelled, waiting, blocked; repeatable or comma-separated.")
 @click.option("--queue", "-q", "queue_name", metavar="NAME", help="Only this queue.",
               shell_complete=complete.queue_names)
 @LIST_LIMIT
@@ -380,48 +475,76 @@ def show(job_ref: str, with_env: bool) -> None:
     st = state()
     q = st.queue()
     job = q.get(job_ref)
+    deps, dependants = q.dependencies(job)
     if st.json:
-        render.emit_json(st.job_dict(job, with_env=with_env))
+        from queuectl.dependencies import graph_fields
+
+        render.emit_json({**st.job_dict(job, with_env=with_env),
+                          **graph_fields(deps, dependants)})
     else:
-        render.job_detail(job, q.now(), st.job_defaults(), with_env=with_env)
+        render.job_detail(job, q.now(), st.job_defaults(), with_env=with_env,
+                          dependencies=(deps, dependants))
+
 
 
 # -- transitions ----------------------------------------------------------------------
 def _transition_command(name: str, verb: str, hidden: bool = False,
-                        help_text: str = "") -> click.Command:
+                        help_text: str = "", tree: bool = False,
+                        edit: bool = False) -> click.Command:
     @click.command(name, hidden=hidden, help=help_text)
     @click.argument("job_refs", nargs=-1, required=True, metavar="ID...",
                     shell_complete=complete.job_ids)
     @json_option
-    def command(job_refs: tuple[str, ...]) -> None:
+    def command(job_refs: tuple[str, ...], with_dependants: bool = False,
+                **edits: Any) -> None:
         st = state()
         q = st.queue()
+        changes = edit_changes(edits)
         done = []
         for ref in job_refs:
-            job = getattr(q, verb)(ref)
-            done.append(job)
-            if not st.json:
-                click.echo(f"{job.id}: {job.state.value}")
+            moved = q.cancel_with_dependants(ref) if with_dependants \
+                else [q.retry(ref, changes)] if changes else [getattr(q, verb)(ref)]
+            for job in moved:
+                done.append(job)
+                if not st.json:
+                    click.echo(f"{job.id}: {job.state.value}")
         if st.json:
             render.emit_json(st.job_dict(done[0], with_output=False) if len(done) == 1 else
                              {"jobs": [st.job_dict(j, with_output=False) for j in done]})
+    if edit:
+        command = edit_options(command)
+    if tree:
+        command = click.option(
+            "--with-dependants", is_flag=True,
+            help="Also cancel every live job that depends on it, directly or through "
+                 "others.")(command)
     return command
 
 
 CANCEL_HELP = """Cancel a waiting job, or kill a running one.
 
+Jobs that depend on it are decided as if it had failed: an --after dependant is
+blocked, --after-any and --after-failure ones run.  --with-dependants cancels them
+too (and theirs).
+
 \b
   queuectl cancel job3
-  queuectl dequeue job3       # the same
+  queuectl cancel build --with-dependants
+  queuectl dequeue job3       # the same as cancel
 """
-cancel = _transition_command("cancel", "cancel", help_text=CANCEL_HELP)
-dequeue = _transition_command("dequeue", "cancel", hidden=True, help_text=CANCEL_HELP)
-RETRY_HELP = """Run a failed, dead or cancelled job again now.
+cancel = _transition_command("cancel", "cancel", help_text=CANCEL_HELP, tree=True)
+dequeue = _transition_command("dequeue", "cancel", hidden=True, help_text=CANCEL_HELP,
+                              tree=True)
+RETRY_HELP = """Run a failed, dead, cancelled or completed job again now.
+
+The options change the job first (its history records what changed, old and new).
 
 \b
   queuectl retry job1
+  queuectl retry job1 --command "./backup.sh --fixed" --timeout 600
+  queuectl retry job1 --env TOKEN=new --queue slow
 """
-retry = _transition_command("retry", "retry", help_text=RETRY_HELP)
+retry = _transition_command("retry", "retry", help_text=RETRY_HELP, edit=True)
 
 
 @click.command("rm")

@@ -66,8 +66,10 @@ def _overall(report: dict[str, Any], window: str) -> None:
     click.echo("Depth: " + ", ".join(f"{name} {n}" for name, n in fig["depth"].items()))
     oldest = fig["oldest_waiting_age_s"]
     click.echo("Oldest waiting job: " + ("-" if oldest is None else f"{ago(oldest)} ago"))
-    click.echo(f"Workers: {fig['workers']} live, {fig['busy_slots']}/{fig['slots']} "
-               f"slots busy ({_percent(fig['utilisation'])})")
+    processes = fig["workers"]  # supervisor processes; each slot is a worker
+    click.echo(f"Workers: {fig['slots']} ({processes} "
+               f"process{'' if processes == 1 else 'es'}), {fig['busy_slots']} busy "
+               f"({_percent(fig['utilisation'])})")
 
 
 def _per_queue(report: dict[str, Any]) -> None:

@@ -17,7 +17,7 @@ from queuectl.times import ago, iso_utc, local_text
 STATE_STYLE = {
     JobState.SCHEDULED: "cyan", JobState.PENDING: "blue", JobState.PROCESSING: "yellow",
     JobState.COMPLETED: "green", JobState.FAILED: "magenta", JobState.DEAD: "red",
-    JobState.CANCELLED: "dim",
+    JobState.CANCELLED: "dim", JobState.WAITING: "cyan", JobState.BLOCKED: "red",
 }
 
 
@@ -101,31 +101,41 @@ def stream_table(headers: Sequence[str], rows: Iterable[Sequence[Any]],
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]],
           styles: Optional[Sequence[Optional[str]]] = None,
-          empty: str = "(none)") -> None:
-    """A table: rich on a terminal, tab-free aligned columns otherwise."""
+          empty: str = "(none)", middle_cut: Optional[int] = None) -> None:
+    """A table: rich on a terminal, tab-free aligned columns otherwise.
+
+    On a terminal, widths are counted in display cells (a CJK character takes two),
+    and when the table is wider than the terminal only the last column (free text)
+    gives up room, cut at its end with an ellipsis, then the `middle_cut` column (an
+    id), cut in the middle; the short columns never shrink."""
     rows = [["" if c is None else visible(str(c)) for c in row] for row in rows]
     if not rows:
         click.echo(empty)
         return
     if is_tty():
+        from rich.cells import cell_len
         from rich.console import Console
         from rich.table import Table
         from rich.text import Text
 
         console = Console(highlight=False)
-        tbl = Table(box=None, header_style="bold", pad_edge=False)
+        widths = fit_widths([cell_len(h) for h in headers],
+                            [[cell_len(cell) for cell in row] for row in rows],
+                            console.width, middle_cut)
         last = len(headers) - 1
-        # Every column but the last (free text) keeps its full width; the last gets
-        # what is left of the terminal and is cut with an ellipsis.
-        widths = [max(len(headers[i]), *(len(row[i]) for row in rows)) for i in range(last)]
-        room = console.width - sum(widths) - 2 * last
+        tbl = Table(box=None, header_style="bold", pad_edge=False)
         for index, header in enumerate(headers):
-            tbl.add_column(header, no_wrap=True,
-                           overflow="ellipsis" if index == last else "fold",
-                           max_width=max(room, 10) if index == last else None)
+            tbl.add_column(header, no_wrap=True, overflow="ignore",
+                           min_width=widths[index], max_width=widths[index])
         for index, row in enumerate(rows):
             style = styles[index] if styles else None
-            tbl.add_row(*[Text(cell, style=style or "") for cell in row])
+            cells = [cut_end(cell, widths[i]) if i == last
+                     else cut_middle(cell, widths[i]) if i == middle_cut else cell
+                     for i, cell in enumerate(row)]
+            tbl.add_row(*[Text(cell, style=style or "") for cell in cells])
+        needed = sum(widths) + 2 * last
+        if needed > console.width:  # even cut to the bone it does not fit: let it wrap
+            console = Console(highlight=False, width=needed)
         console.print(tbl)
         return
     widths = [len(h) for h in headers]
@@ -140,6 +150,66 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]],
                              for i, c in enumerate(row)).rstrip())
 
 
+MIN_TEXT_CELLS = 10  # the last column (a command, an error) keeps at least this
+MIN_ID_CELLS = 12  # an id cut in the middle keeps this: 5 cells, "…", 6 cells
+
+
+def fit_widths(header_cells: Sequence[int], row_cells: Sequence[Sequence[int]],
+               room: int, middle_cut: Optional[int] = None) -> list[int]:
+    """Column widths (display cells) for a table `room` cells wide, columns two
+    apart: each column as wide as its widest cell; when that is too wide, the last
+    column shrinks (to MIN_TEXT_CELLS or its header), then the `middle_cut` one (to
+    MIN_ID_CELLS or its header); the others keep their width."""
+    widths = [max(h, *(row[i] for row in row_cells)) for i, h in enumerate(header_cells)]
+    last = len(widths) - 1
+    over = sum(widths) + 2 * last - room
+    for index, floor in ((last, MIN_TEXT_CELLS), (middle_cut, MIN_ID_CELLS)):
+        if over <= 0 or index is None:
+            break
+        floor = min(widths[index], max(floor, header_cells[index]))
+        give = min(over, widths[index] - floor)
+        widths[index] -= give
+        over -= give
+    return widths
+
+
+def _prefix(text: str, cells: int) -> str:
+    """The longest start of `text` that fits in `cells` display cells."""
+    from rich.cells import cell_len
+
+    out, used = [], 0
+    for char in text:
+        width = cell_len(char)
+        if used + width > cells:
+            break
+        out.append(char)
+        used += width
+    return "".join(out)
+
+
+def cut_end(text: str, cells: int) -> str:
+    """`text` in at most `cells` display cells, cut at its end with an ellipsis."""
+    from rich.cells import cell_len
+
+    if cell_len(text) <= cells:
+        return text
+    return _prefix(text, cells - 1) + "…" if cells > 0 else ""
+
+
+def cut_middle(text: str, cells: int) -> str:
+    """`text` in at most `cells` display cells, its middle replaced by an ellipsis
+    (an id's start and end are what tell ids apart)."""
+    from rich.cells import cell_len
+
+    if cell_len(text) <= cells:
+        return text
+    if cells <= 1:
+        return "…"[:cells]
+    left = _prefix(text, cells // 2)
+    right = _prefix(text[::-1], cells - 1 - cell_len(left))[::-1]
+    return left + "…" + right
+
+
 def shorten(text: str, width: int) -> str:
     """One line of at most `width` characters."""
     text = " ".join(text.split())
@@ -147,24 +217,34 @@ def shorten(text: str, width: int) -> str:
 
 
 JOB_HEADERS = ["ID", "STATE", "PRI", "ATTEMPTS", "QUEUE", "WHEN", "COMMAND"]
+#: with priority aging on: how long each job has been due, and its effective priority
+AGED_HEADERS = ["ID", "STATE", "PRI", "WAIT", "EFFECTIVE", "ATTEMPTS", "QUEUE", "WHEN",
+                "COMMAND"]
 
 
 def job_table(jobs: Iterable[Job], now: float, defaults: Mapping[str, Any],
               empty: str = "No jobs.") -> None:
     """The job list: a rich table on a terminal; piped, streamed row by row."""
-    if not is_tty():
-        stream_table(JOB_HEADERS, ([job.id, job.state.value, job.priority,
-                                    _attempts(job, defaults),
-                                    job.queue, _when(job, now), shorten(job.command, 10_000)]
-                                   for job in jobs), empty=empty)
+    aging = float(defaults.get("priority_aging") or 0)
+    tty = is_tty()
+
+    def row(job: Job) -> list[Any]:
+        cells = [short_id(job.id) if tty else job.id, job.state.value, job.priority]
+        if aging:
+            waited, effective = job.aged_priority(now, aging)
+            cells += [ago(waited) if waited else "-", f"{effective:g}"]
+        return cells + [_attempts(job, defaults), job.queue, _when(job, now),
+                        shorten(job.command, 60 if tty else 10_000)]
+
+    headers = AGED_HEADERS if aging else JOB_HEADERS
+    if not tty:
+        stream_table(headers, (row(job) for job in jobs), empty=empty)
         return
     rows, styles = [], []
     for job in jobs:
-        rows.append([short_id(job.id), job.state.value, job.priority,
-                     _attempts(job, defaults), job.queue, _when(job, now),
-                     shorten(job.command, 60)])
+        rows.append(row(job))
         styles.append(STATE_STYLE.get(job.state))
-    table(JOB_HEADERS, rows, styles, empty=empty)
+    table(headers, rows, styles, empty=empty, middle_cut=0)
 
 
 def short_id(job_id: str) -> str:
@@ -182,6 +262,11 @@ def _attempts(job: Job, defaults: Mapping[str, Any]) -> str:
 
 
 def _when(job: Job, now: float) -> str:
+    if job.state is JobState.WAITING:
+        return "after " + ",".join(short_id(d) for d in job.depends_on)
+    if job.state is JobState.BLOCKED:  # "dependency c is dead; retry it ..."
+        reason = (job.error or "").removeprefix("dependency ").split(";")[0]
+        return f"blocked: {reason}" if reason else "blocked"
     if job.state in (JobState.SCHEDULED, JobState.FAILED) or (
             job.state is JobState.PENDING and job.run_at > now):
         delta = job.run_at - now
@@ -194,8 +279,11 @@ def _when(job: Job, now: float) -> str:
 
 
 def job_detail(job: Job, now: float, defaults: Mapping[str, Any],
-               with_env: bool = False) -> None:
-    """Every field of a job, its attempt history and its captured output."""
+               with_env: bool = False, dependencies: Optional[tuple[Any, Any]] = None
+               ) -> None:
+    """Every field of a job, its attempt history and its captured output; with
+    `dependencies` ((its edges, its dependants' edges) from Queue.dependencies) what
+    it waits for and what waits for it, with their states."""
     effective = job.effective(defaults)
 
     def note(name: str) -> str:
@@ -206,6 +294,7 @@ def job_detail(job: Job, now: float, defaults: Mapping[str, Any],
     fields = [
         ("ID", job.id), ("Command", job.command), ("State", job.state.value),
         ("Queue", job.queue), ("Priority", job.priority),
+        *_aged_fields(job, now, float(defaults.get("priority_aging") or 0)),
         ("Attempts", f"{job.attempts}/{1 + retries}"),
         ("Max retries", f"{retries}{note('max_retries')}"),
         ("Backoff base", f"{base:g}{note('backoff_base')}"),
@@ -226,8 +315,19 @@ def job_detail(job: Job, now: float, defaults: Mapping[str, Any],
         fields.append(("Env", " ".join(f"{k}={v}" for k, v in sorted(job.env.items()))))
     elif job.env:
         fields.append(("Env", " ".join(sorted(job.env)) + "  (values: show --env)"))
-    if job.depends_on:
-        fields.append(("After", ", ".join(job.depends_on)))
+    deps, dependants = dependencies or ([], [])
+    if deps:
+        from queuectl.dependencies import describe
+
+        fields.append(("Depends on", ", ".join(describe(e) for e in deps)))
+    elif job.depends_on:
+        fields.append(("Depends on", ", ".join(job.depends_on)))
+    if dependants:
+        from queuectl.dependencies import FLAGS
+
+        fields.append(("Dependants", ", ".join(
+            f"{e.depends_on} ({e.dep_state}; {FLAGS[e.condition]})" for e in dependants)
+            + (" ..." if len(dependants) >= 50 else "")))
     if job.unique_key:
         fields.append(("Unique key", job.unique_key))
     if job.rescues:
@@ -242,9 +342,24 @@ def job_detail(job: Job, now: float, defaults: Mapping[str, Any],
     if job.state is JobState.PROCESSING and not job.output:
         click.echo(f"Output: (running: queuectl logs -f {visible(job.id)} follows it)")
         return
-    click.echo("Output:" + ("" if job.output else " (none)"))
+    cut = ""
+    if job.output_dropped > 0 and job.total_output_bytes is not None:
+        cut = (f" (the last {job.total_output_bytes - job.output_dropped:,} of "
+                f"{job.total_output_bytes:,} bytes"
+                + ("; the full output: queuectl logs " + visible(job.id)
+                   if job.output_file else "") + ")")
+    click.echo("Output:" + ("" if job.output else " (none)") + cut)
     if job.output:
         click.echo(visible(job.output.rstrip("\n"), multiline=True))
+
+
+def _aged_fields(job: Job, now: float, aging: float) -> list[tuple[str, Any]]:
+    if not aging:
+        return []
+    waited, effective = job.aged_priority(now, aging)
+    return [("Waiting time", ago(waited) if waited else "-"),
+            ("Effective", f"{effective:g} (priority {job.priority} + one per "
+                          f"{ago(aging)} waited)")]
 
 
 def history_line(entry: dict[str, Any]) -> str:
@@ -260,6 +375,8 @@ def history_line(entry: dict[str, Any]) -> str:
         parts.append(f"on {entry['worker']}")
     if entry.get("error"):
         parts.append(f"- {entry['error']}")
+    if isinstance(entry.get("changed"), dict):
+        parts.append("changed " + (", ".join(sorted(entry["changed"])) or "nothing"))
     return " ".join(parts)
 
 
@@ -268,6 +385,18 @@ def _stamp(ts: Optional[float], now: float) -> str:
         return "-"
     rel = f"{ago(now - ts)} ago" if ts <= now else f"in {ago(ts - now)}"
     return f"{local_text(ts)} ({rel})"
+
+
+def workers_line(figures: Mapping[str, Any]) -> str:
+    """`3 workers (1 process on host vm), 1 busy`: workers as the seeds count them
+    (a slot each), the supervisor processes as the detail."""
+    count, processes, hosts = (figures["worker_count"], figures["processes"],
+                               figures["hosts"])
+    where = (f"on host {hosts[0]}" if len(hosts) == 1
+             else f"on {len(hosts)} hosts: {', '.join(hosts)}")
+    return (f"{count} worker{'' if count == 1 else 's'} ({processes} "
+            f"process{'' if processes == 1 else 'es'} {visible(where)}), "
+            f"{figures['busy_workers']} busy")
 
 
 def counts_table(counts: dict[JobState, int]) -> None:

@@ -173,19 +173,27 @@ def _stop(now: bool, wait: bool, wait_timeout: Optional[float]) -> None:
         from queuectl import daemon
 
         remaining = daemon.wait_until_gone(q, report.signalled, wait_timeout)
-    if st.json:
+    from queuectl.models import worker_figures
+
+    figures = worker_figures(live)
+    if st.json:  # "workers": the supervisor processes, as before
         render.emit_json({"workers": len(live), "signalled": report.signalled,
                           "requested": report.requested, "still_running": remaining,
-                          "mode": "now" if now else "graceful"})
+                          "mode": "now" if now else "graceful",
+                          "worker_count": figures["worker_count"],
+                          "processes": figures["processes"]})
         return
     if not live:
         click.echo("No workers are running.")
         return
     remote = len(live) - len(report.signalled)
     how = "kill running jobs and put them back" if now else "finish running jobs"
-    click.echo(f"Asked {len(live)} worker(s) to stop ({how}).")
+    count = figures["worker_count"]
+    click.echo(f"Asked {count} worker{'' if count == 1 else 's'} ({len(live)} "
+               f"process{'' if len(live) == 1 else 'es'}) to stop ({how}).")
     if remote > 0:
-        click.echo(f"{remote} on other hosts will see it at their next heartbeat.")
+        click.echo(f"{remote} process{'' if remote == 1 else 'es'} on other hosts will "
+                   "see it at their next heartbeat.")
     if remaining:
         click.echo(f"Still running after the wait: pids {', '.join(map(str, remaining))}",
                    err=True)
@@ -238,11 +246,17 @@ def _status(include_dead: bool) -> None:
     st = state()
     q = st.queue()
     now = q.now()
+    from queuectl.models import worker_figures
+
     rows = [(info, alive) for info, alive in q.workers() if alive or include_dead]
+    figures = worker_figures([info for info, alive in rows if alive])
     if st.json:
+        # "workers" stays the list of supervisor processes; the counts are of live ones
         render.emit_json({"workers": [dict(info.to_dict(now), alive=alive)
-                                      for info, alive in rows]})
+                                      for info, alive in rows], **figures})
         return
+    if figures["processes"]:
+        click.echo(render.workers_line(figures))
     table_rows = []
     for info, alive in rows:
         table_rows.append([info.id, info.host, info.pid, f"{info.busy}/{info.slots}",
@@ -250,7 +264,7 @@ def _status(include_dead: bool) -> None:
                            info.jobs_done, f"{ago(now - info.started_at)}",
                            ("stopping" if info.stop_requested else "running") if alive
                            else "dead"])
-    render.table(["WORKER", "HOST", "PID", "BUSY", "QUEUES", "HEARTBEAT", "DONE", "UP",
+    render.table(["PROCESS", "HOST", "PID", "BUSY", "QUEUES", "HEARTBEAT", "DONE", "UP",
                   "STATE"], table_rows,
                  empty="No workers are running. Start one: queuectl worker start")
 

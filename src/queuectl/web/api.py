@@ -51,9 +51,13 @@ async def jobs(request: Request) -> JSONResponse:
 async def job(request: Request) -> JSONResponse:
     """`show --json` (environment variable names only)."""
     w = _web(request)
+    from queuectl.dependencies import graph_fields
+
     found = await w.store.call(w.store.queue.get, request.path_params["ref"])
     defaults = await w.store.call(w.store.queue.job_defaults)
-    return JSONResponse(found.to_dict(defaults=defaults))
+    deps, dependants = await w.store.call(w.store.queue.dependencies, found)
+    return JSONResponse({**found.to_dict(defaults=defaults),
+                         **graph_fields(deps, dependants)})
 
 
 async def job_output(request: Request) -> PlainTextResponse:

@@ -136,14 +136,16 @@ class Follower:
         return self._decoder.decode(b"", final=True)
 
 
-def trim(fd: int, trimmed_to: int, keep: int = KEEP_BYTES) -> tuple[int, int]:
+def trim(fd: int, trimmed_to: int, keep: int = KEEP_BYTES,
+         not_past: Optional[int] = None) -> tuple[int, int]:
     """Release what a capture holds before its last `keep` bytes once it holds more
-    than `keep` + TRIM_AT_BYTES.  Returns (size, new start of the kept output); the
-    file's size does not change, so readers and the final tail keep their offsets."""
+    than `keep` + TRIM_AT_BYTES, and nothing at or after `not_past` (bytes not yet
+    copied elsewhere).  Returns (size, new start of the kept output); the file's size
+    does not change, so readers and the final tail keep their offsets."""
     size = os.fstat(fd).st_size
     if size - trimmed_to <= keep + TRIM_AT_BYTES:
         return size, trimmed_to
-    end = (size - keep) // _PAGE * _PAGE
+    end = (min(size - keep, size if not_past is None else not_past)) // _PAGE * _PAGE
     if end > trimmed_to and _punch_hole(fd, trimmed_to, end - trimmed_to):
         return size, end
     return size, trimmed_to

@@ -122,7 +122,10 @@ class Executor:
         env["QUEUECTL_JOB_ATTEMPT"] = str(job.attempts)
         run = Run(job.command, output_path=path, capture_id=job.id, cwd=job.cwd, env=env,
                   timeout_s=effective_timeout(job, settings),
-                  output_limit=settings.output_limit)
+                  output_limit=settings.output_limit,
+                  keep_path=(ctx.queue.job_output_file(job.id)
+                             if settings.output_file_max > 0 else None),
+                  keep_max=settings.output_file_max)
         run.start()
         if self.publisher is not None and run.output_fd >= 0:
             self.publisher.track(run, job.id, job.attempts, run.output_fd)
@@ -259,7 +262,11 @@ class Executor:
                 "exit_code": outcome.exit_code, "signal": outcome.signal,
                 "timed_out": outcome.timed_out, "error": decision.error,
                 "result": decision.state.value,
+                "output_bytes": outcome.output_bytes,
+                "output_dropped": outcome.output_dropped,
             }
+            if outcome.output_file is not None:
+                entry["output_file"] = outcome.output_file
             fields = dict(now=now, exit_code=outcome.exit_code, error=decision.error,
                           output=outcome.output_tail or None, history_entry=entry)
             results.append((item, decision, fields))

@@ -50,8 +50,16 @@ class Run:
     def __init__(self, command: str, *, output_path: Optional[str] = None,
                  capture_id: str = "run", cwd: Optional[str] = None,
                  env: Optional[Mapping[str, str]] = None, timeout_s: float = 0,
-                 output_limit: int = 65536, grace_s: float = 2.0) -> None:
+                 output_limit: int = 65536, grace_s: float = 2.0,
+                 keep_path: Optional[str] = None, keep_max: int = 0) -> None:
         self.command = command
+        #: a file that gets the run's output as it is written, its first `keep_max`
+        #: bytes (output-file-max); None: only the tail is kept
+        self.keep_path = keep_path if keep_max > 0 else None
+        self.keep_max = keep_max
+        self._keep_fd = -1
+        self._kept = 0  # bytes copied into keep_path
+        self._output_size = self._output_dropped = 0
         self.output_path = output_path  # None: an in-memory capture named `capture_id`
         self.capture_id = capture_id
         self.cwd = cwd
@@ -196,6 +204,10 @@ class Run:
                                     cancelled=self._killed and not self._timed_out,
                                     output_tail=self.output_tail(),
                                     started_at=self._started_at, finished_at=time.time())
+            self._keep_output()
+            self._outcome.output_bytes = self._output_size
+            self._outcome.output_dropped = self._output_dropped
+            self._outcome.output_file = self._close_keep()
             self._close_output()  # the leftovers are gone: the capture's memory is freed
         return self._outcome
 
@@ -296,9 +308,9 @@ class Run:
                 self._kill_r = self._kill_w = -1
 
     def output_tail(self) -> str:
-        """The last `output_limit` bytes the command wrote."""
-        if self.output_limit == 0:
-            return ""
+        """The last `output_limit` bytes the command wrote; a tail that had to be cut
+        starts at a line (when one starts in its first half).  Records the output's
+        size and how much of it was dropped."""
         try:
             if self._out_fd >= 0:
                 size = os.fstat(self._out_fd).st_size
@@ -314,16 +326,63 @@ class Run:
                 return ""
         except OSError:
             return ""
+        if size > len(data):  # cut: begin at the first whole line
+            newline = data.find(b"\n", 0, len(data) // 2)
+            if newline >= 0:
+                data = data[newline + 1:]
+        self._output_size, self._output_dropped = size, size - len(data)
         return data.decode("utf-8", "replace")
+
+    def _keep_output(self) -> None:
+        """Copy what was written since the last call into `keep_path`, up to
+        `keep_max` bytes (before a trim releases it, and at the end)."""
+        if self.keep_path is None or self._out_fd < 0 or self._kept >= self.keep_max:
+            return
+        try:
+            if self._keep_fd < 0:
+                folder = os.path.dirname(self.keep_path)
+                if not os.path.isdir(folder):
+                    os.makedirs(folder, mode=0o700, exist_ok=True)
+                self._keep_fd = os.open(self.keep_path, os.O_WRONLY | os.O_CREAT |
+                                        os.O_TRUNC | os.O_CLOEXEC, 0o600)
+            size = os.fstat(self._out_fd).st_size
+            while self._kept < min(size, self.keep_max):
+                data = os.pread(self._out_fd, min(1 << 20, min(size, self.keep_max)
+                                                  - self._kept), self._kept)
+                if not data:
+                    break
+                os.write(self._keep_fd, data)
+                self._kept += len(data)
+        except OSError as exc:  # a full disk: the tail in the store still comes
+            import logging
+
+            logging.getLogger(__name__).warning("could not keep the output in %s: %s",
+                                                self.keep_path, exc)
+            self._close_keep()
+            self.keep_path = None
+
+    def _close_keep(self) -> Optional[str]:
+        """Close the kept-output file; its path (None when none was kept)."""
+        if self._keep_fd < 0:
+            return None
+        try:
+            os.close(self._keep_fd)
+        except OSError:
+            pass
+        self._keep_fd = -1
+        return self.keep_path
 
     def trim_output(self) -> int:
         """Release the capture's memory (or disk) beyond what is kept of its end;
         returns how many bytes were written since the last call."""
         if self._out_fd < 0:
             return 0
+        self._keep_output()  # what a trim releases is copied first
         try:
             size, self._trimmed_to = capture.trim(
-                self._out_fd, self._trimmed_to, max(capture.KEEP_BYTES, self.output_limit))
+                self._out_fd, self._trimmed_to, max(capture.KEEP_BYTES, self.output_limit),
+                not_past=None if self.keep_path is None or self._kept >= self.keep_max
+                else self._kept)
         except OSError:
             return 0
         grown, self._size_seen = size - self._size_seen, size

@@ -47,6 +47,13 @@ def store_call(action: Callable[[], Any]) -> Any:
         return None
 
 
+def apply_priority_aging(ctx: WorkerContext) -> None:
+    """Claim in the order the `priority-aging` setting asks (re-read with the settings
+    on every heartbeat, so `config set` reaches running workers)."""
+    aging = ctx.settings.priority_aging
+    store_call(lambda: ctx.backend.use_priority_aging(aging))
+
+
 def worker_info(ctx: WorkerContext, now: float) -> WorkerInfo:
     return WorkerInfo(id=ctx.worker_id, host=ctx.host, pid=os.getpid(), slots=ctx.slots,
                       queues=ctx.queues or [], started_at=now, heartbeat_at=now)
@@ -139,6 +146,7 @@ class Heartbeat(Service):
         if refreshed is not None:
             ctx.settings = refreshed
             fence.update(refreshed.lease_timeout, refreshed.heartbeat_interval)
+            apply_priority_aging(ctx)
         if request == "now":
             ctx.exit_reason = "worker stop --now"
             self.begin_stop(True)

@@ -41,6 +41,7 @@ from queuectl.worker.services import (
     Publish,
     Rescue,
     Trim,
+    apply_priority_aging,
     store_call,
     worker_info,
 )
@@ -95,6 +96,7 @@ class Supervisor:
             slots=options.slots, queues=options.queues, settings=settings,
             fence=Fence(settings.lease_timeout, settings.heartbeat_interval),
             exit_reason=self._early_reason, check_signals=self.check_signals)
+        apply_priority_aging(self.ctx)
         self.executor = ex = Executor(self.ctx, options.slots)
         self.promotion = Promotion(self.ctx, ex)
         self.ctx.note_due = self.promotion.note_due

@@ -48,6 +48,13 @@ SELECT id FROM jobs WHERE id = ANY(%(ids)s) LIMIT 1
 SELECT id FROM jobs
 WHERE unique_key = %(unique_key)s AND state IN ({LIVE})
 
+-- name: _paused
+-- Paused queues (`queue pause`): no claim takes their jobs; a worker's sleep and a
+-- burst's end do not wait for them.  Used as `NOT EXISTS ({_paused} AND queues.name =
+-- jobs.queue)`: an anti-join on a small table (`queue <> ALL (ARRAY(...))` made the
+-- planner expect one due row and sort them all rather than walk the claim index).
+SELECT 1 FROM queues WHERE paused
+
 -- name: _due
 -- The claim's walk, for every claiming statement: due jobs in claim order along
 -- jobs_ready, each locked, skipping those another claimer holds (SKIP LOCKED lets
@@ -57,8 +64,9 @@ WHERE unique_key = %(unique_key)s AND state IN ({LIVE})
 -- claim index.
 FROM jobs
 WHERE state IN ({CLAIMABLE}) AND run_at <= %(now)s
+  AND NOT EXISTS ({_paused} AND queues.name = jobs.queue)
   {queue_filter}
-ORDER BY priority DESC, run_at, seq
+ORDER BY {claim_order}
 
 -- name: _take
 -- What a claim sets, but for `worker` (the slot's label).
@@ -169,30 +177,36 @@ ORDER BY seq DESC LIMIT %(limit)s
 SELECT state, COUNT(*) FROM jobs GROUP BY state
 
 -- name: oldest_due
-SELECT MIN(run_at) FROM jobs
-WHERE state IN ({CLAIMABLE}) AND run_at <= %(now)s
+-- (a walk of jobs_due that stops at the first row of a queue not paused)
+SELECT (SELECT run_at FROM jobs
+        WHERE state IN ({CLAIMABLE}) AND run_at <= %(now)s
+          AND NOT EXISTS ({_paused} AND queues.name = jobs.queue)
+        ORDER BY run_at LIMIT 1)
 
 -- name: due_waiting
 -- scheduled/failed jobs whose time has come but that no supervisor has relabelled
 -- pending yet (none runs): counted up to :cap rows
 SELECT COUNT(*) FROM (SELECT 1 FROM jobs
-                      WHERE state IN ({WAITING}) AND run_at <= %(now)s LIMIT %(cap)s) AS due
+                      WHERE state IN ({DELAYED}) AND run_at <= %(now)s LIMIT %(cap)s) AS due
 
 -- name: finished_since
 SELECT COUNT(*) FROM jobs WHERE finished_at >= %(since)s
 
 -- name: next_run_at
-SELECT MIN(run_at) FROM jobs
-WHERE state IN ({CLAIMABLE}) AND run_at > %(after)s
+SELECT (SELECT run_at FROM jobs
+        WHERE state IN ({CLAIMABLE}) AND run_at > %(after)s
+          AND NOT EXISTS ({_paused} AND queues.name = jobs.queue)
+        ORDER BY run_at LIMIT 1)
 
 -- name: next_run_at_in_queues
-SELECT MIN(run_at) FROM jobs
-WHERE state IN ({CLAIMABLE}) AND run_at > %(after)s
-  AND queue = ANY(%(queues)s)
+SELECT (SELECT run_at FROM jobs
+        WHERE state IN ({CLAIMABLE}) AND run_at > %(after)s
+          AND queue = ANY(%(queues)s) AND NOT EXISTS ({_paused} AND queues.name = jobs.queue)
+        ORDER BY run_at LIMIT 1)
 
 -- name: promote_due
 UPDATE jobs SET state = {PENDING}, updated_at = %(now)s
-WHERE state IN ({WAITING}) AND run_at <= %(now)s
+WHERE state IN ({DELAYED}) AND run_at <= %(now)s
 
 -- name: processing_jobs
 SELECT {job_columns} FROM jobs
@@ -416,7 +430,7 @@ WITH finished AS (
     LIMIT cardinality(%(workers)s::text[])
     FOR UPDATE SKIP LOCKED
 ), picked AS (
-    SELECT seq, row_number() OVER (ORDER BY priority DESC, run_at, seq) AS n FROM due
+    SELECT seq, row_number() OVER (ORDER BY {claim_order}) AS n FROM due
 ), claimed AS (
     UPDATE jobs
     SET {_take}, worker = (%(workers)s::text[])[picked.n]
@@ -464,3 +478,77 @@ ON CONFLICT (unique_key)
     WHERE unique_key IS NOT NULL AND state IN ({LIVE})
     DO NOTHING
 RETURNING id
+
+-- dependencies ------------------------------------------------------------------------
+-- name: dependency_state
+-- A new dependant's dependency: its state, and whether it has had dependants before.
+-- The row lock orders this enqueue against a concurrent change of the dependency: that
+-- change waits for the enqueue to commit (its trigger then sees the new edges), or this
+-- read waits for it and returns the changed state.
+SELECT state, has_dependants FROM jobs WHERE id = %(id)s FOR UPDATE
+
+-- name: mark_dependency
+-- The first dependant of this job: edges left pointing at its id belong to an earlier
+-- job of the same id (deleted since) and go (delete_stale_edges), then the flag is set.
+UPDATE jobs SET has_dependants = TRUE WHERE id = %(id)s
+
+-- name: delete_stale_edges
+DELETE FROM job_dependencies WHERE depends_on = %(id)s
+
+-- name: insert_dependency
+INSERT INTO job_dependencies (job_id, depends_on, condition, dep_state)
+VALUES (%(job_id)s, %(depends_on)s, %(condition)s, %(dep_state)s)
+
+-- name: set_verdict
+-- A new dependant whose dependencies had already ended (queuectl.dependencies.verdict).
+UPDATE jobs
+SET state = %(state)s, error = %(error)s, updated_at = %(now)s,
+    finished_at = CASE WHEN %(state)s = {CANCELLED} THEN %(now)s::double precision END,
+    run_at = GREATEST(run_at, %(now)s)
+WHERE id = %(id)s
+
+-- name: dependencies_of
+-- A job's dependencies with their current state (NULL: deleted since).
+SELECT d.depends_on, d.condition, j.state
+FROM job_dependencies AS d LEFT JOIN jobs AS j ON j.id = d.depends_on
+WHERE d.job_id = %(id)s ORDER BY d.depends_on
+
+-- name: dependants_of
+SELECT d.job_id, d.condition, j.state
+FROM job_dependencies AS d JOIN jobs AS j ON j.id = d.job_id
+WHERE d.depends_on = %(id)s ORDER BY d.job_id LIMIT %(limit)s
+
+-- name: live_dependants_tree
+-- Every live job that depends on this one, directly or through others, deepest first
+-- (`cancel --with-dependants`).  Edges always point at older jobs, so there is no
+-- cycle; the depth bound is a guard all the same.
+WITH RECURSIVE tree(id, depth) AS (
+    SELECT job_id, 1 FROM job_dependencies WHERE depends_on = %(id)s
+    UNION
+    SELECT d.job_id, tree.depth + 1
+    FROM job_dependencies AS d JOIN tree ON d.depends_on = tree.id
+    WHERE tree.depth < 1000
+)
+SELECT tree.id FROM tree JOIN jobs ON jobs.id = tree.id
+WHERE jobs.state IN ({LIVE})
+GROUP BY tree.id ORDER BY MAX(tree.depth) DESC, tree.id
+
+-- queues ------------------------------------------------------------------------------
+-- name: queue_rows
+SELECT name, paused, concurrency_limit FROM queues ORDER BY name
+
+-- name: set_queue_paused
+INSERT INTO queues (name, paused, created_at, updated_at)
+VALUES (%(name)s, %(paused)s, %(now)s, %(now)s)
+ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, updated_at = excluded.updated_at
+
+-- name: edit_job
+-- `retry ID --command ...`: change a job before it runs again (NULL: keep), guarded on
+-- the states it may be retried from; the history says what changed.
+UPDATE jobs
+SET command = COALESCE(%(command)s, command), timeout = COALESCE(%(timeout)s, timeout),
+    priority = COALESCE(%(priority)s, priority), queue = COALESCE(%(queue)s, queue),
+    max_retries = COALESCE(%(max_retries)s, max_retries),
+    env = COALESCE(%(env)s::jsonb, env), updated_at = %(now)s,
+    history = history || jsonb_build_array(%(entry)s::jsonb)
+WHERE id = %(id)s AND state = ANY(%(sources)s)

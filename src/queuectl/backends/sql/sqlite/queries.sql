@@ -68,18 +68,25 @@ SELECT id FROM jobs
 WHERE unique_key = :unique_key
   AND state IN ({LIVE})
 
+-- name: _paused
+-- Paused queues (`queue pause`): no claim takes their jobs; a worker's sleep and a
+-- burst's end do not wait for them.  A small table, read once per statement.
+SELECT name FROM queues WHERE paused = 1
+
 -- name: claim
 -- One statement: pick the best due job and take it.  SQLite runs the whole UPDATE
 -- under its single write lock, so two workers can never take the same row.  The
--- subquery walks jobs_ready in claim order and stops at the first due row.
+-- subquery walks jobs_ready in claim order and stops at the first due row (with
+-- priority aging, jobs_ready_aged_<step>: see Backend.use_priority_aging).
 UPDATE jobs
 SET state = {PROCESSING}, attempts = attempts + 1, started_at = :now, updated_at = :now,
     finished_at = NULL, output = NULL, worker = :worker, worker_id = :worker_id
 WHERE seq = (
-    SELECT seq FROM jobs INDEXED BY jobs_ready
+    SELECT seq FROM jobs {claim_index}
     WHERE state IN ({CLAIMABLE}) AND run_at <= :now
+      AND queue NOT IN ({_paused})
       {queue_filter}
-    ORDER BY priority DESC, run_at, seq
+    ORDER BY {claim_order}
     LIMIT 1)
 RETURNING {job_columns}
 
@@ -178,30 +185,34 @@ ORDER BY seq DESC LIMIT :limit
 SELECT state, n FROM state_counts
 
 -- name: oldest_due
-SELECT MIN(run_at) FROM jobs INDEXED BY jobs_due
-WHERE state IN ({CLAIMABLE}) AND run_at <= :now
+-- (a walk of jobs_due that stops at the first row of a queue not paused)
+SELECT (SELECT run_at FROM jobs INDEXED BY jobs_due
+        WHERE state IN ({CLAIMABLE}) AND run_at <= :now AND queue NOT IN ({_paused})
+        ORDER BY run_at LIMIT 1)
 
 -- name: due_waiting
 -- scheduled/failed jobs whose time has come but that no supervisor has relabelled
 -- pending yet (none runs): counted up to :cap rows through the state index
 SELECT COUNT(*) FROM (SELECT 1 FROM jobs INDEXED BY jobs_state
-                      WHERE state IN ({WAITING}) AND run_at <= :now LIMIT :cap)
+                      WHERE state IN ({DELAYED}) AND run_at <= :now LIMIT :cap)
 
 -- name: finished_since
 SELECT COUNT(*) FROM jobs WHERE finished_at >= :since
 
 -- name: next_run_at
-SELECT MIN(run_at) FROM jobs INDEXED BY jobs_due
-WHERE state IN ({CLAIMABLE}) AND run_at > :after
+SELECT (SELECT run_at FROM jobs INDEXED BY jobs_due
+        WHERE state IN ({CLAIMABLE}) AND run_at > :after AND queue NOT IN ({_paused})
+        ORDER BY run_at LIMIT 1)
 
 -- name: next_run_at_in_queues
-SELECT MIN(run_at) FROM jobs INDEXED BY jobs_due
-WHERE state IN ({CLAIMABLE}) AND run_at > :after
-  AND queue IN (SELECT value FROM json_each(:queues))
+SELECT (SELECT run_at FROM jobs INDEXED BY jobs_due
+        WHERE state IN ({CLAIMABLE}) AND run_at > :after
+          AND queue IN (SELECT value FROM json_each(:queues)) AND queue NOT IN ({_paused})
+        ORDER BY run_at LIMIT 1)
 
 -- name: promote_due
 UPDATE jobs SET state = {PENDING}, updated_at = :now
-WHERE state IN ({WAITING}) AND run_at <= :now
+WHERE state IN ({DELAYED}) AND run_at <= :now
 
 -- name: processing_jobs
 SELECT {job_columns} FROM jobs
@@ -420,3 +431,73 @@ ON CONFLICT (unique_key)
     WHERE unique_key IS NOT NULL AND state IN ({LIVE})
     DO NOTHING
 RETURNING id
+
+-- dependencies ------------------------------------------------------------------------
+-- name: dependency_state
+-- A new dependant's dependency: its state, and whether it has had dependants before.
+SELECT state, has_dependants FROM jobs WHERE id = :id
+
+-- name: mark_dependency
+-- The first dependant of this job: edges left pointing at its id belong to an earlier
+-- job of the same id (deleted since) and go (delete_stale_edges), then the flag is set.
+UPDATE jobs SET has_dependants = 1 WHERE id = :id
+
+-- name: delete_stale_edges
+DELETE FROM job_dependencies WHERE depends_on = :id
+
+-- name: insert_dependency
+INSERT INTO job_dependencies (job_id, depends_on, condition, dep_state)
+VALUES (:job_id, :depends_on, :condition, :dep_state)
+
+-- name: set_verdict
+-- A new dependant whose dependencies had already ended (queuectl.dependencies.verdict).
+UPDATE jobs
+SET state = :state, error = :error, updated_at = :now,
+    finished_at = CASE WHEN :state = {CANCELLED} THEN :now END,
+    run_at = MAX(run_at, :now)
+WHERE id = :id
+
+-- name: dependencies_of
+-- A job's dependencies with their current state (NULL: deleted since).
+SELECT d.depends_on, d.condition, j.state
+FROM job_dependencies AS d LEFT JOIN jobs AS j ON j.id = d.depends_on
+WHERE d.job_id = :id ORDER BY d.depends_on
+
+-- name: dependants_of
+SELECT d.job_id, d.condition, j.state
+FROM job_dependencies AS d JOIN jobs AS j ON j.id = d.job_id
+WHERE d.depends_on = :id ORDER BY d.job_id LIMIT :limit
+
+-- name: live_dependants_tree
+-- Every live job that depends on this one, directly or through others, deepest first
+-- (`cancel --with-dependants`).  Edges always point at older jobs, so there is no
+-- cycle; the depth bound is a guard all the same.
+WITH RECURSIVE tree(id, depth) AS (
+    SELECT job_id, 1 FROM job_dependencies WHERE depends_on = :id
+    UNION
+    SELECT d.job_id, tree.depth + 1
+    FROM job_dependencies AS d JOIN tree ON d.depends_on = tree.id
+    WHERE tree.depth < 1000
+)
+SELECT tree.id FROM tree JOIN jobs ON jobs.id = tree.id
+WHERE jobs.state IN ({LIVE})
+GROUP BY tree.id ORDER BY MAX(tree.depth) DESC, tree.id
+
+-- queues ------------------------------------------------------------------------------
+-- name: queue_rows
+SELECT name, paused, concurrency_limit FROM queues ORDER BY name
+
+-- name: set_queue_paused
+INSERT INTO queues (name, paused, created_at, updated_at) VALUES (:name, :paused, :now, :now)
+ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, updated_at = excluded.updated_at
+
+-- name: edit_job
+-- `retry ID --command ...`: change a job before it runs again (NULL: keep), guarded on
+-- the states it may be retried from; the history says what changed.
+UPDATE jobs
+SET command = COALESCE(:command, command), timeout = COALESCE(:timeout, timeout),
+    priority = COALESCE(:priority, priority), queue = COALESCE(:queue, queue),
+    max_retries = COALESCE(:max_retries, max_retries), env = COALESCE(:env, env),
+    updated_at = :now,
+    history = json_insert(COALESCE(history, '[]'), '$[#]', json(:entry))
+WHERE id = :id AND state IN (SELECT value FROM json_each(:sources))

@@ -1,0 +1,45 @@
+"""`queue list`, `queue pause`, `queue resume` as a user runs them (both stores): a
+burst worker leaves a paused queue's jobs alone and ends; `status` names the paused
+queues; resuming lets the next worker run them; bad names are exit 2."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable
+
+Cli = Callable[..., Any]
+
+
+def _state(cli: Cli, job_id: str) -> str:
+    return json.loads(cli("show", job_id, "--json").stdout)["state"]
+
+
+def test_pause_list_status_resume(cli: Cli) -> None:
+    cli("enqueue", "--id", "m1", "-q", "mail", "true")
+    cli("enqueue", "--id", "d1", "true")
+    result = cli("queue", "pause", "mail")
+    assert (result.returncode, result.stdout) == (0, "mail: paused\n")
+    result = cli("worker", "start", "--burst", timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert (_state(cli, "d1"), _state(cli, "m1")) == ("completed", "pending")
+    listed = cli("queue", "list").stdout.splitlines()
+    assert listed[0].split()[:3] == ["QUEUE", "STATUS", "PENDING"]
+    assert [line.split()[:3] for line in listed[1:]] == [["default", "active", "0"],
+                                                         ["mail", "paused", "1"]]
+    assert "Paused queues: mail" in cli("status").stdout
+    assert json.loads(cli("status", "--json").stdout)["paused_queues"] == ["mail"]
+    rows = json.loads(cli("queue", "list", "--json").stdout)
+    assert [(r["name"], r["paused"], r["counts"]["pending"]) for r in rows] == \
+        [("default", False, 0), ("mail", True, 1)]
+    assert cli("queue", "resume", "--all").returncode == 0
+    assert cli("worker", "start", "--burst", timeout=60).returncode == 0
+    assert _state(cli, "m1") == "completed"
+
+
+def test_bad_queue_commands_are_exit_2(cli: Cli) -> None:
+    for args in (["queue", "pause"], ["queue", "pause", "no spaces"],
+                 ["queue", "resume", "mail", "--all"]):
+        result = cli(*args)
+        assert result.returncode == 2, args
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert json.loads(cli("queue", "list", "--json").stdout) == []
