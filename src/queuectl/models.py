@@ -306,3 +306,41 @@ class LiveCount(NamedTuple):
     state: str
     jobs: int
     oldest_due: Optional[float]  # run_at of its oldest job already due (waiting states)
+
+
+@dataclass
+class CronSchedule:
+    """A cron schedule as stored (`queuectl cron`): when, and the job each run is."""
+
+    name: str
+    schedule: str  # 5 cron fields or @hourly/@daily/@weekly/@monthly
+    tz: str  # IANA zone name the fields are read in
+    job: dict[str, Any]  # the job template: command, queue, priority, timeout, ...
+    next_fire_at: float  # the next instant not yet fired (epoch seconds)
+    paused: bool = False
+    catch_up: str = "one"  # after missed instants: none, one or all
+    no_overlap: bool = False  # skip an instant while the last run is live
+    last_fire_at: Optional[float] = None  # the instant of the last run enqueued
+    last_job_id: Optional[str] = None
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    last_state: Optional[str] = None  # of the last run's job (None: none, or purged)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stable JSON shape of `cron list --json` (timestamps ISO-8601 UTC)."""
+        return {
+            "name": self.name, "schedule": self.schedule, "tz": self.tz,
+            "command": self.job.get("command"), "job": dict(self.job),
+            "paused": self.paused, "catch_up": self.catch_up,
+            "no_overlap": self.no_overlap,
+            "next_run_at": None if self.paused else iso_utc(self.next_fire_at),
+            "last_run_at": iso_utc(self.last_fire_at), "last_job_id": self.last_job_id,
+            "last_state": self.last_state, "created_at": iso_utc(self.created_at),
+        }
+
+
+class CronFired(NamedTuple):
+    """What one firing of a schedule's due instants did (`Backend.cron_fire`)."""
+
+    job_ids: list[str]  # the runs enqueued (or, for a held id or key, the live job)
+    skipped: bool  # --no-overlap: the last run was still live, nothing enqueued

@@ -24,6 +24,20 @@ LATEST = 6
 # (column, type, not null, default, position in the primary key or 0)
 SQLITE = {
     "tables": {
+        "cron_schedules": [
+            ('name', 'TEXT', False, None, 1),
+            ('schedule', 'TEXT', True, None, 0),
+            ('tz', 'TEXT', True, None, 0),
+            ('job', 'TEXT', True, None, 0),
+            ('paused', 'INTEGER', True, '0', 0),
+            ('catch_up', 'TEXT', True, "'one'", 0),
+            ('no_overlap', 'INTEGER', True, '0', 0),
+            ('next_fire_at', 'REAL', True, None, 0),
+            ('last_fire_at', 'REAL', False, None, 0),
+            ('last_job_id', 'TEXT', False, None, 0),
+            ('created_at', 'REAL', True, None, 0),
+            ('updated_at', 'REAL', True, None, 0),
+        ],
         "config": [
             ('key', 'TEXT', False, None, 1),
             ('value', 'TEXT', True, None, 0),
@@ -103,6 +117,7 @@ SQLITE = {
         ],
     },
     "indexes": {
+        "cron_schedules_due": ('cron_schedules', ['next_fire_at'], False, 'paused = 0'),
         "job_dependencies_depends_on": ('job_dependencies', ['depends_on'], False,
             None),
         "jobs_due": ('jobs', ['run_at', 'queue', 'state'], False,
@@ -125,6 +140,8 @@ SQLITE = {
             "state = 'processing'"),
         "sqlite_autoindex_config_1": ('config', ['key'], True,
             None),
+        "sqlite_autoindex_cron_schedules_1": ('cron_schedules', ['name'], True,
+            None),
         "sqlite_autoindex_job_dependencies_1": ('job_dependencies',
                                                 ['job_id', 'depends_on'], True,
             None),
@@ -144,6 +161,20 @@ SQLITE = {
 }
 POSTGRES = {
     "tables": {
+        "cron_schedules": [
+            ('name', 'text', True, None),
+            ('schedule', 'text', True, None),
+            ('tz', 'text', True, None),
+            ('job', 'jsonb', True, None),
+            ('paused', 'boolean', True, 'false'),
+            ('catch_up', 'text', True, "'one'::text"),
+            ('no_overlap', 'boolean', True, 'false'),
+            ('next_fire_at', 'double precision', True, None),
+            ('last_fire_at', 'double precision', False, None),
+            ('last_job_id', 'text', False, None),
+            ('created_at', 'double precision', True, None),
+            ('updated_at', 'double precision', True, None),
+        ],
         "config": [
             ('key', 'text', True, None),
             ('value', 'text', True, None),
@@ -220,6 +251,10 @@ POSTGRES = {
     },
     "indexes": {
         "config_pkey": ('config', ['key'], True,
+            None),
+        "cron_schedules_due": ('cron_schedules', ['next_fire_at'], False,
+            '(NOT paused)'),
+        "cron_schedules_pkey": ('cron_schedules', ['name'], True,
             None),
         "job_dependencies_depends_on": ('job_dependencies', ['depends_on'], False,
             None),
@@ -346,4 +381,25 @@ def test_a_store_at_schema_1_is_migrated_in_place(store_url: str, tmp_path: Path
 def test_every_dialect_has_the_same_migrations(dialect: str) -> None:
     names = [(version, name) for version, name, _ in load_migrations(dialect)]
     assert names == [(1, "initial"), (2, "queues_dependencies_output"), (3, "jobs_queue_index"),
-                     (4, "dependencies"), (6, "metrics")]
+                     (4, "dependencies"), (5, "cron"), (6, "metrics")]
+
+
+def test_a_migration_missing_below_the_newest_is_applied(store_url: str) -> None:
+    """Migrations written in parallel may arrive out of order: a store that has the
+    newest but lacks a lower one (here 0003, its index dropped) gets it on opening."""
+    store = open_backend(store_url)
+    try:
+        raw: Any = store
+        raw.execute_raw("DELETE FROM schema_version WHERE version = 3")
+        raw.execute_raw("DROP INDEX jobs_queue")
+    finally:
+        store.close()
+    store = open_backend(store_url)
+    try:
+        assert store.schema_version() == LATEST
+        raw = store
+        versions = raw.execute_raw("SELECT version FROM schema_version ORDER BY version")
+        assert [row[0] for row in versions] == list(range(1, LATEST + 1))
+    finally:
+        store.close()
+    _compare(_schema(store_url), _expected(store_url))

@@ -18,8 +18,10 @@ from queuectl.worker.context import Clock, WorkerContext
 from queuectl.worker.executor import TRIM_CHECK_S, Executor
 from queuectl.worker.fence import Fence
 from queuectl.worker.services import (
+    CRON_CHECK_S,
     RESCUE_INTERVAL_S,
     CancelWatch,
+    CronFire,
     Heartbeat,
     PollTick,
     Promotion,
@@ -212,3 +214,34 @@ def test_a_kept_result_is_recorded_while_its_run_still_holds_the_job(
     assert ctx.queue.get("moved").state is JobState.PENDING  # not overwritten
     assert os.listdir(unrecorded.folder(ctx.queue.url)) == []  # each applied or dropped
     assert unrecorded.replay(ctx.backend, ctx.queue.url, clock.w) == 0
+
+
+def test_cron_fire_on_two_supervisors_enqueues_each_instant_once(
+        ctx: WorkerContext, clock: FakeClock) -> None:
+    from queuectl import cron
+
+    clock.w = (clock.w // 60) * 60 + 30  # half a minute before an instant
+    cron.add(ctx.queue, "tick", "* * * * *", {"command": "true"}, tz="UTC", unique=False,
+             catch_up="one", no_overlap=False)
+    other_queue = Queue(ctx.queue.url, durable=False)
+    other = WorkerContext(queue=other_queue, worker_id="w-other", host="otherhost",
+                          slots=1, queues=None, settings=ctx.settings, fence=ctx.fence,
+                          clock=clock)
+    services = [CronFire(ctx, Executor(ctx, 1)), CronFire(other, Executor(other, 1))]
+    try:
+        for service in services:
+            service.tick(clock.mono())  # the first tick reads the next instant
+        assert ctx.queue.list_jobs() == []
+        assert services[0].wanted_at() == pytest.approx(clock.m + min(30, CRON_CHECK_S))
+        clock.advance(29.9)
+        for service in services:
+            service.tick(clock.mono())
+        assert ctx.queue.list_jobs() == []  # not yet
+        for minute in range(3):
+            clock.advance(60 if minute else 0.2)
+            for service in services:
+                service.tick(clock.mono())
+        ids = sorted(job.id for job in ctx.queue.list_jobs())
+        assert len(ids) == 3 and len(set(ids)) == 3
+    finally:
+        other_queue.close()

@@ -25,6 +25,8 @@ from typing import (
 from queuectl.dependencies import Edge
 from queuectl.errors import StoreError
 from queuectl.models import (
+    CronFired,
+    CronSchedule,
     FinishedRow,
     Job,
     LiveCount,
@@ -299,6 +301,44 @@ class Backend(Protocol):
     def request_stop(self, mode: str, worker_ids: Sequence[str] | None = None) -> int:
         """Ask supervisors (all, or the given ones) to stop; returns how many."""
 
+    # -- cron schedules -----------------------------------------------------------------
+    def cron_add(self, schedule: CronSchedule, now: float) -> None:
+        """Store a new schedule; InvalidInput (nothing written) when the name exists."""
+
+    def cron_get(self, name: str) -> Optional[CronSchedule]:
+        """One schedule, with the state of its last run."""
+
+    def cron_list(self) -> list[CronSchedule]:
+        """Every schedule by name, with the state of its last run."""
+
+    def cron_remove(self, name: str) -> bool:
+        """Delete a schedule (its runs stay); False when there is none."""
+
+    def cron_set_paused(self, name: str, paused: bool, next_fire_at: Optional[float],
+                        now: float) -> bool:
+        """Pause or resume a schedule; a resume sets the next instant.  False when
+        there is no such schedule."""
+
+    def cron_due(self, now: float, limit: int) -> list[CronSchedule]:
+        """Unpaused schedules whose next instant is at or before `now`, oldest first."""
+
+    def cron_next_fire_at(self) -> Optional[float]:
+        """The earliest next instant of the unpaused schedules (to sleep until it)."""
+
+    def cron_fire(self, name: str, expected: float, next_fire_at: float,
+                  runs: Sequence[tuple[float, NewJob]], *, no_overlap: bool,
+                  now: float) -> Optional[CronFired]:
+        """Fire a schedule's due instants, in ONE transaction: move its next instant
+        from `expected` to `next_fire_at` with a compare-and-set, then enqueue `runs`
+        (instant, job) and record the last as the schedule's last run.  None, having
+        written nothing, when the schedule's next instant is no longer `expected`
+        (another supervisor fired it) or it is paused or gone.  With `no_overlap`, a
+        live last run means nothing is enqueued (the instants are skipped)."""
+
+    def cron_run(self, name: str, job: NewJob, now: float) -> Optional[str]:
+        """`cron run`: enqueue one run now and record it as the last run, in one
+        transaction; the job's id, or None when there is no such schedule."""
+
     # -- config -----------------------------------------------------------------------
     def config_items(self) -> dict[str, str]:
         """Stored config, raw text by canonical key."""
@@ -352,6 +392,22 @@ def row_to_job(row: Sequence[Any]) -> Job:
         worker_id=worker_id, exit_code=exit_code, error=error, output=output,
         history=_json_field(history, []), rescues=rescues,
     )
+
+
+CRON_COLUMNS = 13  # the columns of the `_cron_select` blocks
+
+
+def row_to_cron(row: Sequence[Any]) -> CronSchedule:
+    """A row of a `_cron_select` block -> CronSchedule."""
+    (name, schedule, tz, job, paused, catch_up, no_overlap, next_fire_at, last_fire_at,
+     last_job_id, created_at, updated_at, last_state) = row
+    return CronSchedule(
+        name=name, schedule=schedule, tz=tz, job=_json_field(job, {}),
+        next_fire_at=float(next_fire_at), paused=bool(paused), catch_up=catch_up,
+        no_overlap=bool(no_overlap),
+        last_fire_at=None if last_fire_at is None else float(last_fire_at),
+        last_job_id=last_job_id, created_at=float(created_at),
+        updated_at=float(updated_at), last_state=last_state)
 
 
 WORKER_COLUMNS = ("id, host, pid, slots, queues, started_at, heartbeat_at, busy, jobs_done, "
@@ -829,6 +885,10 @@ class SqlVerbs:
         """A boolean as the store's column holds it."""
         return value
 
+    def transition(self, job_id: str, transition: Transition, now: float, *,
+                   reset_attempts: bool = False, note: Optional[str] = None) -> Optional[Job]:
+        raise NotImplementedError  # each store's own statement
+
     # -- priority aging ---------------------------------------------------------------
     _aging = 0.0
     _dialect = "sqlite"
@@ -935,6 +995,91 @@ class SqlVerbs:
             return self._run("request_stop_all", {"mode": mode})
         return sum(self._run("request_stop_one", {"mode": mode, "id": wid})
                    for wid in worker_ids)
+
+    # -- cron schedules -------------------------------------------------------------
+    def _cron_inserted(self, states: Sequence[str]) -> None:
+        """Inside a cron transaction, after runs were inserted: what the store does
+        for new jobs (SQLite counts them per state; PostgreSQL notifies workers)."""
+
+    def cron_add(self, schedule: CronSchedule, now: float) -> None:
+        from queuectl.errors import InvalidInput
+
+        added = self._run("cron_add", {
+            "name": schedule.name, "schedule": schedule.schedule, "tz": schedule.tz,
+            "job": json.dumps(schedule.job), "paused": schedule.paused,
+            "catch_up": schedule.catch_up, "no_overlap": schedule.no_overlap,
+            "next_fire_at": schedule.next_fire_at, "now": now})
+        if not added:
+            raise InvalidInput(f"a cron schedule named {schedule.name!r} already exists "
+                               "(cron remove it first)")
+
+    def cron_get(self, name: str) -> Optional[CronSchedule]:
+        row = self._read_one("cron_get", {"name": name})
+        return row_to_cron(row) if row else None
+
+    def cron_list(self) -> list[CronSchedule]:
+        return [row_to_cron(r) for r in self._all("cron_list")]
+
+    def cron_remove(self, name: str) -> bool:
+        return self._run("cron_remove", {"name": name}) > 0
+
+    def cron_set_paused(self, name: str, paused: bool, next_fire_at: Optional[float],
+                        now: float) -> bool:
+        return self._run("cron_set_paused", {"name": name, "paused": paused,
+                                             "next_fire_at": next_fire_at,
+                                             "now": now}) > 0
+
+    def cron_due(self, now: float, limit: int) -> list[CronSchedule]:
+        return [row_to_cron(r) for r in self._all("cron_due", {"now": now, "limit": limit})]
+
+    def cron_next_fire_at(self) -> Optional[float]:
+        found = self._read_one("cron_next_fire_at")[0]
+        return None if found is None else float(found)
+
+    def cron_fire(self, name: str, expected: float, next_fire_at: float,
+                  runs: Sequence[tuple[float, NewJob]], *, no_overlap: bool,
+                  now: float) -> Optional[CronFired]:
+        with self._errors(), self._transaction():
+            # the compare-and-set first: it takes the schedule's row, so everything
+            # below happens for one caller per instant
+            won = self._one("cron_advance", {"name": name, "expected": expected,
+                                             "next_fire_at": next_fire_at, "now": now})
+            if won is None:
+                return None
+            last_job = won[0]
+            if no_overlap and last_job and self._one("cron_live_job", {"id": last_job}):
+                return CronFired([], True)
+            ids = self._cron_enqueue(name, runs, now)
+            return CronFired(ids, False)
+
+    def cron_run(self, name: str, job: NewJob, now: float) -> Optional[str]:
+        with self._errors(), self._transaction():
+            if self._one("cron_lock", {"name": name, "now": now}) is None:
+                return None
+            return self._cron_enqueue(name, [(now, job)], now)[-1]
+
+    def _cron_enqueue(self, name: str, runs: Sequence[tuple[float, NewJob]],
+                      now: float) -> list[str]:
+        """Insert the runs (inside the caller's transaction) and record the last one;
+        a run whose id exists or whose unique key a live job holds is that job."""
+        ids: list[str] = []
+        states: list[str] = []
+        for _, job in runs:
+            params = insert_params(job, now)
+            if self._one("cron_insert_job", params) is not None:
+                ids.append(str(job.id))
+                states.append(params["state"])
+                continue
+            holder = None
+            if job.unique_key and self._one("get_job", {"id": job.id}) is None:
+                holder = self._one("live_job_by_unique_key", {"unique_key": job.unique_key})
+            ids.append(holder[0] if holder else str(job.id))
+        if states:
+            self._cron_inserted(states)
+        if runs:
+            self._run("cron_record_run", {"name": name, "fired_at": runs[-1][0],
+                                          "job_id": ids[-1], "now": now})
+        return ids
 
     # -- config ---------------------------------------------------------------------
     def config_items(self) -> dict[str, str]:

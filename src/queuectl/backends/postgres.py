@@ -166,12 +166,14 @@ class PostgresBackend(SqlVerbs):
         with self._errors(), self._transaction() as conn:
             conn.execute(self._q["migrate_lock"])  # concurrent first users wait here
             conn.execute(self._q["schema_version_create"])
-            current = conn.execute(self._q["schema_version_get"]).fetchone()[0]
+            applied = {row[0] for row in conn.execute(self._q["schema_versions"])}
+            current = max(applied, default=0)
             if current > latest:
                 raise StoreError(f"store {self._where} has schema version {current}, "
                                  f"newer than this queuectl understands ({latest})")
+            # every migration not applied yet, a lower number merged later included
             for version, name, sql in migrations:
-                if version > current:
+                if version not in applied:
                     conn.execute(sql)
                     conn.execute(self._q["schema_version_add"],
                                  {"version": version, "name": name, "now": time.time()})
@@ -342,6 +344,9 @@ class PostgresBackend(SqlVerbs):
             if promoted:
                 conn.execute(self._q["notify"])
         return promoted
+
+    def _cron_inserted(self, states: Sequence[str]) -> None:
+        self._run("notify")  # sent when the firing transaction commits
 
 
 

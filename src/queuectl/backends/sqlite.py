@@ -211,21 +211,23 @@ class SqliteBackend(SqlVerbs):
         migrations = load_migrations("sqlite")
         latest = migrations[-1][0]
         try:
-            current = self._db.execute(self._q["schema_version_get"]).fetchone()[0]
+            applied = {row[0] for row in self._db.execute(self._q["schema_versions"])}
         except sqlite3.OperationalError as exc:
             if "no such table" not in str(exc):
                 raise
-            current = 0
-        if current == latest:
-            return
+            applied = set()
+        current = max(applied, default=0)
         if current > latest:
             raise StoreError(f"store {self.path} has schema version {current}, newer than "
                              f"this queuectl understands ({latest}); upgrade queuectl")
+        if {version for version, _, _ in migrations} <= applied:
+            return
         with self._transaction():
             self._db.execute(self._q["schema_version_create"])
-            current = self._db.execute(self._q["schema_version_get"]).fetchone()[0]
+            applied = {row[0] for row in self._db.execute(self._q["schema_versions"])}
+            # every migration not applied yet, a lower number merged later included
             for version, name, sql in migrations:
-                if version > current:
+                if version not in applied:
                     for statement in _split_statements(sql):
                         self._db.execute(statement)
                     self._db.execute(self._q["schema_version_add"],
@@ -446,6 +448,9 @@ class SqliteBackend(SqlVerbs):
 
     def promote_due(self, now: float) -> int:
         return self._run("promote_due", {"now": now})
+
+    def _cron_inserted(self, states: Sequence[str]) -> None:
+        self._count_inserted(states)
 
 
 

@@ -32,6 +32,7 @@ COMMANDS: dict[str, str] = {
     "rm": "jobs:rm",
     "dlq": "dlq:dlq",
     "queue": "queues_cmd:queue_group",
+    "cron": "cron_cmd:cron",
     "config": "config_cmd:config",
     "status": "admin:status",
     "metrics": "metrics_cmd:metrics",
@@ -54,7 +55,7 @@ COMMANDS: dict[str, str] = {
 
 SECTIONS = [
     ("Jobs", ["enqueue", "add", "schedule", "list", "show", "logs", "wait", "cancel",
-              "retry", "rm", "dlq", "queue"]),
+              "retry", "rm", "dlq", "queue", "cron"]),
     ("Workers", ["worker", "workers", "start", "stop", "scheduler"]),
     ("Store", ["status", "metrics", "config", "cleanup", "purge", "clear", "migrate",
                "doctor", "time", "demo", "dashboard"]),

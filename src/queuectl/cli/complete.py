@@ -90,6 +90,19 @@ def queue_names(ctx: click.Context, param: click.Parameter, incomplete: str
     return _items(names, incomplete)
 
 
+def cron_names(ctx: click.Context, param: click.Parameter, incomplete: str
+               ) -> list["CompletionItem"]:
+    """Names of the store's cron schedules."""
+    from queuectl.errors import QueuectlError
+
+    try:
+        with _store(ctx) as q:
+            names = [] if q is None else [s.name for s in q.backend.cron_list()]
+    except QueuectlError:
+        return []
+    return _items(names, incomplete)
+
+
 def state_names(ctx: click.Context, param: click.Parameter, incomplete: str
                 ) -> list["CompletionItem"]:
     """Every job state (and `dlq`, the name of `dead` jobs as a queue)."""

@@ -15,6 +15,8 @@ logged and the work is tried again at the next tick.
     Trim        bound running jobs' captures (sooner while a job prints fast)
     Publish     copy long runs' output into the store for followers on other hosts
     CancelWatch kill running jobs that a user cancelled
+    CronFire    enqueue the runs of due cron schedules (each instant once, whichever
+                supervisor of whichever host gets there first)
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from queuectl.worker.executor import TRIM_CHECK_S, Executor
 
 log = logging.getLogger("queuectl.worker.supervisor")
 
+CRON_CHECK_S = 1.0  # new, resumed or removed schedules are seen within about this long
 RESCUE_INTERVAL_S = 1.0  # dead local pids are seen within about this long
 CANCEL_CHECK_S = 0.1  # at most this often, look for cancelled running jobs on wake-up
 
@@ -295,3 +298,38 @@ class Trim(Service):
 
     def wanted_at(self) -> Optional[float]:
         return self.next_at if self.executor.busy else None
+
+
+class CronFire:
+    """Enqueues the runs of due cron schedules: at the earliest next instant the store
+    knows of, and every CRON_CHECK_S (a schedule added, resumed or fired elsewhere).
+    Every supervisor runs one; the store's compare-and-set lets one of them enqueue
+    each instant (queuectl.cron.fire_due)."""
+
+    def __init__(self, ctx: WorkerContext, executor: Executor) -> None:
+        self.ctx = ctx
+        self.executor = executor
+        self.next_due: Optional[float] = None  # wall time, from the store
+        self.check_at = ctx.clock.mono()  # at once: instants missed while none ran
+
+    def wanted_at(self) -> Optional[float]:
+        if self.ctx.stopping:
+            return None
+        clock = self.ctx.clock
+        if self.next_due is None:
+            return self.check_at
+        return min(self.check_at, clock.mono() + (self.next_due - clock.wall()))
+
+    def tick(self, mono: float) -> None:
+        ctx = self.ctx
+        wall = ctx.clock.wall()
+        due = self.next_due is not None and self.next_due <= wall
+        if ctx.stopping or not (due or mono >= self.check_at):
+            return
+        from queuectl import cron
+
+        self.check_at = mono + CRON_CHECK_S
+        if store_call(lambda: cron.fire_due(ctx.backend, wall)):
+            self.executor.maybe_work = True
+            store_call(ctx.queue.wake_workers)  # the other supervisors of this host
+        self.next_due = store_call(ctx.backend.cron_next_fire_at)

@@ -35,6 +35,7 @@ from queuectl.worker.executor import Executor
 from queuectl.worker.fence import Fence, Watchdog
 from queuectl.worker.services import (
     CancelWatch,
+    CronFire,
     Heartbeat,
     PollTick,
     Promotion,
@@ -107,9 +108,10 @@ class Supervisor:
         self.poll_tick = PollTick(self.ctx, ex, self.promotion)
         self.trim = Trim(self.ctx, ex)
         self.publish = Publish(self.ctx, ex)
+        self.cron = CronFire(self.ctx, ex)
         #: in the order they run when several are due at one wake-up
         self.services: tuple[Any, ...] = (self.promotion, self.poll_tick, self.heartbeat,
-                                          self.rescue, self.trim, self.publish)
+                                          self.rescue, self.trim, self.publish, self.cron)
 
     def request_stop(self, reason: str) -> None:
         """Ask for a graceful stop from another thread (e.g. the demo's progress view)."""

@@ -11,6 +11,11 @@ CREATE TABLE IF NOT EXISTS schema_version (
 -- name: schema_version_get
 SELECT COALESCE(MAX(version), 0) FROM schema_version
 
+-- name: schema_versions
+-- The migrations applied: a number lower than the newest may be missing when its
+-- migration was written in parallel and arrived later; it is applied then.
+SELECT version FROM schema_version
+
 -- name: schema_version_add
 INSERT INTO schema_version (version, name, applied_at) VALUES (%(version)s, %(name)s, %(now)s)
 
@@ -552,3 +557,80 @@ SET command = COALESCE(%(command)s, command), timeout = COALESCE(%(timeout)s, ti
     env = COALESCE(%(env)s::jsonb, env), updated_at = %(now)s,
     history = history || jsonb_build_array(%(entry)s::jsonb)
 WHERE id = %(id)s AND state = ANY(%(sources)s)
+
+-- name: _cron_columns
+name, schedule, tz, job, paused, catch_up, no_overlap, next_fire_at, last_fire_at,
+last_job_id, created_at, updated_at
+
+-- name: cron_add
+-- A new schedule; a name that exists inserts nothing (the caller reports it).
+INSERT INTO cron_schedules ({_cron_columns})
+VALUES (%(name)s, %(schedule)s, %(tz)s, %(job)s::jsonb, %(paused)s, %(catch_up)s,
+        %(no_overlap)s, %(next_fire_at)s, NULL, NULL, %(now)s, %(now)s)
+ON CONFLICT (name) DO NOTHING
+
+-- name: _cron_select
+-- A schedule with the state of its last run (NULL when it never ran or the job is gone).
+SELECT c.name, c.schedule, c.tz, c.job, c.paused, c.catch_up, c.no_overlap,
+       c.next_fire_at, c.last_fire_at, c.last_job_id, c.created_at, c.updated_at, j.state
+FROM cron_schedules AS c LEFT JOIN jobs AS j ON j.id = c.last_job_id
+
+-- name: cron_get
+{_cron_select}
+WHERE c.name = %(name)s
+
+-- name: cron_list
+{_cron_select}
+ORDER BY c.name
+
+-- name: cron_due
+-- The unpaused schedules whose next instant has come, oldest first, along cron_schedules_due.
+{_cron_select}
+WHERE NOT c.paused AND c.next_fire_at <= %(now)s
+ORDER BY c.next_fire_at LIMIT %(limit)s
+
+-- name: cron_next_fire_at
+SELECT MIN(next_fire_at) FROM cron_schedules WHERE NOT paused
+
+-- name: cron_remove
+DELETE FROM cron_schedules WHERE name = %(name)s
+
+-- name: cron_set_paused
+-- pause, or resume from next_fire_at (the instants of the pause are not caught up)
+UPDATE cron_schedules
+SET paused = %(paused)s, next_fire_at = COALESCE(%(next_fire_at)s, next_fire_at),
+    updated_at = %(now)s
+WHERE name = %(name)s
+
+-- name: cron_advance
+-- The compare-and-set that makes an instant fire once: only the caller that read
+-- next_fire_at = expected moves it on.  A concurrent caller waits on the row lock,
+-- re-reads the row once the winner commits and matches nothing.  The run is
+-- enqueued in the same transaction (SqlVerbs.cron_fire).
+UPDATE cron_schedules SET next_fire_at = %(next_fire_at)s, updated_at = %(now)s
+WHERE name = %(name)s AND next_fire_at = %(expected)s AND NOT paused
+RETURNING COALESCE(last_job_id, '')
+
+-- name: cron_lock
+-- `cron run`: the schedule's row (its last run), locked before a run is enqueued.
+UPDATE cron_schedules SET updated_at = %(now)s WHERE name = %(name)s
+RETURNING COALESCE(last_job_id, '')
+
+-- name: cron_record_run
+UPDATE cron_schedules
+SET last_fire_at = %(fired_at)s, last_job_id = %(job_id)s, updated_at = %(now)s
+WHERE name = %(name)s
+
+-- name: cron_live_job
+SELECT id FROM jobs WHERE id = %(id)s AND state IN ({LIVE})
+
+-- name: cron_insert_job
+-- A run of a schedule: nothing is stored when its id exists (a schedule added again
+-- under an old name) or a live job holds its unique key (`--unique`).
+INSERT INTO jobs (id, command, state, queue, priority, run_at, max_retries, backoff_base,
+                  timeout, cwd, env, depends_on, unique_key, created_at, updated_at)
+VALUES (%(id)s, %(command)s, %(state)s, %(queue)s, %(priority)s, %(run_at)s,
+        %(max_retries)s, %(backoff_base)s, %(timeout)s, %(cwd)s, %(env)s::jsonb,
+        %(depends_on)s::jsonb, %(unique_key)s, %(now)s, %(now)s)
+ON CONFLICT DO NOTHING
+RETURNING id
