@@ -3,6 +3,7 @@
     python -m benchmarks                 # the full run (a few minutes)
     python -m benchmarks --quick         # a smaller run, under a minute
     python -m benchmarks --only B1,B2 --json results.json
+    python -m benchmarks --only B10,B10D,B10PG  # metrics and the dashboard at 1M jobs
     python -m benchmarks --db postgresql://postgres@127.0.0.1/test   # B8 on that server
 
 Every store is a fresh temporary one; the user's data dir is never touched.
@@ -35,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     scale = Scale.quick() if args.quick else Scale()
     ctx = Context(scale=scale, db_url=args.db)
     wanted = [name.strip().upper() for name in args.only.split(",")] if args.only else \
-        [*CASES, "B8", "B11B"]
+        [*CASES, "B8", "B10PG", "B11B"]
     rows: list[Row] = []
     failures: list[str] = []
     started = time.time()
@@ -45,6 +46,10 @@ def main(argv: list[str] | None = None) -> int:
             from benchmarks.postgres import b8_postgres
 
             case = b8_postgres
+        if case is None and name == "B10PG":
+            from benchmarks.postgres import b10_postgres
+
+            case = b10_postgres
         if case is None and name == "B11B":
             from benchmarks.postgres import b11_postgres
 

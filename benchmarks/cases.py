@@ -39,6 +39,7 @@ class Scale:
     b6_seconds: float = 10.0
     b7_jobs: int = 20_000
     b10_per_hour: int = 36_000  # B5's million finished over ~a day
+    b10_samples: int = 40
     b11_groups: int = 100  # B11: groups of 100 jobs (fan-out then fan-in), in sequence
     b11_rounds: int = 3
 
@@ -46,7 +47,7 @@ class Scale:
     def quick(cls) -> "Scale":
         return cls(b1_jobs=2000, b1_rounds=1, b2_samples=50, b3_runs=8, b4_jobs=100_000,
                    b5_jobs=100_000, b6_seconds=3.0, b7_jobs=2000, b10_per_hour=3_600,
-                   b11_groups=20, b11_rounds=1)
+                   b10_samples=10, b11_groups=20, b11_rounds=1)
 
 
 @dataclass
@@ -181,7 +182,7 @@ def _b3_postgres(ctx: Context, ws: Workspace, runs: int) -> list[Row]:
     if reachable(server) is not None:
         return []  # B8 says why
     with fresh_database(server) as db:
-        ws.run([*queuectl_argv(), "--db", db, "status"])  # the schema first
+        ws.run([*queuectl_argv(), "--db", db, "migrate"])  # the schema first
         bare = median(timed([PYTHON, "-c", "import sqlite3"], ws.env, runs))
         ours = median(timed([*queuectl_argv(), "--db", db, "enqueue", "true"], ws.env, runs))
     ratio = ours / bare
@@ -384,7 +385,7 @@ def b10_metrics(ctx: Context) -> list[Row]:
     total, per_hour = ctx.scale.b5_jobs, ctx.scale.b10_per_hour
     with Workspace("b10") as ws:
         db = ws.path("big.db")
-        ws.run([*queuectl_argv(), "--db", db, "status"])
+        ws.run([*queuectl_argv(), "--db", db, "migrate"])
         _fill_runs(db, total, per_hour)
         startup = median(timed([*queuectl_argv(), "--version"], ws.env, 5))
         runs = {fmt: median(timed([*queuectl_argv(), "--db", db, "metrics", "--format", fmt],
@@ -399,6 +400,130 @@ def b10_metrics(ctx: Context) -> list[Row]:
             round((runs["prometheus"] - startup) * 1000, 1), "ms", "<= 100 ms",
             runs["prometheus"] - startup <= 0.1, ""),
     ]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _get(url: str, timeout: float = 30) -> tuple[float, bytes]:
+    """(seconds, body) of a GET: the server's own time (its Server-Timing header)
+    when it gives one, else the time seen here."""
+    import urllib.request
+
+    started = time.perf_counter()
+    with urllib.request.urlopen(url, timeout=timeout) as reply:
+        body = reply.read()
+        timing = reply.headers.get("server-timing", "")
+    spent = time.perf_counter() - started
+    if "dur=" in timing:
+        spent = float(timing.split("dur=", 1)[1].split(",")[0].split(";")[0]) / 1000
+    return spent, body
+
+
+def dashboard_rows(ws: Workspace, db: str, label: str, store: str = "sqlite",
+                   samples: int = 20, idle_s: float = 10.0) -> list[Row]:
+    """The real `queuectl dashboard` on `db`: server times (Server-Timing) of the
+    overview API served from the shared snapshot
+    and read from the store, of one jobs page, the live overview's update latency
+    after an enqueue, and the server's CPU with one live overview open."""
+    import threading
+    import urllib.request
+
+    from queuectl.models import NewJob
+    from queuectl.queue import Queue
+
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = ws.spawn([*queuectl_argv(), "--db", db, "dashboard", "--port", str(port)],
+                      log=f"dashboard-{store}.log")
+    try:
+        wait_until(lambda: _try_get(base + "/healthz"), 60, "the dashboard to serve")
+        _get(base + "/api/overview")  # warm: templates, first reads
+        served = [_get(base + "/api/overview")[0] for _ in range(samples)]
+        read = []  # what the feed's read of the store costs (in process, same store)
+        from queuectl.web.live import overview_data
+
+        with Queue(db) as queue:
+            for _ in range(max(5, samples // 2)):
+                started = time.perf_counter()
+                overview_data(queue)
+                read.append(time.perf_counter() - started)
+        page = [_get(base + "/api/jobs?limit=50")[0] for _ in range(samples)]
+        # the live overview: time from an enqueue's commit to the event that shows it
+        events: list[tuple[float, int]] = []
+        stop = threading.Event()
+
+        def listen() -> None:
+            with urllib.request.urlopen(base + "/events/overview", timeout=60) as stream:
+                for line in stream:
+                    if line.startswith(b"data: "):
+                        counts = json.loads(line[6:])["status"]["counts"]
+                        events.append((time.perf_counter(), counts["pending"]))
+                    if stop.is_set():
+                        return
+
+        thread = threading.Thread(target=listen, daemon=True)
+        thread.start()
+        wait_until(lambda: events, 30, "the first overview event")
+        latencies = []
+        with Queue(db) as queue:
+            for _ in range(5):
+                before = events[-1][1]
+                queue.enqueue([NewJob(command="true")])
+                enqueued = time.perf_counter()
+                wait_until(lambda before=before: events[-1][1] > before, 10,  # type: ignore[misc]
+                           "the event of an enqueue")
+                latencies.append(events[-1][0] - enqueued)
+            cpu0, t0 = proc_cpu_seconds(server.pid), time.monotonic()
+            time.sleep(idle_s)
+            cpu_pct = (proc_cpu_seconds(server.pid) - cpu0) / (time.monotonic() - t0) * 100
+        stop.set()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    p95 = {name: percentile(values, 95) * 1000
+           for name, values in (("served", served), ("read", read), ("page", page))}
+    return [
+        Row("B10", f"dashboard /api/overview at {label}, p95 (shared snapshot)",
+            round(p95["served"], 1), "ms", "<= 50 ms", p95["served"] <= 50,
+            f"median {median(served) * 1000:.1f} ms", None, store),
+        Row("B10", f"dashboard overview's store read at {label}, p95 (once per poll)",
+            round(p95["read"], 1), "ms", "<= 100 ms", p95["read"] <= 100,
+            f"median {median(read) * 1000:.1f} ms", None, store),
+        Row("B10", f"dashboard /api/jobs page of 50 at {label}, p95", round(p95["page"], 1),
+            "ms", "<= 50 ms", p95["page"] <= 50, f"median {median(page) * 1000:.1f} ms",
+            None, store),
+        Row("B10", f"live overview: enqueue to event at {label}, max of 5",
+            round(max(latencies) * 1000), "ms", "<= 1000 ms", max(latencies) <= 1.0,
+            f"median {median(latencies) * 1000:.0f} ms", None, store),
+        Row("B10", f"idle dashboard CPU, one live overview, {label}, {idle_s:g} s",
+            round(cpu_pct, 2), "%", "<= 1 %", cpu_pct <= 1, "", None, store),
+    ]
+
+
+def _try_get(url: str) -> bool:
+    try:
+        _get(url, timeout=2)
+        return True
+    except OSError:
+        return False
+
+
+def b10_dashboard(ctx: Context) -> list[Row]:
+    """The dashboard on B10's store (1M jobs, an hour of runs)."""
+    total, per_hour = ctx.scale.b5_jobs, ctx.scale.b10_per_hour
+    label = f"{total // 1000}k" if total < 1_000_000 else f"{total / 1e6:g}M"
+    with Workspace("b10d") as ws:
+        db = ws.path("big.db")
+        ws.run([*queuectl_argv(), "--db", db, "migrate"])
+        _fill_runs(db, total, per_hour)
+        return dashboard_rows(ws, db, label, samples=ctx.scale.b10_samples,
+                              idle_s=ctx.scale.b6_seconds)
 
 
 def b6_footprint(ctx: Context) -> list[Row]:
@@ -544,5 +669,6 @@ def b11_graph(ctx: Context, db: Optional[str] = None, store: str = "sqlite") -> 
 CASES: dict[str, Callable[[Context], list[Row]]] = {
     "B1": b1_throughput, "B2": b2_pickup, "B3": b3_cli_enqueue, "B4": b4_batch_enqueue,
     "B5": b5_depth, "B6": b6_footprint, "B7": b7_contention, "B10": b10_metrics,
+    "B10D": b10_dashboard,
     "B11": b11_graph,
 }

@@ -12,8 +12,9 @@ Definitions (the README and `metrics --help` say the same):
   rate per minute;
 - run duration: finished_at - started_at of each run; queue wait: due time to start
   of the last run of each job that ended completed or dead;
-- percentiles are exact, by nearest rank over every run of the window (p50 of 1..10
-  is 5, p95 is 10);
+- percentiles are exact, by nearest rank over the window's runs (p50 of 1..10 is 5,
+  p95 is 10), over its latest SAMPLE_CAP runs when it held more (the counts, and the
+  durations' count, sum and maximum, still cover every run);
 - retries = runs that were a retry (attempt 2 or later);
 - depth: jobs per state now (every state overall, the live states per queue); the
   oldest waiting job is the one due the longest (waiting states only);
@@ -27,7 +28,14 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Sequence
 
-from queuectl.models import FinishedRow, LiveCount, RunRecord, WorkerInfo
+from queuectl.models import (
+    LiveCount,
+    RunRecord,
+    SampleRow,
+    SpanGroup,
+    WindowGroup,
+    WorkerInfo,
+)
 from queuectl.states import CLAIMABLE, JobState
 from queuectl.times import iso_utc
 
@@ -38,6 +46,11 @@ RUN_RESULTS = ("completed", "failed", "dead")
 #: is shown per queue as counted so far, `depth_capped`; the whole store's counts per
 #: state are exact at any depth).
 LIVE_CAP = 10_000
+#: Runs read for the percentiles, the window's latest (its counts, the durations'
+#: count, sum and maximum cover every run at any rate).
+SAMPLE_CAP = 5_000
+#: The series (`series=True`) splits the window into this many buckets.
+BUCKETS = 60
 #: The longest window (a start before 1970 has no timestamp).
 MAX_WINDOW_S = 3650 * 86400.0
 #: Throughput spans besides the window, seconds.
@@ -108,6 +121,19 @@ class Figures:
 
 
 @dataclass
+class Series:
+    """Runs of the whole window per bucket, oldest first (the dashboard's chart)."""
+
+    bucket_s: float
+    runs: list[int]
+    completed: list[int]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"bucket_s": self.bucket_s, "runs": list(self.runs),
+                "completed": list(self.completed)}
+
+
+@dataclass
 class Metrics:
     """`queuectl metrics`: the window's figures overall and per queue."""
 
@@ -117,6 +143,11 @@ class Metrics:
     queue: Optional[str]  # the --queue filter, if any
     overall: Figures
     queues: dict[str, Figures] = field(default_factory=dict)
+    #: the percentiles are over the window's latest `sample_cap` runs at most
+    sample_cap: int = 0
+    #: True when the window held more runs than that (its counts stay exact)
+    sampled: bool = False
+    series: Optional[Series] = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -127,20 +158,27 @@ class Metrics:
             "queue": self.queue,
             "overall": self.overall.to_dict(),
             "queues": {name: figures.to_dict() for name, figures in self.queues.items()},
+            "percentiles": {"latest_runs": self.sample_cap, "sampled": self.sampled},
+            **({} if self.series is None else {"series": self.series.to_dict()}),
         }
 
 
 class _Tally:
-    """What one queue's runs add up to, gathered in one pass over the rows."""
+    """What one queue's runs add up to, gathered from the store's grouped counts, the
+    percentiles' sample and the earlier runs of retried jobs."""
 
-    __slots__ = ("runs", "durations", "waits", "retries", "spans")
+    __slots__ = ("runs", "durations", "waits", "retries", "spans", "timed", "total",
+                 "longest")
 
     def __init__(self) -> None:
         self.runs = dict.fromkeys(OUTCOMES, 0)
-        self.durations: list[float] = []
-        self.waits: list[float] = []
+        self.durations: list[float] = []  # of the sample
+        self.waits: list[float] = []  # of the sample
         self.retries = 0
         self.spans = [0, 0, 0, 0]  # runs ended in the last 1, 5, 15 minutes, the window
+        self.timed = 0  # runs with a duration, every one of the window
+        self.total = 0.0  # their durations' sum
+        self.longest: Optional[float] = None
 
     def merge(self, other: "_Tally") -> None:
         for key, n in other.runs.items():
@@ -149,6 +187,13 @@ class _Tally:
         self.waits += other.waits
         self.retries += other.retries
         self.spans = [a + b for a, b in zip(self.spans, other.spans)]
+        self.timed += other.timed
+        self.total += other.total
+        self._longer(other.longest)
+
+    def _longer(self, duration: Optional[float]) -> None:
+        if duration is not None and (self.longest is None or duration > self.longest):
+            self.longest = duration
 
 
 #: A row's state -> the result of its last run (a pending or scheduled job that
@@ -156,42 +201,73 @@ class _Tally:
 _RESULT = {"completed": "completed", "dead": "dead", "cancelled": "cancelled"}
 
 
-def _tally(rows: Sequence[FinishedRow], earlier: Sequence[RunRecord], *, now: float,
+def _tally(window: Sequence[WindowGroup], spans: Sequence[SpanGroup],
+           sample: Sequence[SampleRow], earlier: Sequence[RunRecord], *, now: float,
            since_s: float) -> dict[str, _Tally]:
     start, t1, t5, t15 = now - since_s, now - 60, now - 300, now - 900
     tallies: dict[str, _Tally] = {}
-    runs = [(q, _RESULT.get(state, "failed"), attempts, duration, wait, finished, timed_out)
-            for _, q, state, attempts, duration, wait, finished, timed_out in rows]
-    runs += [(r.queue, r.result, r.attempt or 0,
-              None if not r.started_at else r.finished_at - r.started_at, None,
-              r.finished_at, r.timed_out) for r in earlier]
-    for q, result, attempt, duration, wait, finished, timed_out in runs:
-        tally = tallies.get(q)
+
+    def of(name: str) -> _Tally:
+        tally = tallies.get(name)
         if tally is None:
-            tally = tallies[q] = _Tally()
+            tally = tallies[name] = _Tally()
+        return tally
+
+    for q, state, retry, timed_out, n, timed, total, longest in window:
+        tally = of(q)
+        result = _RESULT.get(state, "failed")
+        tally.runs[result] += n
         if result == "cancelled":
+            continue
+        tally.spans[3] += n
+        if timed_out:
+            tally.runs["timeout"] += n
+        if retry:
+            tally.retries += n
+        tally.timed += timed
+        tally.total += total
+        tally._longer(longest)
+    for q, in1, in5, n in spans:
+        counts = of(q).spans
+        counts[2] += n
+        if in5:
+            counts[1] += n
+            if in1:
+                counts[0] += n
+    for q, duration, wait in sample:
+        tally = of(q)
+        if duration is not None:
+            tally.durations.append(duration)
+        if wait is not None:
+            tally.waits.append(wait)
+    for run in earlier:
+        tally = of(run.queue)
+        finished = run.finished_at
+        if run.result == "cancelled":
             if finished >= start:
                 tally.runs["cancelled"] += 1
             continue
         if finished >= t15:
-            spans = tally.spans
-            spans[2] += 1
+            counts = tally.spans
+            counts[2] += 1
             if finished >= t5:
-                spans[1] += 1
+                counts[1] += 1
                 if finished >= t1:
-                    spans[0] += 1
+                    counts[0] += 1
         if finished < start:
             continue
         tally.spans[3] += 1
-        tally.runs[result] += 1
-        if timed_out:
+        tally.runs[run.result] += 1
+        if run.timed_out:
             tally.runs["timeout"] += 1
-        if attempt > 1:
+        if (run.attempt or 0) > 1:
             tally.retries += 1
-        if duration is not None:
-            tally.durations.append(duration if duration > 0 else 0.0)
-        if wait is not None:
-            tally.waits.append(wait if wait > 0 else 0.0)
+        if run.started_at:
+            duration = max(0.0, finished - run.started_at)
+            tally.durations.append(duration)
+            tally.timed += 1
+            tally.total += duration
+            tally._longer(duration)
     return tallies
 
 
@@ -207,7 +283,7 @@ def _figures(tally: _Tally, live: Sequence[LiveCount], *, now: float, since_s: f
     waits = sorted(tally.waits)
     duration: dict[str, Optional[float]] = {
         f"p{p}": percentile(durations, p) for p in DURATION_PERCENTILES}
-    duration["max"] = durations[-1] if durations else None
+    duration["max"] = tally.longest
     wait: dict[str, Optional[float]] = {f"p{p}": percentile(waits, p) for p in WAIT_PERCENTILES}
     oldest = [c.oldest_due for c in live
               if c.oldest_due is not None and JobState(c.state) in CLAIMABLE]
@@ -215,7 +291,7 @@ def _figures(tally: _Tally, live: Sequence[LiveCount], *, now: float, since_s: f
         runs=dict(counts),
         success_rate=round(counts["completed"] / ended, 4) if ended else None,
         throughput=throughput,
-        duration_s={**duration, "count": len(durations), "sum": sum(durations)},
+        duration_s={**duration, "count": tally.timed, "sum": tally.total},
         wait_s={**wait, "count": len(waits)},
         retries=tally.retries,
         depth=dict(depth),
@@ -235,18 +311,23 @@ def _live_depth(live: Sequence[LiveCount]) -> dict[str, int]:
 
 
 def compute(*, store: str, now: float, since_s: float, queue: Optional[str],
-            rows: Sequence[FinishedRow], earlier: Sequence[RunRecord],
+            window: Sequence[WindowGroup], spans: Sequence[SpanGroup],
+            sample: Sequence[SampleRow], sample_cap: int, earlier: Sequence[RunRecord],
             live: Sequence[LiveCount], live_cap: int,
             counts: Optional[Mapping[JobState, int]],
-            workers: Sequence[WorkerInfo]) -> Metrics:
-    """The figures from the store's rows.  `rows` and `earlier` reach back to
-    `horizon()`; `live` holds up to `live_cap` waiting jobs; `counts` are the per-state
-    counts of the whole store (None with a queue filter); `workers` are the live ones,
-    `busy` counted from the store's processing jobs."""
-    tallies = _tally(rows, earlier, now=now, since_s=since_s)
+            workers: Sequence[WorkerInfo],
+            series: Optional[Sequence[tuple[int, int, int]]] = None) -> Metrics:
+    """The figures from what the store returned: `window` counts the rows ended since
+    the window's start, `spans` those of the last 15 minutes, `sample` holds the
+    latest `sample_cap` runs of the window (the percentiles), `earlier` the earlier
+    runs of retried jobs back to `horizon()`; `live` holds up to `live_cap` waiting
+    jobs; `counts` are the per-state counts of the whole store (None with a queue
+    filter); `workers` are the live ones, `busy` counted from the store's processing
+    jobs."""
+    tallies = _tally(window, spans, sample, earlier, now=now, since_s=since_s)
     capped = sum(c.jobs for c in live if JobState(c.state) in CLAIMABLE) >= live_cap
     start = now - since_s
-    in_window = {r[1] for r in rows if r[6] >= start} | \
+    in_window = {g[0] for g in window} | \
         {r.queue for r in earlier if r.finished_at >= start}
     names = [queue] if queue is not None else sorted(in_window | {c.queue for c in live})
 
@@ -272,4 +353,24 @@ def compute(*, store: str, now: float, since_s: float, queue: Optional[str],
                            depth_capped=False, workers=workers,
                            busy_slots=sum(w.busy for w in workers))
     return Metrics(store=store, now=now, since_s=since_s, queue=queue, overall=overall,
-                   queues=per_queue)
+                   queues=per_queue, sample_cap=sample_cap,
+                   sampled=len(sample) >= sample_cap,
+                   series=None if series is None else _series(series, earlier, now=now,
+                                                              since_s=since_s))
+
+
+def _series(rows: Sequence[tuple[int, int, int]], earlier: Sequence[RunRecord], *,
+            now: float, since_s: float) -> Series:
+    width = since_s / BUCKETS
+    start = now - since_s
+    runs, completed = [0] * BUCKETS, [0] * BUCKETS
+    for bucket, n, done in rows:
+        index = min(max(bucket, 0), BUCKETS - 1)  # a run ended exactly now: the last
+        runs[index] += n
+        completed[index] += done
+    for run in earlier:  # a retried job's earlier runs: failed ones
+        if run.result != "cancelled" and run.finished_at >= start:
+            index = min(max(int((run.finished_at - start) / width), 0), BUCKETS - 1)
+            runs[index] += 1
+            completed[index] += run.result == "completed"
+    return Series(bucket_s=width, runs=runs, completed=completed)

@@ -289,6 +289,16 @@ class RunRecord(NamedTuple):
 FinishedRow = tuple[str, str, str, int, Optional[float], Optional[float], float, bool]
 
 
+#: The window's job rows counted together (`metrics`): (queue, state, retry: attempts
+#: > 1, timed out, jobs, runs with a duration, duration sum, longest duration).
+WindowGroup = tuple[str, str, bool, bool, int, int, float, Optional[float]]
+#: Runs of the last 15 minutes (`metrics`): (queue, in the last minute, in the last 5,
+#: runs).
+SpanGroup = tuple[str, bool, bool, int]
+#: One run of the percentiles' sample: (queue, duration_s, wait_s or None).
+SampleRow = tuple[str, Optional[float], Optional[float]]
+
+
 class LiveCount(NamedTuple):
     """Jobs of one queue in one live state, and the oldest due one's run_at."""
 

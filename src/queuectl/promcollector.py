@@ -14,18 +14,24 @@ attempt) once; runs recorded up to LATE_S after they ended are still counted.  A
 collector starts again from its window, a counter reset that rate() and increase()
 take in their stride.  Gauges and the duration quantiles are the window's figures
 (queuectl.metrics).
+
+The families are built as plain data (`families()`); the collector hands them to
+prometheus_client, and the one-scrape `exposition()` (`metrics --format prometheus`)
+writes the same text format itself: importing prometheus_client costs ~40 ms of
+a CLI command's start-up.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 from typing import TYPE_CHECKING, Iterator, Optional
-
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from queuectl.metrics import DURATION_PERCENTILES, OUTCOMES, Figures
 
 if TYPE_CHECKING:
+    from prometheus_client.core import Metric
+
     from queuectl.metrics import Metrics
     from queuectl.models import RunRecord
     from queuectl.queue import Queue
@@ -95,74 +101,120 @@ class QueueCollector:
         self._seen = {k: at for k, at in self._seen.items() if at >= now - 2 * LATE_S}
         self._last = now
 
-    def collect(self) -> Iterator[Metric]:
+    def collect(self) -> Iterator["Metric"]:
+        from prometheus_client.core import Metric
+
+        for name, doc, kind, samples in self.scrape():
+            metric = Metric(name, doc, kind)
+            for sample, labels, value in samples:
+                metric.add_sample(sample, labels, value)
+            yield metric
+
+    def scrape(self) -> list[Family]:
+        """One scrape's families, as plain data."""
         with self._lock:
             report = self.queue.metrics(self.since_s, self.queue_name)
             self._count(report)
             totals, durations = dict(self._totals), dict(self._duration)
-        yield from self._families(report.overall, report.queues, totals, durations,
-                                  whole_store=self.queue_name is None)
+        return families(report.overall, report.queues, totals, durations,
+                        whole_store=self.queue_name is None)
 
-    def _families(self, overall: Figures, queues: dict[str, Figures],
-                  totals: dict[tuple[str, str], int],
-                  durations: dict[str, tuple[int, float]],
-                  whole_store: bool) -> Iterator[Metric]:
-        runs = CounterMetricFamily(
-            "queuectl_runs", "Runs ended, by queue and outcome (completed, failed: to be "
-            "retried, dead, cancelled jobs; timeout: runs that hit their limit)",
-            labels=["queue", "outcome"])
-        for name in sorted({q for q, _ in totals} | set(queues)):
-            for outcome in OUTCOMES:
-                runs.add_metric([name, outcome], totals.get((name, outcome), 0))
-        yield runs
 
-        summary = Metric("queuectl_run_duration_seconds", "Run duration: quantiles over "
-                         "the window, count and sum of the runs counted", "summary")
-        for name in sorted(set(durations) | set(queues)):
-            figures = queues.get(name)
-            if figures is not None:
-                for p in DURATION_PERCENTILES:
-                    value = figures.duration_s[f"p{p}"]
-                    if value is not None:
-                        summary.add_sample("queuectl_run_duration_seconds",
-                                           {"queue": name, "quantile": str(p / 100)}, value)
-            count, total = durations.get(name, (0, 0.0))
-            summary.add_sample("queuectl_run_duration_seconds_count", {"queue": name}, count)
-            summary.add_sample("queuectl_run_duration_seconds_sum", {"queue": name}, total)
-        yield summary
+#: (family name, help, type, [(sample name, labels, value)])
+Family = tuple[str, str, str, list[tuple[str, dict[str, str], float]]]
 
-        if whole_store:
-            jobs = GaugeMetricFamily("queuectl_jobs", "Jobs in the store per state",
-                                     labels=["state"])
-            for state, n in overall.depth.items():
-                jobs.add_metric([state], n)
-            yield jobs
-        live = GaugeMetricFamily("queuectl_queue_jobs", "Live jobs per queue and state",
-                                 labels=["queue", "state"])
-        oldest = GaugeMetricFamily("queuectl_oldest_waiting_age_seconds",
-                                   "How long the oldest due job of the queue has waited",
-                                   labels=["queue"])
-        for name, figures in queues.items():
-            for state, n in figures.depth.items():
-                live.add_metric([name, state], n)
-            if figures.oldest_waiting_age_s is not None:
-                oldest.add_metric([name], figures.oldest_waiting_age_s)
-        yield live
-        yield oldest
-        for metric, doc, value in (
-                ("queuectl_workers", "Live workers", overall.workers),
-                ("queuectl_slots", "Job slots of the live workers", overall.slots),
-                ("queuectl_busy_slots", "Jobs the live workers hold in processing now",
-                 overall.busy_slots)):
-            yield GaugeMetricFamily(metric, doc, value=value)
+
+def families(overall: Figures, queues: dict[str, Figures],
+             totals: dict[tuple[str, str], int], durations: dict[str, tuple[int, float]],
+             whole_store: bool) -> list[Family]:
+    out: list[Family] = []
+    runs: list[tuple[str, dict[str, str], float]] = []
+    for name in sorted({q for q, _ in totals} | set(queues)):
+        for outcome in OUTCOMES:
+            runs.append(("queuectl_runs_total", {"queue": name, "outcome": outcome},
+                         totals.get((name, outcome), 0)))
+    out.append(("queuectl_runs", "Runs ended, by queue and outcome (completed, failed: to "
+                "be retried, dead, cancelled jobs; timeout: runs that hit their limit)",
+                "counter", runs))
+
+    summary: list[tuple[str, dict[str, str], float]] = []
+    for name in sorted(set(durations) | set(queues)):
+        figures = queues.get(name)
+        if figures is not None:
+            for p in DURATION_PERCENTILES:
+                value = figures.duration_s[f"p{p}"]
+                if value is not None:
+                    summary.append(("queuectl_run_duration_seconds",
+                                    {"queue": name, "quantile": str(p / 100)}, value))
+        count, total = durations.get(name, (0, 0.0))
+        summary.append(("queuectl_run_duration_seconds_count", {"queue": name}, count))
+        summary.append(("queuectl_run_duration_seconds_sum", {"queue": name}, total))
+    out.append(("queuectl_run_duration_seconds", "Run duration: quantiles over the window, "
+                "count and sum of the runs counted", "summary", summary))
+
+    if whole_store:
+        out.append(("queuectl_jobs", "Jobs in the store per state", "gauge",
+                     [("queuectl_jobs", {"state": state}, n)
+                      for state, n in overall.depth.items()]))
+    live: list[tuple[str, dict[str, str], float]] = []
+    oldest: list[tuple[str, dict[str, str], float]] = []
+    for name, figures in queues.items():
+        for state, n in figures.depth.items():
+            live.append(("queuectl_queue_jobs", {"queue": name, "state": state}, n))
+        if figures.oldest_waiting_age_s is not None:
+            oldest.append(("queuectl_oldest_waiting_age_seconds", {"queue": name},
+                           figures.oldest_waiting_age_s))
+    out.append(("queuectl_queue_jobs", "Live jobs per queue and state", "gauge", live))
+    out.append(("queuectl_oldest_waiting_age_seconds",
+                "How long the oldest due job of the queue has waited", "gauge", oldest))
+    for metric, doc, value in (
+            ("queuectl_workers", "Live workers", overall.workers),
+            ("queuectl_slots", "Job slots of the live workers", overall.slots),
+            ("queuectl_busy_slots", "Jobs the live workers hold in processing now",
+             overall.busy_slots)):
+        out.append((metric, doc, "gauge", [(metric, {}, value)]))
+    return out
+
+
+def _number(value: float) -> str:
+    """A sample value as prometheus_client writes it (Go's float formatting)."""
+    d = float(value)
+    if math.isinf(d):
+        return "+Inf" if d > 0 else "-Inf"
+    if math.isnan(d):
+        return "NaN"
+    text = repr(d)
+    dot = text.find(".")
+    if d > 0 and dot > 6:  # Go switches to an exponent sooner than Python
+        mantissa = f"{text[0]}.{text[1:dot]}{text[dot + 1:]}".rstrip("0.")
+        return f"{mantissa}e+0{dot - 1}"
+    return text
+
+
+def _escape(text: str, quote: bool) -> str:
+    text = text.replace("\\", "\\\\").replace("\n", "\\n")
+    return text.replace('"', '\\"') if quote else text
+
+
+def text_format(found: list[Family]) -> bytes:
+    """Families in the Prometheus text exposition format 0.0.4."""
+    lines = []
+    for name, doc, kind, samples in found:
+        shown = name + "_total" if kind == "counter" else name
+        lines.append(f"# HELP {shown} {_escape(doc, False)}")
+        lines.append(f"# TYPE {shown} {kind}")
+        for sample, labels, value in samples:
+            if labels:
+                pairs = ",".join(f'{k}="{_escape(v, True)}"' for k, v in sorted(labels.items()))
+                lines.append(f"{sample}{{{pairs}}} {_number(value)}")
+            else:
+                lines.append(f"{sample} {_number(value)}")
+    return ("\n".join(lines) + "\n").encode("utf-8")
 
 
 def exposition(queue: "Queue", *, since_s: float = 3600.0,
                queue_name: Optional[str] = None) -> bytes:
-    """The text exposition of one scrape (`metrics --format prometheus`)."""
-    from prometheus_client import CollectorRegistry, generate_latest
-
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(QueueCollector(queue, since_s=since_s, queue_name=queue_name,
-                                     once=True))
-    return generate_latest(registry)
+    """The text exposition of one scrape (`metrics --format prometheus`), written
+    without prometheus_client (see the module)."""
+    collector = QueueCollector(queue, since_s=since_s, queue_name=queue_name, once=True)
+    return text_format(collector.scrape())

@@ -686,10 +686,14 @@ class Queue:
                       paused_queues=[name for name, paused, _ in self.backend.queue_rows()
                                      if paused])
 
-    def metrics(self, since_s: float = 3600.0, queue: Optional[str] = None) -> "Metrics":
+    def metrics(self, since_s: float = 3600.0, queue: Optional[str] = None, *,
+                series: bool = False, status: Optional[Status] = None) -> "Metrics":
         """`queuectl metrics`: runs by outcome, rates, durations, waits, depth and
         slots over the last `since_s` seconds, overall and per queue (or of `queue`),
-        read from the store (every host's workers)."""
+        read from the store (every host's workers).  `series`: also the runs of each
+        60th of the window (the dashboard's chart).  `status`: a `status()` just
+        read, whose time, live workers and counts per state are used rather than
+        read again (the dashboard's overview reads both)."""
         from queuectl import metrics
         from queuectl.maintenance import this_host
 
@@ -697,17 +701,27 @@ class Queue:
             raise InvalidInput("the metrics window must be longer than 0 seconds and "
                                "at most 3650 days")
         _check_utf8(queue, "queue")
-        now = self.now()
-        settings = self.settings()
-        workers = [w for w, alive in self._workers_now(settings, now, this_host()) if alive]
+        if status is not None:
+            now, workers = status.now, status.workers
+        else:
+            now = self.now()
+            workers = [w for w, alive in self._workers_now(self.settings(), now, this_host())
+                       if alive]
         since = metrics.horizon(now, since_s)
         return metrics.compute(
             store=self.display_url, now=now, since_s=since_s, queue=queue,
-            rows=self.backend.metrics_rows(since, queue),
+            window=self.backend.metrics_window(now - since_s, queue),
+            spans=self.backend.metrics_spans(now, queue),
+            sample=self.backend.metrics_sample(now - since_s, queue, metrics.SAMPLE_CAP),
+            sample_cap=metrics.SAMPLE_CAP,
             earlier=self.backend.metrics_earlier_runs(since, queue),
             live=self.backend.metrics_live(now, queue, metrics.LIVE_CAP),
             live_cap=metrics.LIVE_CAP,
-            counts=None if queue is not None else self.backend.counts(), workers=workers)
+            counts=None if queue is not None else
+            (status.counts if status is not None else self.backend.counts()),
+            workers=workers,
+            series=self.backend.metrics_series(now - since_s, since_s / metrics.BUCKETS,
+                                               queue) if series else None)
 
     def runs_since(self, since: float, queue: Optional[str] = None) -> list[RunRecord]:
         """The runs that ended at or after `since` (and the jobs cancelled since then),

@@ -49,7 +49,8 @@ def sqlite_schema(path: str) -> Schema:
 
 def postgres_schema(url: str) -> Schema:
     """{"tables": {table: [(column, type, not null, default)]},
-    "indexes": {index: (table, ["column [DESC]"], unique, predicate)}}."""
+    "indexes": {index: (table, ["column [DESC]", "INCLUDE column"], unique,
+    predicate)}}."""
     import psycopg
 
     with psycopg.connect(url) as conn:
@@ -64,10 +65,12 @@ def postgres_schema(url: str) -> Schema:
         for index, table, unique, predicate, columns in conn.execute("""
                 SELECT ic.relname, tc.relname, i.indisunique,
                        pg_get_expr(i.indpred, i.indrelid),
-                       ARRAY(SELECT pg_get_indexdef(i.indexrelid, k, true)
-                                    || CASE WHEN i.indoption[k - 1] & 1 = 1
+                       ARRAY(SELECT CASE WHEN k > i.indnkeyatts THEN 'INCLUDE ' ELSE ''
+                                    END || pg_get_indexdef(i.indexrelid, k, true)
+                                    || CASE WHEN k <= i.indnkeyatts
+                                                 AND i.indoption[k - 1] & 1 = 1
                                             THEN ' DESC' ELSE '' END
-                             FROM generate_series(1, i.indnkeyatts) AS k ORDER BY k)
+                             FROM generate_series(1, i.indnatts) AS k ORDER BY k)
                 FROM pg_index AS i
                 JOIN pg_class AS ic ON ic.oid = i.indexrelid
                 JOIN pg_class AS tc ON tc.oid = i.indrelid

@@ -200,3 +200,43 @@ def test_a_backlog_past_the_cap_is_counted_so_far_per_queue(
     bulk = report.queues["bulk"]
     assert bulk.depth["pending"] == 3 and bulk.depth_capped
     assert bulk.oldest_waiting_age_s == 100.0  # read oldest first: still exact
+
+
+def test_percentiles_over_the_latest_runs_past_the_sample_cap(
+        store: Store, monkeypatch: Any) -> None:
+    from queuectl import metrics
+
+    build(store)
+    assert store.q.metrics(3600).to_dict()["percentiles"] == \
+        {"latest_runs": metrics.SAMPLE_CAP, "sampled": False}
+    monkeypatch.setattr(metrics, "SAMPLE_CAP", 3)
+    report = store.q.metrics(3600).to_dict()
+    assert report["percentiles"] == {"latest_runs": 3, "sampled": True}
+    overall = report["overall"]
+    # the latest 3 rows (c5: 170 s, c6: 1 s, r1: 7 s, failed) and the earlier runs of
+    # f1 (10 s) and p1 (6 s): 1 6 7 10 170; count, sum and max cover the 11 runs
+    assert overall["duration_s"] == {"p50": 7.0, "p95": 170.0, "p99": 170.0, "max": 170.0,
+                                     "count": 11, "sum": 209.5}
+    # waits of the sample's completed and dead rows: c5 0 s, c6 1 s
+    assert overall["wait_s"] == {"p50": 0.0, "p95": 1.0, "p99": 1.0, "count": 2}
+    # the counts still cover every run of the window
+    assert overall["runs"] == {"completed": 7, "failed": 3, "dead": 1, "cancelled": 1,
+                               "timeout": 1}
+    assert overall["throughput"]["window"]["runs"] == 11
+
+
+def test_the_series_splits_the_window_in_sixty(store: Store) -> None:
+    build(store)
+    report = store.q.metrics(3600, series=True).to_dict()
+    series = report["series"]
+    assert series["bucket_s"] == 60.0
+    assert len(series["runs"]) == len(series["completed"]) == 60
+    assert sum(series["runs"]) == report["overall"]["throughput"]["window"]["runs"] == 11
+    assert sum(series["completed"]) == 7
+    # T = NOW - 3000 starts bucket 10: c1, c2, c3, c4 and f1's timeout (T + 50); f1's
+    # retry (T + 66) and d1 (T + 100.75) in bucket 11; p1's failed run (history) in 15
+    assert series["runs"][10] == 5 and series["completed"][10] == 4
+    assert (series["runs"][11], series["completed"][11]) == (2, 1)
+    assert (series["runs"][15], series["completed"][15]) == (1, 0)
+    assert series["runs"][59] == 1  # c5, 30 s before now
+    assert "series" not in store.q.metrics(3600).to_dict()

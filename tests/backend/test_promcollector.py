@@ -100,3 +100,29 @@ def test_registering_reads_nothing(tmp_path: Any) -> None:
     registry = CollectorRegistry()  # auto_describe on: describe() is called
     registry.register(QueueCollector(Queue(url)))
     assert not (tmp_path / "never-opened.db").exists()
+
+
+def test_the_one_scrape_text_is_what_prometheus_client_writes(store: Store) -> None:  # noqa: F811
+    build(store)
+    store.run("big", NOW - 100, NOW - 90, NOW - 89.5)  # more values to format
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(QueueCollector(store.q, once=True))
+    assert exposition(store.q) == generate_latest(registry)
+    assert exposition(store.q, queue_name="mail") == generate_latest(
+        _one_queue_registry(store, "mail"))
+
+
+def _one_queue_registry(store: Store, name: str) -> CollectorRegistry:  # noqa: F811
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(QueueCollector(store.q, queue_name=name, once=True))
+    return registry
+
+
+def test_sample_values_are_formatted_as_prometheus_client_does() -> None:
+    from prometheus_client.utils import floatToGoString
+
+    from queuectl.promcollector import _number
+
+    for value in (0, 1, 0.5, 3.14159, 123456.0, 1234567.0, 1e21, 2.5e-7, float("inf"),
+                  float("-inf"), -1234567.0, 10 ** 9):
+        assert _number(value) == floatToGoString(value), value

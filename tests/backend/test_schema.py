@@ -19,7 +19,7 @@ from queuectl.states import JobState
 from tests.backend.schema_introspect import postgres_schema, sqlite_schema
 
 #: the schema version the files below describe
-LATEST = 5
+LATEST = 6
 
 # (column, type, not null, default, position in the primary key or 0)
 SQLITE = {
@@ -120,12 +120,15 @@ SQLITE = {
         "cron_schedules_due": ('cron_schedules', ['next_fire_at'], False, 'paused = 0'),
         "job_dependencies_depends_on": ('job_dependencies', ['depends_on'], False,
             None),
-        "jobs_due": ('jobs', ['run_at'], False,
+        "jobs_due": ('jobs', ['run_at', 'queue', 'state'], False,
             "state IN ('pending', 'scheduled', 'failed')"),
-        "jobs_finished": ('jobs', ['finished_at'], False,
+        "jobs_finished": ('jobs', ['finished_at', 'queue', 'state', 'attempts', 'started_at',
+                                   'run_at', 'error'], False,
             'finished_at IS NOT NULL'),
         "jobs_queue": ('jobs', ['queue', 'seq'], False,
             None),
+        "jobs_retried": ('jobs', ['finished_at'], False,
+            "attempts > 1 OR (state = 'cancelled' AND attempts > 0)"),
         "jobs_ready": ('jobs', ['priority DESC', 'run_at', 'seq'], False,
             "state IN ('pending', 'scheduled', 'failed')"),
         "jobs_state": ('jobs', ['state', 'seq'], False,
@@ -259,9 +262,11 @@ POSTGRES = {
             None),
         "job_output_pkey": ('job_output', ['job_id', 'attempt', 'seq'], True,
             None),
-        "jobs_due": ('jobs', ['run_at'], False,
+        "jobs_due": ('jobs', ['run_at', 'INCLUDE queue', 'INCLUDE state'], False,
             "(state = ANY (ARRAY['pending'::text, 'scheduled'::text, 'failed'::text]))"),
-        "jobs_finished": ('jobs', ['finished_at'], False,
+        "jobs_finished": ('jobs', ['finished_at', 'INCLUDE queue', 'INCLUDE state',
+                                   'INCLUDE attempts', 'INCLUDE started_at', 'INCLUDE run_at',
+                                   'INCLUDE error'], False,
             '(finished_at IS NOT NULL)'),
         "jobs_id_key": ('jobs', ['id'], True,
             None),
@@ -269,6 +274,8 @@ POSTGRES = {
             None),
         "jobs_queue": ('jobs', ['queue', 'seq'], False,
             None),
+        "jobs_retried": ('jobs', ['finished_at'], False,
+            "((attempts > 1) OR ((state = 'cancelled'::text) AND (attempts > 0)))"),
         "jobs_ready": ('jobs', ['priority DESC', 'run_at', 'seq'], False,
             "(state = ANY (ARRAY['pending'::text, 'scheduled'::text, 'failed'::text]))"),
         "jobs_state": ('jobs', ['state', 'seq'], False,
@@ -374,7 +381,7 @@ def test_a_store_at_schema_1_is_migrated_in_place(store_url: str, tmp_path: Path
 def test_every_dialect_has_the_same_migrations(dialect: str) -> None:
     names = [(version, name) for version, name, _ in load_migrations(dialect)]
     assert names == [(1, "initial"), (2, "queues_dependencies_output"), (3, "jobs_queue_index"),
-                     (4, "dependencies"), (5, "cron")]
+                     (4, "dependencies"), (5, "cron"), (6, "metrics")]
 
 
 def test_a_migration_missing_below_the_newest_is_applied(store_url: str) -> None:
@@ -392,7 +399,7 @@ def test_a_migration_missing_below_the_newest_is_applied(store_url: str) -> None
         assert store.schema_version() == LATEST
         raw = store
         versions = raw.execute_raw("SELECT version FROM schema_version ORDER BY version")
-        assert [row[0] for row in versions] == [1, 2, 3, 4, 5]
+        assert [row[0] for row in versions] == list(range(1, LATEST + 1))
     finally:
         store.close()
     _compare(_schema(store_url), _expected(store_url))

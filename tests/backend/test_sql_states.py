@@ -36,7 +36,8 @@ LITERAL_BLOCKS = {"insert_command"}
 #: Each partial index over states, and the states.py list it must spell (in order: SQLite
 #: uses a partial index only when the query's IN list repeats it term for term).
 PARTIAL_INDEXES = {"jobs_ready": CLAIMABLE_ORDER, "jobs_due": CLAIMABLE_ORDER,
-                   "jobs_unique_key": LIVE_ORDER, "jobs_worker": (JobState.PROCESSING,)}
+                   "jobs_unique_key": LIVE_ORDER, "jobs_worker": (JobState.PROCESSING,),
+                   "jobs_retried": (JobState.CANCELLED,)}
 
 
 def _sql_files() -> Iterator[tuple[str, str]]:

@@ -52,6 +52,24 @@ def test_api_has_the_cli_json_shapes(dashboard: Dashboard) -> None:
     assert dashboard.get(f"/api/jobs/{ids['ok']}/output").text == "fine\n"
 
 
+def test_the_overview_figures_are_those_of_metrics(dashboard: Dashboard) -> None:
+    seed(dashboard)
+    counts = dashboard.cli_json("status")["counts"]
+    # the overview is a shared snapshot at most a poll old
+    overview = wait_for(lambda: (lambda o: o if o["status"]["counts"] == counts else None)(
+        dashboard.get("/api/overview").json()), timeout=5)
+    overall = dashboard.cli_json("metrics")["overall"]
+    figures = overview["figures"]
+    assert figures["source"] == "store" and figures["window_s"] == 3600
+    assert figures["success_rate"] == overall["success_rate"] == 0.5
+    assert figures["duration_p95_s"] == overall["duration_s"]["p95"]
+    assert figures["runs"] == overall["runs"]
+    points = figures["throughput_per_min"]
+    assert len(points) == 60 and sum(n for _, n in points) == 2  # 1-minute buckets
+    assert [rate for _, rate in figures["success_rate_series"]] in ([0.5], [1.0, 0.0],
+                                                                     [0.0, 1.0])
+
+
 def test_jobs_api_pages_by_keyset(dashboard: Dashboard) -> None:
     lines = "\n".join(f'{{"id":"page{i:02d}","command":"echo {i}"}}' for i in range(25))
     done = run_cli("enqueue", "--file", "-", db=dashboard.db, input=lines)

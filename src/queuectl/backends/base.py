@@ -32,6 +32,9 @@ from queuectl.models import (
     LiveCount,
     NewJob,
     RunRecord,
+    SampleRow,
+    SpanGroup,
+    WindowGroup,
     WorkerInfo,
 )
 from queuectl.states import (
@@ -67,6 +70,10 @@ class Backend(Protocol):
 
     def drain_wakeups(self) -> int:
         """Consume the pending wake-ups of `wakeup_fd`; returns how many."""
+
+    def change_marker(self) -> Any:
+        """A cheap value that changes when the store may have: equal values mean
+        nothing was committed in between (the dashboard's live pages)."""
 
     def schema_version(self) -> int:
         """The schema version the store is at."""
@@ -177,6 +184,25 @@ class Backend(Protocol):
     def metrics_rows(self, since: float, queue: Optional[str]) -> list[FinishedRow]:
         """Jobs whose last run ended, or that were cancelled, at or after `since` (their
         rows, not their history), optionally of one queue (`metrics`)."""
+
+    def metrics_window(self, start: float, queue: Optional[str]) -> list[WindowGroup]:
+        """The jobs whose last run ended (or that were cancelled) at or after `start`,
+        counted per (queue, state, retry, timed out) with the duration's count, sum
+        and maximum, optionally of one queue (`metrics`)."""
+
+    def metrics_spans(self, now: float, queue: Optional[str]) -> list[SpanGroup]:
+        """Runs (not cancellations) whose job's row ended in the last 15 minutes, per
+        (queue, in the last minute, in the last 5 minutes)."""
+
+    def metrics_sample(self, start: float, queue: Optional[str], cap: int
+                       ) -> list[SampleRow]:
+        """(queue, duration, wait) of the latest `cap` runs ended at or after `start`
+        (rows, not history), newest first: the percentiles' sample."""
+
+    def metrics_series(self, start: float, width: float, queue: Optional[str]
+                       ) -> list[tuple[int, int, int]]:
+        """(bucket, runs, completed runs) of the rows ended at or after `start`, in
+        buckets of `width` seconds (cancellations not counted)."""
 
     def metrics_earlier_runs(self, since: float, queue: Optional[str]) -> list[RunRecord]:
         """Runs before a job's last one that ended at or after `since` (history entries
@@ -781,6 +807,26 @@ class SqlVerbs:
 
     def metrics_rows(self, since: float, queue: Optional[str]) -> list[FinishedRow]:
         return self._all("metrics_rows", {"since": since, "queue": queue})
+
+    def metrics_window(self, start: float, queue: Optional[str]) -> list[WindowGroup]:
+        return [(q, state, bool(retry), bool(timed_out), int(n), int(timed), float(total),
+                 None if longest is None else float(longest))
+                for q, state, retry, timed_out, n, timed, total, longest
+                in self._all("metrics_window", {"start": start, "queue": queue})]
+
+    def metrics_spans(self, now: float, queue: Optional[str]) -> list[SpanGroup]:
+        return [(q, bool(in1), bool(in5), int(n)) for q, in1, in5, n in self._all(
+            "metrics_spans", {"t1": now - 60, "t5": now - 300, "t15": now - 900,
+                              "queue": queue})]
+
+    def metrics_sample(self, start: float, queue: Optional[str], cap: int
+                       ) -> list[SampleRow]:
+        return self._all("metrics_sample", {"start": start, "queue": queue, "cap": cap})
+
+    def metrics_series(self, start: float, width: float, queue: Optional[str]
+                       ) -> list[tuple[int, int, int]]:
+        return [(int(bucket), int(n), int(done)) for bucket, n, done in self._all(
+            "metrics_series", {"start": start, "width": width, "queue": queue})]
 
     def metrics_earlier_runs(self, since: float, queue: Optional[str]) -> list[RunRecord]:
         rows = self._all("metrics_earlier_runs", {"since": since, "queue": queue})

@@ -181,6 +181,9 @@ class PostgresBackend(SqlVerbs):
     def schema_version(self) -> int:
         return self._one("schema_version_get", retry=True)[0]
 
+    def change_marker(self) -> Any:
+        return self._one("change_marker", retry=True)[0]
+
     def execute_raw(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         """For tests and benchmarks only."""
         with self._errors():

@@ -318,6 +318,11 @@ class SqliteBackend(SqlVerbs):
     def schema_version(self) -> int:
         return self._one("schema_version_get")[0]
 
+    def change_marker(self) -> Any:
+        # data_version moves with the commits of other connections; total_changes
+        # with this one's
+        return (self._one("change_marker")[0], self._db.total_changes)
+
     def execute_raw(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         """For tests and `EXPLAIN QUERY PLAN` checks only."""
         return self._db.execute(sql, params).fetchall()

@@ -22,10 +22,10 @@ Examples:
 A run is one attempt that ended with a result: completed, failed (to be retried)
 or dead (its last attempt failed); timeout counts the runs among them that hit their
 time limit, cancelled the jobs cancelled in the window.  Success rate: completed /
-all runs.  Percentiles are exact (nearest rank over every run of the window); the
-queue wait is due time to start of each completed or dead job's last run.  Busy slots
-are the jobs the live workers hold in processing now.  Read from the store: every
-host's workers count."""
+all runs.  Percentiles are exact (nearest rank) over the window's runs, its latest
+5,000 when it held more; the counts cover every run.  The queue wait is due time to
+start of each completed or dead job's last run.  Busy slots are the jobs the live
+workers hold in processing now.  Read from the store: every host's workers count."""
 
 
 def _secs(value: Optional[float]) -> str:

@@ -22,10 +22,9 @@ async def status(request: Request) -> JSONResponse:
 
 
 async def overview(request: Request) -> JSONResponse:
-    from queuectl.web.live import overview_data
-
+    """The overview's snapshot, shared with the live pages (at most a poll old)."""
     w = _web(request)
-    return JSONResponse(await w.store.call(overview_data, w.store.queue, w.history))
+    return JSONResponse(await w.feed.latest())
 
 
 async def jobs(request: Request) -> JSONResponse:

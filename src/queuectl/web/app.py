@@ -30,7 +30,6 @@ from queuectl.queue import Queue
 from queuectl.states import FINISHED, ORDER, JobState
 from queuectl.times import ago, iso_utc, local_text
 from queuectl.web import api, live
-from queuectl.web.figures import FigureHistory
 from queuectl.web.security import Access, AccessMiddleware, read_form
 from queuectl.web.store import Store
 
@@ -46,7 +45,7 @@ class Web:
     store: Store
     access: Access
     templates: Environment
-    history: FigureHistory
+    feed: live.OverviewFeed
     poll_s: float
 
 
@@ -100,7 +99,7 @@ def page_args(request: Request) -> dict[str, Any]:
 # -- pages -----------------------------------------------------------------------------
 async def overview(request: Request) -> HTMLResponse:
     w = web(request)
-    data = await w.store.call(live.overview_data, w.store.queue, w.history)
+    data = await w.feed.latest()
     return render(request, "overview.html", data=data, poll_ms=int(w.poll_s * 1000))
 
 
@@ -279,6 +278,7 @@ def create_app(queue: Queue, *, token: Optional[str] = None, read_only: bool = F
                                 HTTPException: on_http_error,
                                 Exception: on_internal_error}
     app = Starlette(routes=routes, exception_handlers=handlers)
-    app.state.web = Web(store=Store(queue), access=access, templates=templates(),
-                        history=FigureHistory(), poll_s=poll_s)
+    store = Store(queue)
+    app.state.web = Web(store=store, access=access, templates=templates(),
+                        feed=live.OverviewFeed(store, poll_s), poll_s=poll_s)
     return AccessMiddleware(app, access)

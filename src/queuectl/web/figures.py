@@ -1,68 +1,43 @@
-"""The dashboard's figures: the two places that read more than the service API gives
-today, kept small so that each can be pointed at the store's metrics.
+"""The dashboard's figures, from the same place as `queuectl metrics`:
 
-* `overview_figures()` gives the overview's chart and rates.  TODO(metrics): compute
-  it from `Queue.metrics(3600, None)` once that exists; today it samples `status()`.
+* `overview_figures()` gives the overview's chart and rates from `Queue.metrics`
+  (one source of figures: the store, across hosts and across dashboard restarts).
 * `exposition()` gives `/metrics` through `promcollector.QueueCollector`.
 """
 
 from __future__ import annotations
 
-import threading
-from collections import deque
 from typing import Any, Optional
 
 from queuectl.queue import Queue, Status
-from queuectl.states import JobState
 
-HISTORY_S = 3600.0  # the chart's span
-SAMPLE_EVERY_S = 10.0  # one chart point per this many seconds at most
+WINDOW_S = 3600.0  # the chart's and the rates' span
 
 
-class FigureHistory:
-    """Samples of `status()` taken while the dashboard runs (at most one per
-    SAMPLE_EVERY_S, kept for HISTORY_S): finished runs per minute and the counts
-    the success rate is taken from."""
-
-    def __init__(self) -> None:
-        self._samples: deque[tuple[float, int, int, int]] = deque()
-        self._lock = threading.Lock()
-
-    def add(self, status: Status) -> None:
-        done = status.counts.get(JobState.COMPLETED, 0)
-        bad = status.counts.get(JobState.DEAD, 0) + status.counts.get(JobState.CANCELLED, 0)
-        with self._lock:
-            if self._samples and status.now - self._samples[-1][0] < SAMPLE_EVERY_S:
-                self._samples[-1] = (self._samples[-1][0], status.finished_last_minute,
-                                     done, bad)
-            else:
-                self._samples.append((status.now, status.finished_last_minute, done, bad))
-            while self._samples and status.now - self._samples[0][0] > HISTORY_S:
-                self._samples.popleft()
-
-    def series(self) -> list[tuple[float, int, int, int]]:
-        with self._lock:
-            return list(self._samples)
-
-
-def overview_figures(queue: Queue, status: Status, history: FigureHistory) -> dict[str, Any]:
-    """Throughput (finished runs per minute) and success rate over the last hour.
-
-    TODO(metrics): `queue.metrics(3600, None)` gives these from the store (across
-    restarts of the dashboard, with duration p95); until then they come from samples
-    of `status()` taken since the dashboard started."""
-    history.add(status)
-    series = history.series()
-    first, last = series[0], series[-1]
-    done = last[2] - first[2]
-    bad = last[3] - first[3]
-    rate: Optional[float] = round(done / (done + bad), 4) if done + bad > 0 else None
+def overview_figures(queue: Queue, status: Optional[Status] = None) -> dict[str, Any]:
+    """Throughput (runs ended per minute, one point per 60th of the hour, at the end
+    of its bucket, seconds before now) and the success rate of each bucket that had
+    runs, for the chart; the success rate and duration p95 of the last
+    hour, read through `Queue.metrics(3600, series=True)` (with `status`: at the
+    moment of that status read, its counts not read again)."""
+    report = queue.metrics(WINDOW_S, series=True, status=status)
+    overall = report.overall
+    series = report.series
+    assert series is not None
+    per_min = 60.0 / series.bucket_s
+    ends = [round((i + 1) * series.bucket_s - WINDOW_S, 1) for i in range(len(series.runs))]
+    points = [[end, round(n * per_min, 3)] for end, n in zip(ends, series.runs)]
+    # completed runs / runs ended, per bucket that had any (the chart's second line)
+    success = [[end, round(done / n, 4)]
+               for end, n, done in zip(ends, series.runs, series.completed) if n]
     return {
-        "window_s": round(last[0] - first[0], 1),
-        "throughput_per_min": [[round(t - status.now, 1), n] for t, n, _, _ in series],
-        "success_rate": rate,
-        "duration_p95_s": None,
-        "source": "status samples",
+        "window_s": WINDOW_S,
+        "throughput_per_min": points,
+        "success_rate_series": success,
+        "success_rate": overall.success_rate,
+        "duration_p95_s": overall.to_dict()["duration_s"]["p95"],
+        "runs": dict(overall.runs),
+        "source": "store",
     }
 
 

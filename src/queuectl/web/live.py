@@ -1,14 +1,21 @@
 """Server-Sent Events: the overview's figures and a job's output, live.
 
-The overview stream looks at the store every `poll_s` and sends an event when
-something a reader sees changed (and at least every KEEP_S, so ages move on); a
-job's stream sends the events of `logs -f` (queuectl.jobevents.follow)."""
+One `OverviewFeed` per dashboard reads the overview from the store at most once per
+`poll_s` (spaced out when a read is slow), however many pages are open: every open
+overview stream, the overview page and /api/overview take the feed's latest
+snapshot (at most `poll_s` old), and whichever of them finds it stale reads it again
+for all (one read at a time).  A stream sends an event when something a reader sees
+changed, and at least every KEEP_S so that ages move on; a store nobody committed
+to since the last read (its change marker: SQLite's data_version, PostgreSQL's WAL
+position) is read again only after IDLE_READ_S; with no page open, nothing reads the
+store.  A job's stream sends the events of `logs -f`
+(queuectl.jobevents.follow)."""
 
 from __future__ import annotations
 
 import json
 import time
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Optional
 
 import anyio
 from starlette.requests import Request
@@ -17,23 +24,27 @@ from starlette.routing import Route
 
 from queuectl import jobevents
 from queuectl.queue import Queue
-from queuectl.web.figures import FigureHistory, overview_figures
+from queuectl.web.figures import overview_figures
+from queuectl.web.store import Store
 
 KEEP_S = 5.0  # an unchanged overview is sent again after this long
+# A store with no commit since the last read is read again only after this long (the
+# ages, the last minute's runs move on); in between a look costs one tiny query.
+IDLE_READ_S = 15.0
 LATEST = 10  # newest jobs shown on the overview
 # A read that costs more than poll_s / LOAD_FACTOR (counting a million jobs on
-# PostgreSQL takes ~230 ms) spaces the next one out, so that an open overview keeps the
+# PostgreSQL takes ~230 ms) spaces the next one out, so that open overviews keep the
 # store busy at most 1/(1 + LOAD_FACTOR) of the time.
 LOAD_FACTOR = 4.0
 
 
-def overview_data(queue: Queue, history: FigureHistory) -> dict[str, Any]:
+def overview_data(queue: Queue) -> dict[str, Any]:
     """Everything the overview shows, in the shapes of the CLI's --json."""
     status = queue.status()
     latest = queue.jobs_page(limit=LATEST).jobs
     return {
         "status": status.to_dict(),
-        "figures": overview_figures(queue, status, history),
+        "figures": overview_figures(queue, status),
         "latest": [job.to_dict(with_output=False) for job in latest],
     }
 
@@ -50,6 +61,77 @@ def _fingerprint(data: dict[str, Any]) -> str:
     return json.dumps(seen, sort_keys=True)
 
 
+class OverviewFeed:
+    """The overview's latest snapshot, shared by every reader (see the module)."""
+
+    def __init__(self, store: Store, poll_s: float, clock: Any = time.monotonic) -> None:
+        self.store = store
+        self.poll_s = poll_s
+        self.clock = clock
+        self.data: Optional[dict[str, Any]] = None
+        self.version = 0  # bumped when a reader would see a change, or after KEEP_S
+        self.reads = 0  # store reads so far
+        self._read_at = -1e18  # when the snapshot was read
+        self._checked_at = -1e18  # when the store was last looked at
+        self._marker: Any = None  # the store's change marker at the last read
+        self._sent_at = -1e18  # when the version was last bumped
+        self.interval = poll_s
+        self._mark = ""
+        self._lock: Optional[anyio.Lock] = None
+        self._changed: Optional[anyio.Event] = None
+
+    def _stale(self) -> bool:
+        return self.data is None or self.clock() - self._checked_at >= self.interval
+
+    async def _refresh(self) -> None:
+        if self._lock is None:
+            self._lock = anyio.Lock()
+        async with self._lock:
+            if not self._stale():
+                return  # another reader read it while this one waited
+            started = self.clock()
+            # taken before the read: a commit during the read is read next time
+            marker = await self.store.call(self.store.queue.backend.change_marker)
+            if (self.data is not None and marker == self._marker
+                    and started - self._read_at < IDLE_READ_S):
+                self._checked_at = self.clock()
+                return  # nothing committed since the last read
+            data = await self.store.call(overview_data, self.store.queue)
+            now = self.clock()
+            self.reads += 1
+            self.interval = max(self.poll_s, (now - started) * LOAD_FACTOR)
+            self.data, self._read_at, self._checked_at, self._marker = data, now, now, marker
+            mark = _fingerprint(data)
+            if mark != self._mark or now - self._sent_at >= KEEP_S:
+                self._mark, self._sent_at = mark, now
+                self.version += 1
+                if self._changed is not None:
+                    self._changed.set()
+                self._changed = None
+
+    async def latest(self) -> dict[str, Any]:
+        """The snapshot, read again first if it is older than the poll interval."""
+        if self._stale():
+            await self._refresh()
+        assert self.data is not None
+        return self.data
+
+    async def after(self, version: int) -> tuple[int, dict[str, Any]]:
+        """The first snapshot newer than `version` (waits, reading the store when
+        the snapshot is due and no other reader is at it)."""
+        while True:
+            if self._stale():
+                await self._refresh()
+            if self.version > version and self.data is not None:
+                return self.version, self.data
+            if self._changed is None:
+                self._changed = anyio.Event()
+            changed = self._changed
+            wait = self.interval - (self.clock() - self._checked_at)
+            with anyio.move_on_after(max(0.01, wait)):
+                await changed.wait()
+
+
 def _event(name: str, data: Any) -> bytes:
     text = json.dumps(data, ensure_ascii=False)
     return f"event: {name}\ndata: {text}\n\n".encode("utf-8")
@@ -59,20 +141,14 @@ SSE_HEADERS = {"cache-control": "no-store", "x-accel-buffering": "no"}
 
 
 async def overview_events(request: Request) -> StreamingResponse:
-    w = request.app.state.web
+    feed: OverviewFeed = request.app.state.web.feed
 
     async def stream() -> AsyncIterator[bytes]:
-        last, sent_at = "", 0.0
+        seen = 0
         yield b"retry: 1000\n\n"
         while True:
-            started = time.monotonic()
-            data = await w.store.call(overview_data, w.store.queue, w.history)
-            spent = time.monotonic() - started
-            mark = _fingerprint(data)
-            if mark != last or time.monotonic() - sent_at >= KEEP_S:
-                last, sent_at = mark, time.monotonic()
-                yield _event("overview", data)
-            await anyio.sleep(max(w.poll_s, spent * LOAD_FACTOR))
+            seen, data = await feed.after(seen)
+            yield _event("overview", data)
 
     return StreamingResponse(stream(), media_type="text/event-stream", headers=SSE_HEADERS)
 

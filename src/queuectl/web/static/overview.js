@@ -66,7 +66,7 @@
     if (el) el.textContent = text;
   }
 
-  function drawChart(points, windowS) {
+  function drawChart(points, windowS, success) {
     var canvas = document.getElementById("chart");
     if (!canvas || !canvas.getContext) return;
     var ratio = window.devicePixelRatio || 1;
@@ -88,6 +88,19 @@
     ctx.strokeStyle = "#2f855a"; ctx.lineWidth = 2; ctx.beginPath();
     points.forEach(function (p, i) { if (i) ctx.lineTo(x(p[0]), y(p[1])); else ctx.moveTo(x(p[0]), y(p[1])); });
     ctx.stroke();
+    if (success && success.length) {  // success rate per bucket, 0-100 % on the same height
+      ctx.strokeStyle = "#b7791f"; ctx.lineWidth = 1.5; ctx.setLineDash([4, 3]); ctx.beginPath();
+      success.forEach(function (p, i) {
+        var yy = bottom - (bottom - top) * p[1];
+        if (i) ctx.lineTo(x(p[0]), yy); else ctx.moveTo(x(p[0]), yy);
+      });
+      ctx.stroke(); ctx.setLineDash([]);
+      ctx.fillStyle = "#b7791f";
+      success.forEach(function (p) {
+        ctx.beginPath(); ctx.arc(x(p[0]), bottom - (bottom - top) * p[1], 2, 0, 2 * Math.PI); ctx.fill();
+      });
+      ctx.fillText("success 100 %", right - 84, top + 8);
+    }
     ctx.fillStyle = "#2f855a";
     var lastPoint = points[points.length - 1];
     ctx.beginPath(); ctx.arc(x(lastPoint[0]), y(lastPoint[1]), 3, 0, 2 * Math.PI); ctx.fill();
@@ -113,7 +126,7 @@
     replaceRows(document.getElementById("workers"), st.workers.map(workerRow), 7,
                 "No live workers. Start one with queuectl worker start.");
     replaceRows(document.getElementById("latest"), data.latest.map(jobRow), 6, "No jobs yet.");
-    drawChart(fig.throughput_per_min, fig.window_s);
+    drawChart(fig.throughput_per_min, fig.window_s, fig.success_rate_series);
     root.setAttribute("data-updated", String(Date.now()));
   }
 

@@ -227,6 +227,50 @@ SELECT id, queue, state, attempts, finished_at - started_at,
 FROM jobs
 WHERE finished_at >= %(since)s AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
 
+-- name: change_marker
+-- Moves when the server writes (any commit): a live page skips its read
+-- while it stays.
+SELECT pg_current_wal_lsn()::text
+
+-- name: metrics_window
+-- The window's runs counted along jobs_finished (its INCLUDE columns, migration 0006):
+-- per queue, state, retry and timeout mark, with the duration's count, sum and maximum
+-- (a negative duration, clocks of two hosts, counts as 0).
+SELECT queue, state, attempts > 1, COALESCE(error = 'timeout', false), COUNT(*),
+       COUNT(started_at), COALESCE(SUM(GREATEST(finished_at - started_at, 0)), 0),
+       MAX(GREATEST(finished_at - started_at, 0))
+FROM jobs
+WHERE finished_at >= %(start)s AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
+GROUP BY 1, 2, 3, 4
+
+-- name: metrics_spans
+-- Runs ended in the last 15 minutes per queue, marked within the last 1 and 5.
+SELECT queue, finished_at >= %(t1)s, finished_at >= %(t5)s, COUNT(*)
+FROM jobs
+WHERE finished_at >= %(t15)s AND state <> {CANCELLED}
+  AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
+GROUP BY 1, 2, 3
+
+-- name: metrics_sample
+-- The window's latest :cap runs, newest first, for the percentiles: queue, duration,
+-- and the queue wait of a completed or dead job.
+SELECT queue, GREATEST(finished_at - started_at, 0),
+       CASE WHEN state IN ({COMPLETED}, {DEAD}) THEN GREATEST(started_at - run_at, 0) END
+FROM jobs
+WHERE finished_at >= %(start)s AND state <> {CANCELLED}
+  AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
+ORDER BY finished_at DESC LIMIT %(cap)s
+
+-- name: metrics_series
+-- Runs (not cancellations) of the window per bucket of :width seconds from :start, and
+-- how many of them completed (the dashboard's chart).
+SELECT floor((finished_at - %(start)s) / %(width)s)::int, COUNT(*),
+       COUNT(*) FILTER (WHERE state = {COMPLETED})
+FROM jobs
+WHERE finished_at >= %(start)s AND state <> {CANCELLED}
+  AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
+GROUP BY 1
+
 -- name: metrics_earlier_runs
 -- The runs before a job's last one that ended at or after :since: its worker's history
 -- entries with a result, read only for the jobs run more than once (or cancelled

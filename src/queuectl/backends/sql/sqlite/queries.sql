@@ -233,13 +233,54 @@ SELECT id, queue, state, attempts, finished_at - started_at,
 FROM jobs INDEXED BY jobs_finished
 WHERE finished_at >= :since AND (:queue IS NULL OR queue = :queue)
 
+-- name: change_marker
+-- Moves when another connection commits to the store: a live page skips its read
+-- while it stays.
+PRAGMA data_version
+
+-- name: metrics_window
+-- The window's runs counted along jobs_finished alone (a covering index, migration
+-- 0006): per queue, state, retry and timeout mark, with the duration's count, sum and
+-- maximum (a negative duration, clocks of two hosts, counts as 0).
+SELECT queue, state, attempts > 1, COALESCE(error = 'timeout', 0), COUNT(*),
+       COUNT(started_at), TOTAL(MAX(finished_at - started_at, 0)),
+       MAX(MAX(finished_at - started_at, 0))
+FROM jobs INDEXED BY jobs_finished
+WHERE finished_at >= :start AND (:queue IS NULL OR queue = :queue)
+GROUP BY 1, 2, 3, 4
+
+-- name: metrics_spans
+-- Runs ended in the last 15 minutes per queue, marked within the last 1 and 5.
+SELECT queue, finished_at >= :t1, finished_at >= :t5, COUNT(*)
+FROM jobs INDEXED BY jobs_finished
+WHERE finished_at >= :t15 AND state <> {CANCELLED} AND (:queue IS NULL OR queue = :queue)
+GROUP BY 1, 2, 3
+
+-- name: metrics_sample
+-- The window's latest :cap runs, newest first, for the percentiles: queue, duration,
+-- and the queue wait of a completed or dead job.
+SELECT queue, MAX(finished_at - started_at, 0),
+       CASE WHEN state IN ({COMPLETED}, {DEAD}) THEN MAX(started_at - run_at, 0) END
+FROM jobs INDEXED BY jobs_finished
+WHERE finished_at >= :start AND state <> {CANCELLED} AND (:queue IS NULL OR queue = :queue)
+ORDER BY finished_at DESC LIMIT :cap
+
+-- name: metrics_series
+-- Runs (not cancellations) of the window per bucket of :width seconds from :start, and
+-- how many of them completed (the dashboard's chart).
+SELECT CAST((finished_at - :start) / :width AS INTEGER), COUNT(*),
+       TOTAL(state = {COMPLETED})
+FROM jobs INDEXED BY jobs_finished
+WHERE finished_at >= :start AND state <> {CANCELLED} AND (:queue IS NULL OR queue = :queue)
+GROUP BY 1
+
 -- name: metrics_earlier_runs
 -- The runs before a job's last one that ended at or after :since: its worker's history
 -- entries with a result, read only for the jobs run more than once (or cancelled
 -- after a run), finished since then or running now.
 SELECT j.id, j.queue, e.value ->> '$.result', COALESCE(e.value ->> '$.timed_out', 0),
        e.value ->> '$.attempt', e.value ->> '$.started_at', e.value ->> '$.finished_at'
-FROM (SELECT id, queue, state, attempts, history FROM jobs INDEXED BY jobs_finished
+FROM (SELECT id, queue, state, attempts, history FROM jobs INDEXED BY jobs_retried
       WHERE finished_at >= :since AND (:queue IS NULL OR queue = :queue)
         AND (attempts > 1 OR (state = {CANCELLED} AND attempts > 0))
       UNION ALL
