@@ -35,9 +35,25 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     compileall.compile_dir(os.path.dirname(queuectl.__file__), quiet=1)
 
 
+@pytest.fixture
+def short_dir() -> Iterator[Path]:
+    """A fresh folder with a short path (`/tmp/qt-XXXXXXXX`): a test's tmp_path can be
+    too long a base for the wake-up sockets (Unix socket paths hold ~107 bytes), and
+    under parallel test workers it is longer still."""
+    import shutil
+    import tempfile
+
+    path = Path(tempfile.mkdtemp(prefix="qt-", dir="/tmp"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.fixture(autouse=True)
-def fresh_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A private HOME and data dir; QUEUECTL_* variables scrubbed."""
+def fresh_home(tmp_path: Path, short_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private HOME and data dir, a private runtime dir; QUEUECTL_* variables
+    scrubbed."""
     home = tmp_path / "home"
     home.mkdir()
     for name in list(os.environ):
@@ -45,8 +61,9 @@ def fresh_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             monkeypatch.delenv(name)
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("XDG_DATA_HOME", str(home / ".local" / "share"))
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))
-    (tmp_path / "run").mkdir()
+    run = short_dir / "run"
+    run.mkdir()
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(run))
     return home
 
 

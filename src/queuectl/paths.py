@@ -55,9 +55,19 @@ def wake_dir(url: str) -> str:
 
     Kept short (Unix socket paths are limited to ~100 bytes) and private per user:
     `queuectl-UID/KEY` in $XDG_RUNTIME_DIR, else in $TMPDIR or /tmp, where another
-    user may have created it first (see `make_wake_dir`, `unsafe_dir`)."""
-    base = os.environ.get("XDG_RUNTIME_DIR") or os.environ.get("TMPDIR") or "/tmp"
-    return os.path.join(base, f"{APP}-{os.getuid()}", store_key(url))
+    user may have created it first (see `make_wake_dir`, `unsafe_dir`).  A base whose
+    socket paths would not fit is passed over for the next one."""
+    for base in (os.environ.get("XDG_RUNTIME_DIR"), os.environ.get("TMPDIR"), "/tmp"):
+        if base:
+            folder = os.path.join(base, f"{APP}-{os.getuid()}", store_key(url))
+            if len(os.fsencode(folder)) <= WAKE_DIR_MAX:
+                return folder
+    return folder
+
+
+# The longest wake folder whose sockets (`/` + a 12-character worker id + `.sock`) still
+# fit in a Unix socket address (107 bytes and a NUL on Linux).
+WAKE_DIR_MAX = 107 - len("/0123456789ab.sock")
 
 
 def unsafe_dir(path: str) -> str | None:

@@ -18,9 +18,9 @@ from tests.conftest import run_cli
 
 
 @pytest.fixture
-def tmpdir_base(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def tmpdir_base(short_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """No XDG_RUNTIME_DIR, TMPDIR a fresh folder, umask 022."""
-    base = tmp_path / "tmp"
+    base = short_dir / "tmp"
     base.mkdir()
     monkeypatch.delenv("XDG_RUNTIME_DIR")
     monkeypatch.setenv("TMPDIR", str(base))
@@ -106,3 +106,30 @@ def test_a_folder_others_control_is_refused_and_not_sent_to(
             listener.recv(64)  # no wake-up went into a folder that is not ours alone
     finally:
         listener.close()
+
+
+def test_a_base_too_long_for_a_socket_is_passed_over(tmp_path: Path, short_dir: Path,
+                                                      monkeypatch: pytest.MonkeyPatch,
+                                                      sqlite_url: str) -> None:
+    """A runtime dir whose socket paths would not fit a Unix socket address gives way
+    to TMPDIR (then /tmp): the worker starts and an enqueue wakes it."""
+    from queuectl.paths import wake_dir
+
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(deep))
+    monkeypatch.setenv("TMPDIR", str(short_dir))
+    folder = wake_dir(sqlite_url)
+    assert folder.startswith(str(short_dir) + os.sep), folder
+    path = os.path.join(folder, "0123456789ab.sock")
+    os.makedirs(folder, mode=0o700)
+    os.chmod(os.path.dirname(folder), 0o700)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        sock.bind(path)  # fits
+    finally:
+        sock.close()
+    result = run_cli("enqueue", "true", db=sqlite_url)
+    assert result.returncode == 0, result.stderr
+    burst = run_cli("worker", "start", "--burst", db=sqlite_url, timeout=60)
+    assert burst.returncode == 0, burst.stderr
