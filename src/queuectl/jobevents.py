@@ -164,8 +164,10 @@ def follow(q: "Queue", job_id: str, *, poll_s: float = FOLLOW_POLL_S,
             yield from drain()
             backlog = False  # a run that starts later is shown from its start
             if job.state in SETTLED:  # blocked: only a person's retry moves it
-                if not printed and job.output:
-                    text = last_lines(job.output, tail)  # none of it was shown live
+                if job.output and (not printed or run[1:] != (job.attempts,)):
+                    # none of the last run was shown live (it ran on another host, or
+                    # started and ended between two looks): its stored output
+                    text = last_lines(job.output, tail) if not printed else job.output
                     if text:
                         yield Output(text)
                 yield Ended(job)

@@ -212,8 +212,11 @@ def test_stop_now_requeues_without_counting(cli: Any, q: Any, workers: Any) -> N
     assert shown["history"][-1]["event"] == "requeued"
 
 
-def test_worker_stop_stays_graceful_however_often(cli: Any, q: Any, workers: Any) -> None:
-    cli("enqueue", "--id", "long", "--command", "sleep 4; echo finished")
+def test_worker_stop_stays_graceful_however_often(cli: Any, q: Any, workers: Any,
+                                                  tmp_path: Any) -> None:
+    gate = tmp_path / "gate"  # the job runs until the test has stopped the worker 3 times
+    cli("enqueue", "--id", "long", "--command",
+        f"while [ ! -e {gate} ]; do sleep 0.05; done; echo finished")
     proc = workers.start("--count", "1")
     wait_for(lambda: state(q, "long") == "processing", timeout=20, message="processing")
     import subprocess
@@ -228,6 +231,7 @@ def test_worker_stop_stays_graceful_however_often(cli: Any, q: Any, workers: Any
     again = run_cli("worker", "stop", db=workers.db)  # and once more
     assert again.returncode == 0 and "finish running jobs" in again.stdout
     assert state(q, "long") == "processing"
+    gate.touch()
     assert proc.wait(timeout=30) == 0
     shown = job(q, "long")
     assert shown["state"] == "completed" and "finished" in shown["output"]

@@ -208,3 +208,43 @@ def _run_claimed(q: Queue, job_id: str) -> None:
     assert q.backend.finish(job, JobState.COMPLETED, None, now=NOW, exit_code=0,
                             error=None, output=None,
                             history_entry={"attempt": job.attempts, "result": "completed"})
+
+
+def test_follow_gives_the_stored_output_of_a_last_run_it_could_not_watch(
+        q: Queue, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Attempt 1 is followed live; attempt 2 runs where it cannot be read live (another
+    host, or between two looks): its stored output still ends the follow."""
+    q.enqueue([NewJob(command="flaky", id="flaky", max_retries=3)])
+    first = q.backend.claim("w1", "host:1/1", None, NOW)
+    assert first is not None
+
+    class Capture:
+        def __init__(self) -> None:
+            self.sent = False
+
+        def read(self) -> tuple[str, int, bool]:
+            if self.sent:
+                return "", 0, False
+            self.sent = True
+            return "attempt 1\n", 0, False
+
+        def close(self) -> str:
+            return ""
+
+    monkeypatch.setattr(ev, "_live_reader",
+                        lambda queue, job: Capture() if job.attempts == 1 else None)
+
+    def second_run() -> None:
+        assert q.backend.finish(first, JobState.FAILED, NOW + 1, now=NOW, exit_code=1,
+                                error="exit 1", output="attempt 1\n",
+                                history_entry={"attempt": 1, "result": "failed"})
+        again = q.backend.claim("w2", "other:2/1", None, NOW + 2)
+        assert again is not None and again.attempts == 2
+        assert q.backend.finish(again, JobState.COMPLETED, None, now=NOW + 3, exit_code=0,
+                                error=None, output="attempt 2\n",
+                                history_entry={"attempt": 2, "result": "completed"})
+
+    events = list(ev.follow(q, "flaky", sleep=_steps(second_run)))
+    shown = [event.text for event in events if isinstance(event, ev.Output)]
+    assert shown == ["attempt 1\n", "attempt 2\n"]
+    assert isinstance(events[-1], ev.Ended) and events[-1].job.state is JobState.COMPLETED
