@@ -39,6 +39,8 @@ class Scale:
     b5_jobs: int = 1_000_000
     b6_seconds: float = 10.0
     b7_jobs: int = 20_000
+    b9_jobs: int = 40_000  # B9: per round, for each number of supervisors
+    b9_rounds: int = 3
     b10_per_hour: int = 36_000  # B5's million finished over ~a day
     b10_samples: int = 40
     b11_groups: int = 100  # B11: groups of 100 jobs (fan-out then fan-in), in sequence
@@ -47,7 +49,8 @@ class Scale:
     @classmethod
     def quick(cls) -> "Scale":
         return cls(b1_jobs=2000, b1_rounds=1, b2_samples=50, b3_runs=8, b4_jobs=100_000,
-                   b4_rounds=1, b5_jobs=100_000, b6_seconds=3.0, b7_jobs=2000, b10_per_hour=3_600,
+                   b4_rounds=1, b5_jobs=100_000, b6_seconds=3.0, b7_jobs=2000,
+                   b9_jobs=10_000, b9_rounds=1, b10_per_hour=3_600,
                    b10_samples=10, b11_groups=20, b11_rounds=1)
 
 
