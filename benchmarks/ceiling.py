@@ -13,7 +13,15 @@ import time
 from typing import Optional
 
 from benchmarks.cases import Context
-from benchmarks.harness import PYTHON, Row, Workspace, median, wait_registered, wait_until
+from benchmarks.harness import (
+    PYTHON,
+    Row,
+    Workspace,
+    median,
+    proc_cpu_seconds,
+    wait_registered,
+    wait_until,
+)
 
 SUPERVISORS = (1, 4, 16)
 SLOTS = 4
@@ -26,8 +34,6 @@ def _round(ws: Workspace, db: str, supervisors: int, count: int) -> tuple[float,
     from queuectl.models import NewJob
     from queuectl.queue import Queue
     from queuectl.states import JobState
-
-    from benchmarks.harness import proc_cpu_seconds
 
     env_path = ws.env.get("PYTHONPATH")
     ws.env["PYTHONPATH"] = ROOT + (os.pathsep + env_path if env_path else "")
