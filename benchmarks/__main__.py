@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     scale = Scale.quick() if args.quick else Scale()
     ctx = Context(scale=scale, db_url=args.db)
     wanted = [name.strip().upper() for name in args.only.split(",")] if args.only else \
-        [*CASES, "B8", "B9", "B10PG", "B11B"]
+        [*CASES, "B1B", "B1C", "B8", "B9", "B10PG", "B11B"]
     rows: list[Row] = []
     failures: list[str] = []
     started = time.time()
@@ -46,6 +46,10 @@ def main(argv: list[str] | None = None) -> int:
             from benchmarks.postgres import b8_postgres
 
             case = b8_postgres
+        if case is None and name in ("B1B", "B1C"):
+            from benchmarks.burst import b1b_burst, b1c_supervisor
+
+            case = b1b_burst if name == "B1B" else b1c_supervisor
         if case is None and name == "B9":
             from benchmarks.ceiling import b9_ceiling
 
