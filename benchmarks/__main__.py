@@ -4,6 +4,7 @@
     python -m benchmarks --quick         # a smaller run, under a minute
     python -m benchmarks --only B1,B2 --json results.json
     python -m benchmarks --only B10,B10D,B10PG  # metrics and the dashboard at 1M jobs
+    python -m benchmarks --only B1b,B1c,B9      # burst, supervisor cost, store ceiling
     python -m benchmarks --db postgresql://postgres@127.0.0.1/test   # B8 on that server
 
 Every store is a fresh temporary one; the user's data dir is never touched.

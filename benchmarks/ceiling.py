@@ -35,8 +35,9 @@ def _round(ws: Workspace, db: str, supervisors: int, count: int) -> tuple[float,
     from queuectl.queue import Queue
     from queuectl.states import JobState
 
-    env_path = ws.env.get("PYTHONPATH")
-    ws.env["PYTHONPATH"] = ROOT + (os.pathsep + env_path if env_path else "")
+    env_path = ws.env.get("PYTHONPATH", "")
+    if not env_path.startswith(ROOT):  # benchmarks.nospawn importable in the workers
+        ws.env["PYTHONPATH"] = ROOT + (os.pathsep + env_path if env_path else "")
     procs = [ws.spawn([PYTHON, "-m", "benchmarks.nospawn", "--db", db, "worker", "start",
                        "--count", str(SLOTS)], log=f"b9-{supervisors}-{i}.log")
              for i in range(supervisors)]
