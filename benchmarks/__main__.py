@@ -4,6 +4,7 @@
     python -m benchmarks --quick         # a smaller run, under a minute
     python -m benchmarks --only B1,B2 --json results.json
     python -m benchmarks --only B10,B10D,B10PG  # metrics and the dashboard at 1M jobs
+    python -m benchmarks --only B1b,B1c,B9      # burst, supervisor cost, store ceiling
     python -m benchmarks --db postgresql://postgres@127.0.0.1/test   # B8 on that server
 
 Every store is a fresh temporary one; the user's data dir is never touched.
@@ -36,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     scale = Scale.quick() if args.quick else Scale()
     ctx = Context(scale=scale, db_url=args.db)
     wanted = [name.strip().upper() for name in args.only.split(",")] if args.only else \
-        [*CASES, "B8", "B10PG", "B11B"]
+        [*CASES, "B1B", "B1C", "B8", "B9", "B10PG", "B11B"]
     rows: list[Row] = []
     failures: list[str] = []
     started = time.time()
@@ -46,6 +47,14 @@ def main(argv: list[str] | None = None) -> int:
             from benchmarks.postgres import b8_postgres
 
             case = b8_postgres
+        if case is None and name in ("B1B", "B1C"):
+            from benchmarks.burst import b1b_burst, b1c_supervisor
+
+            case = b1b_burst if name == "B1B" else b1c_supervisor
+        if case is None and name == "B9":
+            from benchmarks.ceiling import b9_ceiling
+
+            case = b9_ceiling
         if case is None and name == "B10PG":
             from benchmarks.postgres import b10_postgres
 

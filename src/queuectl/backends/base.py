@@ -374,6 +374,8 @@ JOB_COLUMNS = (
 def _json_field(value: Any, default: Any) -> Any:
     if value is None:
         return default
+    if value == "[]":  # most history and depends_on cells: no parse (row_to_job per claim)
+        return []
     if isinstance(value, (list, dict)):
         return value
     try:

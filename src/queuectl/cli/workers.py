@@ -106,6 +106,7 @@ def _run_worker(count: Optional[int], queues: tuple[str, ...], burst: bool,
             raise InvalidInput(f"--log-file: cannot open {log_file}: "
                                f"{exc.strerror or exc}") from None
     st.setup_logging(q.settings().log_level, stream=stream)
+    _lean_log_records()
     options = SupervisorOptions(slots=slots, queues=list(queues) or None, burst=burst,
                                 idle_timeout_s=idle_s, flags=dict(st.flags))
     url = q.url
@@ -117,6 +118,18 @@ def _run_worker(count: Optional[int], queues: tuple[str, ...], burst: bool,
         daemon.remove_file(pid_file)  # a detached supervisor's pid file goes with it
     if code:
         raise click.exceptions.Exit(code)
+
+
+def _lean_log_records() -> None:
+    """A supervisor logs a line per job; its format (time, level, message) uses none of
+    the caller, thread or process fields a log record otherwise looks up each time (the
+    logging HOWTO's "Optimization"): ~2 us of ~9 per line."""
+    import logging
+
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
 
 
 @click.group()

@@ -136,7 +136,6 @@ class Supervisor:
     def run(self) -> int:
         """Run until stopped; returns the process exit code."""
         _raise_fd_limit(4 * self.options.slots + 64)  # a pidfd and a capture per job
-        _keep_freed_heap()
         self._install_signals()  # before the first store call: start-up may wait
         try:
             settings = self._starting(self.queue.settings)
@@ -217,10 +216,14 @@ class Supervisor:
         poller.register(listener.fileno(), select.POLLIN)
         poller.register(self._pipe_r, select.POLLIN)
         store_fd: Optional[int] = None
+        heap_kept = False
         while True:
             if not ctx.stopping:
                 ex.fill()
                 self._check_exit()  # a burst over an empty queue ends now, not in 1 s
+            if not heap_kept:  # after the first jobs started: ctypes is ~5 ms to import
+                _keep_freed_heap()
+                heap_kept = True
             if ctx.stopping and not ex.busy:
                 return
             store_fd = self._watch_store_fd(store_fd)
