@@ -471,7 +471,11 @@ WITH finished AS (
     LIMIT cardinality(%(workers)s::text[])
     FOR UPDATE SKIP LOCKED
 ), room AS (
+    -- after `finished` (read to its end first): the holder of a queue's lock never
+    -- waits for a row lock then (a claim that passed over this worker's finished
+    -- jobs may hold them while it waits for the queue: a deadlock the other way round)
     {_room}
+      AND (SELECT COUNT(*) FROM finished) >= 0
 ), ranked AS (
     SELECT seq, queue, priority, run_at,
            row_number() OVER (PARTITION BY queue ORDER BY {claim_order}) AS nth
