@@ -66,12 +66,17 @@ SELECT 1 FROM queues WHERE paused
 -- several queues claims from the others (no head-of-line blocking).  The snapshot
 -- may be a claim behind: `_room` decides, under the queue's lock.  The jobs this
 -- statement finishes (:ids) do not count: their slots take the queue's next job.
+-- The full queues are one array computed once per statement (an InitPlan): counted
+-- per probe of the anti-join, the planner priced the walk of jobs_ready out and
+-- sorted every due job instead.
 SELECT 1 FROM queues
-WHERE (paused OR (concurrency_limit IS NOT NULL
-                  AND concurrency_limit <= (SELECT COUNT(*) FROM jobs AS running
-                                            WHERE running.state = {PROCESSING}
-                                              AND running.queue = queues.name
-                                              AND running.id <> ALL(%(ids)s::text[]))))
+WHERE (paused OR name = ANY(ARRAY(
+    SELECT limited.name FROM queues AS limited
+    WHERE limited.concurrency_limit IS NOT NULL
+      AND limited.concurrency_limit <= (SELECT COUNT(*) FROM jobs AS running
+                                        WHERE running.state = {PROCESSING}
+                                          AND running.queue = limited.name
+                                          AND running.id <> ALL(%(ids)s::text[])))))
 
 -- name: _room
 -- How many more jobs each limited queue among the candidates may start: the queues
@@ -462,9 +467,14 @@ WITH finished AS (
       AND jobs.state = {PROCESSING} AND jobs.worker_id = r.worker_id
     RETURNING jobs.id, jobs.queue
 ), freed AS (
-    -- a slot of a limited queue freed: idle workers on every host claim again
+    -- a slot of a queue at its limit freed (its finished jobs still run in this
+    -- snapshot): idle workers on every host claim again.  A limit that does not bind
+    -- sends nothing (a NOTIFY serialises commits).
     SELECT pg_notify('queuectl_jobs', '') FROM queues
     WHERE concurrency_limit IS NOT NULL AND name IN (SELECT queue FROM finished)
+      AND concurrency_limit <= (SELECT COUNT(*) FROM jobs AS running
+                                WHERE running.state = {PROCESSING}
+                                  AND running.queue = queues.name)
     LIMIT 1
 ), due AS (
     SELECT seq, queue, priority, run_at {_due}

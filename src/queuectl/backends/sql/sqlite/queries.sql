@@ -513,10 +513,13 @@ ON CONFLICT (name) DO UPDATE SET concurrency_limit = excluded.concurrency_limit,
                                  updated_at = excluded.updated_at
 
 -- name: limited_among
--- Whether any of these queues has a limit (a finish that frees one of its slots wakes
--- the idle workers).
+-- Whether any of these queues is at its limit (finishing one of its jobs then frees
+-- a slot that idle workers may be waiting for; a limit that does not bind wakes no one).
 SELECT 1 FROM queues
 WHERE concurrency_limit IS NOT NULL AND name IN (SELECT value FROM json_each(:queues))
+  AND concurrency_limit <= (SELECT COUNT(*) FROM jobs AS running INDEXED BY jobs_worker
+                            WHERE running.state = {PROCESSING}
+                              AND running.queue = queues.name)
 LIMIT 1
 
 -- name: edit_job
