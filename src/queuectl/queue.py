@@ -395,6 +395,21 @@ class Queue:
             self.wake_workers()
         return chosen
 
+    def set_limit(self, name: str, limit: Optional[int]) -> str:
+        """At most `limit` jobs of the queue run at once across every host (None: no
+        limit); running jobs over a lowered limit finish, none starts until below it.
+        Idle workers are woken (a raised limit may leave room)."""
+        from queuectl.jobspec import check_queue_name
+
+        name = check_queue_name(name)
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
+                                  or not 0 <= limit <= 2**31 - 1):
+            raise InvalidInput(f"a concurrency limit is a whole number from 0 to "
+                               f"{2**31 - 1}, or none; got {limit!r}")
+        self.backend.set_queue_limit(name, limit, self.now())
+        self.wake_workers()
+        return name
+
     def complete_ids(self, prefix: str, limit: int = 20) -> list[str]:
         """Up to `limit` ids starting with `prefix` (newest ids when it is empty), for
         completion: one bounded index walk (the id index, or seq), at any depth."""

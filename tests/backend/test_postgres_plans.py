@@ -16,7 +16,7 @@ from queuectl.models import NewJob
 TYPES = {"ids": "text[]", "worker_ids": "text[]", "states": "text[]", "run_ats": "float8[]",
          "exit_codes": "int[]", "errors": "text[]", "outputs": "text[]",
          "entries": "text[]", "now": "float8", "workers": "text[]", "worker_id": "text",
-         "queues": "text[]"}
+         "queues": "text[]", "worker": "text"}
 
 
 def _generic_plan(backend: Any, name: str) -> str:
@@ -108,3 +108,28 @@ def test_keyset_pages_are_planned_with_their_values(pg_url: str) -> None:
     finally:
         backend.close()
     assert not [text for text in prepared if "ORDER BY seq DESC" in text], prepared
+
+
+@pytest.mark.parametrize("analyzed", [False, True], ids=["fresh-table", "analyzed"])
+def test_the_claim_walks_the_claim_index_with_limited_and_paused_queues(
+        pg_url: str, analyzed: bool) -> None:
+    """With limits and a pause set the claim still walks jobs_ready (full limited
+    queues are one array computed once per claim: counted in each probe of the walk's
+    anti-join, the planner priced the walk out and sorted every due job, seen at
+    20,000 jobs after churn; DECISIONS 47)."""
+    backend = open_backend(pg_url, durable=False)
+    try:
+        backend.enqueue([NewJob(command="true", id=f"j{i}", queue=f"q{i % 3}")
+                         for i in range(3000)], time.time())
+        backend.set_queue_limit("q0", 2, time.time())
+        backend.set_queue_limit("q1", 1000, time.time())
+        backend.set_queue_paused(["q2"], True, time.time())
+        if analyzed:
+            backend.execute_raw("ANALYZE jobs")
+        for name in ("finish_and_claim", "claim"):
+            plan = _generic_plan(backend, name)
+            assert "Seq Scan on jobs" not in plan, plan
+            assert "Index Scan using jobs_ready" in plan, plan
+            assert "Sort Key: jobs" not in plan, plan  # no sort of the due jobs
+    finally:
+        backend.close()

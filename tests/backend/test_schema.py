@@ -19,7 +19,7 @@ from queuectl.states import JobState
 from tests.backend.schema_introspect import postgres_schema, sqlite_schema
 
 #: the schema version the files below describe
-LATEST = 6
+LATEST = 7
 
 # (column, type, not null, default, position in the primary key or 0)
 SQLITE = {
@@ -381,7 +381,7 @@ def test_a_store_at_schema_1_is_migrated_in_place(store_url: str, tmp_path: Path
 def test_every_dialect_has_the_same_migrations(dialect: str) -> None:
     names = [(version, name) for version, name, _ in load_migrations(dialect)]
     assert names == [(1, "initial"), (2, "queues_dependencies_output"), (3, "jobs_queue_index"),
-                     (4, "dependencies"), (5, "cron"), (6, "metrics")]
+                     (4, "dependencies"), (5, "cron"), (6, "metrics"), (7, "queue_limits")]
 
 
 def test_a_migration_missing_below_the_newest_is_applied(store_url: str) -> None:

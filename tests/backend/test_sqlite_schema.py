@@ -112,14 +112,15 @@ def test_both_dialects_name_the_same_sql_blocks() -> None:
     """Same verbs under the same block names, but for what one store does its own way:
     SQLite keeps a counts table, unpacks big batches from JSON, has the quick
     enqueue lane (cli/quick.py) and probes its b-trees at open;
-    SQLite also looks at a file before taking it and sizes its page cache for a batch;
+    SQLite also looks at a file before taking it and sizes its page cache for a batch,
+    and asks whether a finish freed a limited queue's slot (PostgreSQL notifies in SQL);
     PostgreSQL finishes and claims a batch in one statement (its claim is fragments
-    both statements share), notifies, listens, sets a supervisor's session up, and
-    locks migrations."""
+    both statements share, the room of limited queues one of them), notifies, listens,
+    sets a supervisor's session up, and locks migrations."""
     sqlite_only = {"insert_command", "insert_job_batch", "count_inserted", "store_tables",
-                   "cache_size_get", "cache_size_batch", "probe_edges"}
+                   "cache_size_get", "cache_size_batch", "probe_edges", "limited_among"}
     postgres_only = {"finish_and_claim", "notify", "migrate_lock", "_due", "_take",
                      "listen", "session_cheap_commits", "session_generic_plans",
-                     "first_existing_id"}
+                     "first_existing_id", "_room"}
     shared = set(load_queries("sqlite")) - sqlite_only
     assert shared == set(load_queries("postgres")) - postgres_only

@@ -43,3 +43,28 @@ def test_bad_queue_commands_are_exit_2(cli: Cli) -> None:
         assert result.returncode == 2, args
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert json.loads(cli("queue", "list", "--json").stdout) == []
+
+
+def test_limit_shows_in_the_list_and_none_removes_it(cli: Cli) -> None:
+    cli("enqueue", "--id", "r1", "-q", "reports", "true")
+    result = cli("queue", "limit", "reports", "3")
+    assert (result.returncode, result.stdout) == (0, "reports: at most 3 running at once\n")
+    listed = cli("queue", "list").stdout.splitlines()
+    assert listed[0].split()[-1] == "LIMIT"
+    assert [line.split()[0::9] for line in listed[1:]] == [["reports", "3"]]
+    result = cli("--json", "queue", "limit", "reports", "none")
+    assert json.loads(result.stdout) == {"queue": "reports", "limit": None}
+    rows = json.loads(cli("queue", "list", "--json").stdout)
+    assert [(r["name"], r["limit"], r["running"]) for r in rows] == [("reports", None, 0)]
+
+
+def test_bad_limits_are_exit_2_and_change_nothing(cli: Cli) -> None:
+    for args in (["queue", "limit", "reports"], ["queue", "limit", "reports", "-1"],
+                 ["queue", "limit", "reports", "two"], ["queue", "limit", "a b", "2"],
+                 ["queue", "limit", "reports", "99999999999"],
+                 ["queue", "limit", "reports", "１"]):
+        result = cli(*args)
+        assert result.returncode == 2, args
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert "Traceback" not in result.stderr
+    assert json.loads(cli("queue", "list", "--json").stdout) == []

@@ -246,6 +246,10 @@ class Backend(Protocol):
         """Pause or resume queues (one transaction); no claim takes a paused queue's
         jobs once this commits."""
 
+    def set_queue_limit(self, name: str, limit: Optional[int], now: float) -> None:
+        """At most `limit` jobs of the queue run at once across every host (None: no
+        limit), enforced inside every claim statement from the commit on."""
+
     # -- priority aging ---------------------------------------------------------------
     def use_priority_aging(self, aging: float, *, create_index: bool = True) -> None:
         """Claim by effective priority (priority + waiting time / `aging` seconds), or
@@ -917,6 +921,18 @@ class SqlVerbs:
             for name in names:
                 self._run("set_queue_paused", {"name": name, "paused": self._flag(paused),
                                                "now": now})
+            if not paused:
+                self._queue_opened()
+
+    def set_queue_limit(self, name: str, limit: Optional[int], now: float) -> None:
+        with self._errors(), self._transaction():
+            self._run("set_queue_limit", {"name": name, "limit": limit, "now": now})
+            self._queue_opened()
+
+    def _queue_opened(self) -> None:
+        """Inside the transaction that resumed a queue or changed its limit: wake idle
+        workers through the store if it can (PostgreSQL's NOTIFY, sent at the commit);
+        on SQLite the caller wakes the local ones (Queue.wake_workers)."""
 
     def _flag(self, value: bool) -> Any:
         """A boolean as the store's column holds it."""

@@ -41,6 +41,8 @@ except ImportError:  # pragma: no cover - reported as a clear StoreError below
     psycopg = None  # type: ignore[assignment]
 
 CONNECT_TIMEOUT_S = 5
+#: claims of one `finish_and_claim` at most, when queue limits leave candidates
+LIMIT_ROUNDS = 3
 _QUERIES: dict[float, dict[str, str]] = {}
 
 
@@ -290,15 +292,33 @@ class PostgresBackend(SqlVerbs):
             check_target(FINISH_TARGETS, state, "finish_and_claim")
         rows_in = [_result_row(job, state, run_at, **fields)
                    for job, state, run_at, fields in results]
-        columns = list(zip(*rows_in)) if rows_in else [()] * 8
-        rows = self._all("finish_and_claim_in_queues" if queues else "finish_and_claim", {
-            **dict(zip(("ids", "worker_ids", "states", "run_ats", "exit_codes", "errors",
-                        "outputs", "entries"), (list(c) for c in columns))),
-            "now": now, "workers": list(workers), "worker_id": worker_id,
-            "queues": list(queues) if queues else None}, retry=False)
-        finished = set(rows[0][0] or ()) if rows else set()
-        return ([job.id in finished for job, _, _, _ in results],
-                [row_to_job(row[2:]) for row in rows if row[1] is not None])
+        finished: set[str] = set()
+        claimed: list[Job] = []
+        labels = list(workers)
+        for _ in range(LIMIT_ROUNDS):
+            columns = list(zip(*rows_in)) if rows_in else [()] * 8
+            rows = self._all("finish_and_claim_in_queues" if queues else "finish_and_claim", {
+                **dict(zip(("ids", "worker_ids", "states", "run_ats", "exit_codes",
+                            "errors", "outputs", "entries"), (list(c) for c in columns))),
+                "now": now, "workers": labels, "worker_id": worker_id,
+                "queues": list(queues) if queues else None}, retry=False)
+            finished.update(rows[0][0] or ())
+            taken = [row_to_job(row[3:]) for row in rows if row[2] is not None]
+            claimed += taken
+            labels = labels[len(taken):]
+            rows_in = []
+            # candidates a limit left while labels stay free: claim again (the limited
+            # queue is full now, so the next walk passes over it to other queues)
+            if not rows[0][1] or not labels:
+                break
+        return [job.id in finished for job, _, _, _ in results], claimed
+
+    def claim(self, worker_id: str, worker: str, queues: Sequence[str] | None,
+              now: float) -> Optional[Job]:
+        row = self._one("claim_in_queues" if queues else "claim", {
+            "now": now, "worker": worker, "worker_id": worker_id, "ids": [],
+            "queues": list(queues) if queues else None})
+        return row_to_job(row) if row else None
 
     def requeue(self, job: Job, *, now: float, count_attempt: bool, rescued: bool,
                 history_entry: Mapping[str, Any],
@@ -347,6 +367,9 @@ class PostgresBackend(SqlVerbs):
 
     def _cron_inserted(self, states: Sequence[str]) -> None:
         self._run("notify")  # sent when the firing transaction commits
+
+    def _queue_opened(self) -> None:
+        self._run("notify")  # sent when the transaction commits
 
 
 

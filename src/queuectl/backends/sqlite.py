@@ -452,6 +452,25 @@ class SqliteBackend(SqlVerbs):
     def _cron_inserted(self, states: Sequence[str]) -> None:
         self._count_inserted(states)
 
+    def finish_and_claim(self, results: Sequence[tuple[Job, JobState, Optional[float],
+                                                   Mapping[str, Any]]], *,
+                         worker_id: str, workers: Sequence[str],
+                         queues: Sequence[str] | None,
+                         now: float) -> tuple[list[bool], list[Job]]:
+        """`SqlVerbs.finish_and_claim`; a finish that freed a slot of a queue at its
+        limit wakes the idle workers of this host (the one place SQLite's workers run).
+        Whether it was at its limit is read just before (a wake-up is only a hint:
+        the workers' poll is the safety net)."""
+        full = bool(results) and bool(self._one("limited_among", {
+            "queues": json.dumps(sorted({result[0].queue for result in results}))}))
+        done, claimed = super().finish_and_claim(results, worker_id=worker_id,
+                                                 workers=workers, queues=queues, now=now)
+        if full and any(done):
+            from queuectl import wakeup
+
+            wakeup.notify(self.path)  # the store's url as Queue has it
+        return done, claimed
+
 
 
 

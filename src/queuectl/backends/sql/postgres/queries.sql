@@ -60,6 +60,32 @@ WHERE unique_key = %(unique_key)s AND state IN ({LIVE})
 -- planner expect one due row and sort them all rather than walk the claim index).
 SELECT 1 FROM queues WHERE paused
 
+-- name: _closed
+-- What the claim's walk steps over: paused queues, and limited queues whose running
+-- jobs (in this statement's snapshot) already reach the limit, so a worker serving
+-- several queues claims from the others (no head-of-line blocking).  The snapshot
+-- may be a claim behind: `_room` decides, under the queue's lock.  The jobs this
+-- statement finishes (:ids) do not count: their slots take the queue's next job.
+-- The full queues are one array computed once per statement (an InitPlan): counted
+-- per probe of the anti-join, the planner priced the walk of jobs_ready out and
+-- sorted every due job instead.
+SELECT 1 FROM queues
+WHERE (paused OR name = ANY(ARRAY(
+    SELECT limited.name FROM queues AS limited
+    WHERE limited.concurrency_limit IS NOT NULL
+      AND limited.concurrency_limit <= (SELECT COUNT(*) FROM jobs AS running
+                                        WHERE running.state = {PROCESSING}
+                                          AND running.queue = limited.name
+                                          AND running.id <> ALL(%(ids)s::text[])))))
+
+-- name: _room
+-- How many more jobs each limited queue among the candidates may start: the queues
+-- rows locked and the running jobs counted afresh by queuectl_claim_room (migration
+-- 0007), held until the claim commits.  Without any limit in the store the function
+-- is not called (a one-time filter): unlimited queues take no lock.
+SELECT queue_name, room FROM queuectl_claim_room(ARRAY(SELECT DISTINCT queue FROM due))
+WHERE EXISTS (SELECT 1 FROM queues WHERE concurrency_limit IS NOT NULL)
+
 -- name: _due
 -- The claim's walk, for every claiming statement: due jobs in claim order along
 -- jobs_ready, each locked, skipping those another claimer holds (SKIP LOCKED lets
@@ -69,7 +95,7 @@ SELECT 1 FROM queues WHERE paused
 -- claim index.
 FROM jobs
 WHERE state IN ({CLAIMABLE}) AND run_at <= %(now)s
-  AND NOT EXISTS ({_paused} AND queues.name = jobs.queue)
+  AND NOT EXISTS ({_closed} AND queues.name = jobs.queue)
   {queue_filter}
 ORDER BY {claim_order}
 
@@ -81,11 +107,19 @@ state = {PROCESSING}, attempts = attempts + 1, started_at = %(now)s,
 -- name: claim
 -- A claim commits durably (synchronous_commit on for this transaction) although the
 -- worker's connection has it off: a claim lost to a server crash would make the job
--- pending again while its run goes on, and another slot would run it too.
-WITH durable AS (SELECT set_config('synchronous_commit', 'on', true))
+-- pending again while its run goes on, and another slot would run it too.  The best
+-- due job is taken unless its queue's limit leaves no room (`_room`).
+WITH durable AS (SELECT set_config('synchronous_commit', 'on', true)
+), due AS (
+    SELECT seq, queue {_due} LIMIT 1 FOR UPDATE SKIP LOCKED
+), room AS (
+    {_room}
+)
 UPDATE jobs
 SET {_take}, worker = %(worker)s
-WHERE seq = (SELECT seq {_due} LIMIT 1 FOR UPDATE SKIP LOCKED)
+WHERE seq = (SELECT seq FROM due
+             WHERE NOT EXISTS (SELECT 1 FROM room
+                               WHERE room.queue_name = due.queue AND room.room < 1))
   AND EXISTS (SELECT 1 FROM durable)
 RETURNING {job_columns}
 
@@ -415,7 +449,9 @@ DELETE FROM config WHERE key = %(key)s
 -- A supervisor's step in one round trip: record the results of the runs that ended
 -- together (each guarded like `finish`), then take up to one due job per free slot
 -- label, best first (`_due`, as `claim`).  Every part sees the same snapshot: the
--- finished jobs are still 'processing' there, so the claim cannot pick them.
+-- finished jobs are still 'processing' there, so the claim cannot pick them.  The
+-- second column counts the candidates a queue's limit left (the caller claims again
+-- for the labels left over: the limit's queue is then full and off the walk).
 WITH finished AS (
     UPDATE jobs
     SET state = r.state, run_at = COALESCE(r.run_at, jobs.run_at), updated_at = %(now)s,
@@ -429,13 +465,36 @@ WITH finished AS (
     -- scanned every row in 'processing'); the same for `seq` in `claimed` below
     WHERE jobs.id = ANY(%(ids)s::text[]) AND jobs.id = r.id
       AND jobs.state = {PROCESSING} AND jobs.worker_id = r.worker_id
-    RETURNING jobs.id
+    RETURNING jobs.id, jobs.queue
+), freed AS (
+    -- a slot of a queue at its limit freed (its finished jobs still run in this
+    -- snapshot): idle workers on every host claim again.  A limit that does not bind
+    -- sends nothing (a NOTIFY serialises commits).
+    SELECT pg_notify('queuectl_jobs', '') FROM queues
+    WHERE concurrency_limit IS NOT NULL AND name IN (SELECT queue FROM finished)
+      AND concurrency_limit <= (SELECT COUNT(*) FROM jobs AS running
+                                WHERE running.state = {PROCESSING}
+                                  AND running.queue = queues.name)
+    LIMIT 1
 ), due AS (
-    SELECT seq, priority, run_at {_due}
+    SELECT seq, queue, priority, run_at {_due}
     LIMIT cardinality(%(workers)s::text[])
     FOR UPDATE SKIP LOCKED
+), room AS (
+    -- after `finished` (read to its end first): the holder of a queue's lock never
+    -- waits for a row lock then (a claim that passed over this worker's finished
+    -- jobs may hold them while it waits for the queue: a deadlock the other way round)
+    {_room}
+      AND (SELECT COUNT(*) FROM finished) >= 0
+), ranked AS (
+    SELECT seq, queue, priority, run_at,
+           row_number() OVER (PARTITION BY queue ORDER BY {claim_order}) AS nth
+    FROM due
 ), picked AS (
-    SELECT seq, row_number() OVER (ORDER BY {claim_order}) AS n FROM due
+    -- a limited queue's candidates beyond its room stay where they are
+    SELECT seq, row_number() OVER (ORDER BY {claim_order}) AS n FROM ranked
+    WHERE NOT EXISTS (SELECT 1 FROM room
+                      WHERE room.queue_name = ranked.queue AND ranked.nth > room.room)
 ), claimed AS (
     UPDATE jobs
     SET {_take}, worker = (%(workers)s::text[])[picked.n]
@@ -448,8 +507,10 @@ WITH finished AS (
     -- which gives it back with a history entry (a recorded re-run)
     SELECT set_config('synchronous_commit', 'on', true) FROM claimed LIMIT 1
 )
-SELECT (SELECT array_agg(id) FROM finished), claimed.*
+SELECT (SELECT array_agg(id) FROM finished),
+       (SELECT COUNT(*) FROM due) - (SELECT COUNT(*) FROM picked), claimed.*
 FROM (SELECT 1) AS one LEFT JOIN claimed ON true LEFT JOIN durable ON true
+     LEFT JOIN freed ON true
 ORDER BY claimed.n
 
 -- name: transition_all
@@ -544,6 +605,12 @@ SELECT name, paused, concurrency_limit FROM queues ORDER BY name
 INSERT INTO queues (name, paused, created_at, updated_at)
 VALUES (%(name)s, %(paused)s, %(now)s, %(now)s)
 ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, updated_at = excluded.updated_at
+
+-- name: set_queue_limit
+INSERT INTO queues (name, concurrency_limit, created_at, updated_at)
+VALUES (%(name)s, %(limit)s, %(now)s, %(now)s)
+ON CONFLICT (name) DO UPDATE SET concurrency_limit = excluded.concurrency_limit,
+                                 updated_at = excluded.updated_at
 
 -- name: edit_job
 -- `retry ID --command ...`: change a job before it runs again (NULL: keep), guarded on

@@ -78,6 +78,18 @@ WHERE unique_key = :unique_key
 -- burst's end do not wait for them.  A small table, read once per statement.
 SELECT name FROM queues WHERE paused = 1
 
+-- name: _closed
+-- What a claim steps over: paused queues, and limited queues (`queue limit`) whose
+-- running jobs reach the limit.  The claim runs in the store's write transaction
+-- (BEGIN IMMEDIATE, finish_and_claim), so this count includes every claim before it,
+-- those of the same step included: no interleaving of workers exceeds a limit.
+SELECT name FROM queues
+WHERE paused = 1 OR (concurrency_limit IS NOT NULL
+                     AND concurrency_limit <= (SELECT COUNT(*) FROM jobs AS running
+                                               INDEXED BY jobs_worker
+                                               WHERE running.state = {PROCESSING}
+                                                 AND running.queue = queues.name))
+
 -- name: claim
 -- One statement: pick the best due job and take it.  SQLite runs the whole UPDATE
 -- under its single write lock, so two workers can never take the same row.  The
@@ -89,7 +101,7 @@ SET state = {PROCESSING}, attempts = attempts + 1, started_at = :now, updated_at
 WHERE seq = (
     SELECT seq FROM jobs {claim_index}
     WHERE state IN ({CLAIMABLE}) AND run_at <= :now
-      AND queue NOT IN ({_paused})
+      AND queue NOT IN ({_closed})
       {queue_filter}
     ORDER BY {claim_order}
     LIMIT 1)
@@ -493,6 +505,22 @@ SELECT name, paused, concurrency_limit FROM queues ORDER BY name
 -- name: set_queue_paused
 INSERT INTO queues (name, paused, created_at, updated_at) VALUES (:name, :paused, :now, :now)
 ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, updated_at = excluded.updated_at
+
+-- name: set_queue_limit
+INSERT INTO queues (name, concurrency_limit, created_at, updated_at)
+VALUES (:name, :limit, :now, :now)
+ON CONFLICT (name) DO UPDATE SET concurrency_limit = excluded.concurrency_limit,
+                                 updated_at = excluded.updated_at
+
+-- name: limited_among
+-- Whether any of these queues is at its limit (finishing one of its jobs then frees
+-- a slot that idle workers may be waiting for; a limit that does not bind wakes no one).
+SELECT 1 FROM queues
+WHERE concurrency_limit IS NOT NULL AND name IN (SELECT value FROM json_each(:queues))
+  AND concurrency_limit <= (SELECT COUNT(*) FROM jobs AS running INDEXED BY jobs_worker
+                            WHERE running.state = {PROCESSING}
+                              AND running.queue = queues.name)
+LIMIT 1
 
 -- name: edit_job
 -- `retry ID --command ...`: change a job before it runs again (NULL: keep), guarded on

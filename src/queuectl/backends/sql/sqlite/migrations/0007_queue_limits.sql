@@ -1,0 +1,4 @@
+-- queuectl schema, version 7: cluster-wide concurrency limits (`queue limit Q N`).
+-- Nothing to store on SQLite: every claim runs inside the store's single write
+-- transaction (BEGIN IMMEDIATE), so the claim statement counts a limited queue's
+-- running jobs itself (sql/sqlite/queries.sql, `_closed`).
