@@ -78,7 +78,9 @@ def _tail(handle: IO[bytes]) -> str:
         data = handle.read()
     except (OSError, ValueError):
         return ""
-    return data.decode("utf-8", "replace").strip().replace("\n", " | ")
+    text = data.decode("utf-8", "replace").strip().replace("\n", " | ")
+    # the supervisor log and the history show it: no escape sequences from a hook
+    return "".join(ch if ch.isprintable() else "?" for ch in text)
 
 
 class HookRunner:
