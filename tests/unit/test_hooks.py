@@ -135,7 +135,8 @@ def test_a_failing_hook_is_logged_kept_and_not_run_again(
         ctx: WorkerContext, runner: HookRunner, clock: FakeClock, tmp_path: Path,
         caplog: pytest.LogCaptureFixture) -> None:
     runs = tmp_path / "runs.txt"
-    configure(ctx, on_dead=f"echo run >> {runs}; echo 'no route to host' >&2; exit 4")
+    configure(ctx, on_dead=f"echo run >> {runs}; printf '\\033[2Jno route to host' >&2; "
+                           "exit 4")
     die(ctx, "job-1")
     with caplog.at_level(logging.WARNING, logger="queuectl.worker.supervisor"):
         runner.tick(clock.m)
@@ -145,7 +146,7 @@ def test_a_failing_hook_is_logged_kept_and_not_run_again(
             runner.tick(clock.m)
     assert runs.read_text() == "run\n"
     [event] = ctx.queue.hook_events()
-    assert (event["status"], event["detail"]) == ("failed", "exit 4: no route to host")
+    assert (event["status"], event["detail"]) == ("failed", "exit 4: ?[2Jno route to host")
     assert any("job job-1 dead: hook" in r.message and "failed: exit 4" in r.message
                and "not run again" in r.message for r in caplog.records)
     entry = ctx.queue.get("job-1").history[-1]
