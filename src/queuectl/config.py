@@ -105,12 +105,23 @@ def _size(value: Any) -> int:
     return number * _SIZE_UNITS[unit]
 
 
+def _hook(value: Any) -> str:
+    """A shell command line (run with sh -c); "" = none."""
+    text = str(value).strip()
+    if "\0" in text or len(text) > 4096:
+        raise ValueError("expected a shell command line (at most 4096 characters)")
+    return text
+
+
 @dataclass(frozen=True)
 class Key:
     name: str
     default: Any
     parse: Callable[[Any], Any]
     help: str
+    #: read from the store only (the store itself uses it: a hook is chosen by the
+    #: final transition's trigger), so QUEUECTL_* and flags do not apply
+    stored_only: bool = False
 
     @property
     def env(self) -> str:
@@ -140,6 +151,12 @@ KEYS: dict[str, Key] = {k.name: k for k in (
     Key("log-level", "INFO", _log_level, "worker log level"),
     Key("priority-aging", 0, _aging_step,
         "seconds of waiting worth one priority step (no starvation); 0 = strict priority"),
+    Key("on-dead", "", _hook, "command run once when a job ends dead, its fields in "
+        "QUEUECTL_* variables (queue hook overrides it); empty = none", stored_only=True),
+    Key("on-complete", "", _hook, "command run once when a job completes (as on-dead); "
+        "empty = none", stored_only=True),
+    Key("hook-timeout", 30, _number(0, 86400, duration=True, strict_lo=True),
+        "seconds an on-dead/on-complete hook may run before it is killed"),
 )}
 
 
@@ -210,9 +227,11 @@ class Settings:
                     value, source = key.parse(stored[name]), "stored"
                 except ValueError:
                     pass  # a bad stored value never stops workers: the default applies
-            if key.env in env and env[key.env] != "":
+            if key.stored_only:
+                pass
+            elif key.env in env and env[key.env] != "":
                 value, source = validate(name, env[key.env]), "env"
-            if flags and flags.get(name) is not None:
+            if not key.stored_only and flags and flags.get(name) is not None:
                 value, source = validate(name, flags[name]), "flag"
             self._values[name] = value
             self._sources[name] = source
@@ -282,3 +301,15 @@ class Settings:
     @property
     def priority_aging(self) -> float:
         return float(self._values["priority-aging"])
+
+    @property
+    def on_dead(self) -> str:
+        return self._values["on-dead"]
+
+    @property
+    def on_complete(self) -> str:
+        return self._values["on-complete"]
+
+    @property
+    def hook_timeout(self) -> float:
+        return float(self._values["hook-timeout"])

@@ -344,3 +344,47 @@ class CronFired(NamedTuple):
 
     job_ids: list[str]  # the runs enqueued (or, for a held id or key, the live job)
     skipped: bool  # --no-overlap: the last run was still live, nothing enqueued
+
+
+@dataclass
+class HookEvent:
+    """A job's final transition with a hook to run (`on-dead`, `on-complete`): a row of
+    the store's outbox, written with the transition, claimed by one supervisor."""
+
+    id: int
+    job_id: str
+    event: str  # the state the job entered: dead or completed
+    hook: str  # the command to run (sh -c), resolved when the event was recorded
+    queue: str
+    attempts: int
+    exit_code: Optional[int]
+    error: Optional[str]
+    command: str  # the job's command
+    created_at: float
+    claimed_by: Optional[str] = None  # the worker id of the supervisor that took it
+    claimed_at: Optional[float] = None
+    finished_at: Optional[float] = None
+    result: Optional[str] = None  # ok, failed, timeout, error (None: not run yet)
+    detail: Optional[str] = None  # exit status, or why it did not run
+
+    def status(self, live_workers: Optional[set[str]] = None) -> str:
+        """waiting (unclaimed), running, lost (its supervisor is gone without an
+        outcome: at most once, it is not run again), or the result."""
+        if self.result is not None:
+            return self.result
+        if self.claimed_at is None:
+            return "waiting"
+        if live_workers is not None and self.claimed_by not in live_workers:
+            return "lost"
+        return "running"
+
+    def to_dict(self, live_workers: Optional[set[str]] = None) -> dict[str, Any]:
+        """The stable JSON shape of `queuectl hooks --json`."""
+        return {
+            "id": self.id, "job_id": self.job_id, "event": self.event, "hook": self.hook,
+            "queue": self.queue, "attempts": self.attempts, "exit_code": self.exit_code,
+            "error": self.error, "status": self.status(live_workers),
+            "detail": self.detail, "worker_id": self.claimed_by,
+            "recorded_at": iso_utc(self.created_at), "started_at": iso_utc(self.claimed_at),
+            "finished_at": iso_utc(self.finished_at),
+        }

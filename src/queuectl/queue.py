@@ -366,11 +366,14 @@ class Queue:
         whether it is paused, its concurrency limit (`queue list`)."""
         counts = self.backend.queue_counts()
         settings = {name: (paused, limit) for name, paused, limit in self.backend.queue_rows()}
+        hooks = self.backend.queue_hooks()
         out = []
         for name in sorted(set(counts) | set(settings)):
             per_state = counts.get(name, {})
             paused, limit = settings.get(name, (False, None))
+            on_dead, on_complete = hooks.get(name, (None, None))
             out.append({"name": name, "paused": paused, "limit": limit,
+                        "on_dead": on_dead, "on_complete": on_complete,
                         "running": per_state.get(JobState.PROCESSING, 0),
                         "counts": {s.value: per_state.get(s, 0) for s in JobState},
                         "total": sum(per_state.values())})
@@ -409,6 +412,46 @@ class Queue:
         self.backend.set_queue_limit(name, limit, self.now())
         self.wake_workers()
         return name
+
+    def set_queue_hooks(self, name: str, *, on_dead: Optional[str] = None,
+                        on_complete: Optional[str] = None, clear: bool = False
+                        ) -> tuple[Optional[str], Optional[str]]:
+        """`queue hook`: a queue's own on-dead / on-complete command ("" = none for this
+        queue, whatever the global one; `clear`: the global ones apply again).  The
+        hooks the queue has now."""
+        from queuectl import config as configmod
+        from queuectl.jobspec import check_queue_name
+
+        name = check_queue_name(name)
+        if clear and (on_dead is not None or on_complete is not None):
+            raise InvalidInput("give --clear alone, or --on-dead/--on-complete")
+        if not clear and on_dead is None and on_complete is None:
+            raise InvalidInput("give --on-dead CMD, --on-complete CMD or --clear")
+        checked = {}
+        for option, value in (("--on-dead", on_dead), ("--on-complete", on_complete)):
+            if value is not None:
+                _check_utf8(value, option)
+                try:
+                    checked[option] = configmod.KEYS["on-dead"].parse(value)
+                except ValueError as exc:
+                    raise InvalidInput(f"invalid {option}: {exc}") from None
+        self.backend.set_queue_hooks(
+            name, self.now(), on_dead=checked.get("--on-dead"),
+            on_complete=checked.get("--on-complete"),
+            keep_dead=not clear and on_dead is None,
+            keep_complete=not clear and on_complete is None)
+        return self.backend.queue_hooks().get(name, (None, None))
+
+    def hook_events(self, limit: int = 50, job: Optional[str] = None
+                    ) -> list[dict[str, Any]]:
+        """The newest hook runs (of one job), newest first, as `queuectl hooks --json`
+        shows them (an event claimed by a supervisor that is gone is `lost`)."""
+        job_id = None if job is None else self.resolve(job)
+        events = self.backend.hook_list(limit, job_id)
+        live: set[str] = set()
+        if any(e.result is None and e.claimed_at is not None for e in events):
+            live = {w.id for w, alive in self.workers() if alive}
+        return [event.to_dict(live) for event in events]
 
     def complete_ids(self, prefix: str, limit: int = 20) -> list[str]:
         """Up to `limit` ids starting with `prefix` (newest ids when it is empty), for

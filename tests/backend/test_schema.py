@@ -19,7 +19,7 @@ from queuectl.states import JobState
 from tests.backend.schema_introspect import postgres_schema, sqlite_schema
 
 #: the schema version the files below describe
-LATEST = 7
+LATEST = 8
 
 # (column, type, not null, default, position in the primary key or 0)
 SQLITE = {
@@ -42,6 +42,23 @@ SQLITE = {
             ('key', 'TEXT', False, None, 1),
             ('value', 'TEXT', True, None, 0),
             ('updated_at', 'REAL', True, None, 0),
+        ],
+        "hook_events": [
+            ('id', 'INTEGER', False, None, 1),
+            ('job_id', 'TEXT', True, None, 0),
+            ('event', 'TEXT', True, None, 0),
+            ('hook', 'TEXT', True, None, 0),
+            ('queue', 'TEXT', True, None, 0),
+            ('attempts', 'INTEGER', True, None, 0),
+            ('exit_code', 'INTEGER', False, None, 0),
+            ('error', 'TEXT', False, None, 0),
+            ('command', 'TEXT', True, None, 0),
+            ('created_at', 'REAL', True, None, 0),
+            ('claimed_by', 'TEXT', False, None, 0),
+            ('claimed_at', 'REAL', False, None, 0),
+            ('finished_at', 'REAL', False, None, 0),
+            ('result', 'TEXT', False, None, 0),
+            ('detail', 'TEXT', False, None, 0),
         ],
         "job_dependencies": [
             ('job_id', 'TEXT', True, None, 1),
@@ -93,6 +110,8 @@ SQLITE = {
             ('retry_policy', 'TEXT', False, None, 0),
             ('created_at', 'REAL', True, None, 0),
             ('updated_at', 'REAL', True, None, 0),
+            ('on_dead', 'TEXT', False, None, 0),
+            ('on_complete', 'TEXT', False, None, 0),
         ],
         "schema_version": [
             ('version', 'INTEGER', False, None, 1),
@@ -117,6 +136,7 @@ SQLITE = {
         ],
     },
     "indexes": {
+        "hook_events_unclaimed": ('hook_events', ['id'], False, 'claimed_at IS NULL'),
         "cron_schedules_due": ('cron_schedules', ['next_fire_at'], False, 'paused = 0'),
         "job_dependencies_depends_on": ('job_dependencies', ['depends_on'], False,
             None),
@@ -157,7 +177,7 @@ SQLITE = {
             None),
     },
     "triggers": {'jobs_count_delete': 'jobs', 'jobs_count_update': 'jobs',
-                 'jobs_release_dependants': 'jobs'},
+                 'jobs_release_dependants': 'jobs', 'jobs_hook_event': 'jobs'},
 }
 POSTGRES = {
     "tables": {
@@ -179,6 +199,23 @@ POSTGRES = {
             ('key', 'text', True, None),
             ('value', 'text', True, None),
             ('updated_at', 'double precision', True, None),
+        ],
+        "hook_events": [
+            ('id', 'bigint', True, None),
+            ('job_id', 'text', True, None),
+            ('event', 'text', True, None),
+            ('hook', 'text', True, None),
+            ('queue', 'text', True, None),
+            ('attempts', 'integer', True, None),
+            ('exit_code', 'integer', False, None),
+            ('error', 'text', False, None),
+            ('command', 'text', True, None),
+            ('created_at', 'double precision', True, None),
+            ('claimed_by', 'text', False, None),
+            ('claimed_at', 'double precision', False, None),
+            ('finished_at', 'double precision', False, None),
+            ('result', 'text', False, None),
+            ('detail', 'text', False, None),
         ],
         "job_dependencies": [
             ('job_id', 'text', True, None),
@@ -230,6 +267,8 @@ POSTGRES = {
             ('retry_policy', 'jsonb', False, None),
             ('created_at', 'double precision', True, None),
             ('updated_at', 'double precision', True, None),
+            ('on_dead', 'text', False, None),
+            ('on_complete', 'text', False, None),
         ],
         "schema_version": [
             ('version', 'integer', True, None),
@@ -256,6 +295,10 @@ POSTGRES = {
             '(NOT paused)'),
         "cron_schedules_pkey": ('cron_schedules', ['name'], True,
             None),
+        "hook_events_pkey": ('hook_events', ['id'], True,
+            None),
+        "hook_events_unclaimed": ('hook_events', ['id'], False,
+            '(claimed_at IS NULL)'),
         "job_dependencies_depends_on": ('job_dependencies', ['depends_on'], False,
             None),
         "job_dependencies_pkey": ('job_dependencies', ['job_id', 'depends_on'], True,
@@ -381,7 +424,8 @@ def test_a_store_at_schema_1_is_migrated_in_place(store_url: str, tmp_path: Path
 def test_every_dialect_has_the_same_migrations(dialect: str) -> None:
     names = [(version, name) for version, name, _ in load_migrations(dialect)]
     assert names == [(1, "initial"), (2, "queues_dependencies_output"), (3, "jobs_queue_index"),
-                     (4, "dependencies"), (5, "cron"), (6, "metrics"), (7, "queue_limits")]
+                     (4, "dependencies"), (5, "cron"), (6, "metrics"), (7, "queue_limits"),
+                     (8, "hooks")]
 
 
 def test_a_migration_missing_below_the_newest_is_applied(store_url: str) -> None:
@@ -399,7 +443,8 @@ def test_a_migration_missing_below_the_newest_is_applied(store_url: str) -> None
         assert store.schema_version() == LATEST
         raw = store
         versions = raw.execute_raw("SELECT version FROM schema_version ORDER BY version")
-        assert [row[0] for row in versions] == list(range(1, LATEST + 1))
+        dialect = "postgres" if is_postgres(store_url) else "sqlite"
+        assert [row[0] for row in versions] == [v for v, _, _ in load_migrations(dialect)]
     finally:
         store.close()
     _compare(_schema(store_url), _expected(store_url))

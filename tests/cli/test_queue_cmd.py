@@ -50,8 +50,9 @@ def test_limit_shows_in_the_list_and_none_removes_it(cli: Cli) -> None:
     result = cli("queue", "limit", "reports", "3")
     assert (result.returncode, result.stdout) == (0, "reports: at most 3 running at once\n")
     listed = cli("queue", "list").stdout.splitlines()
-    assert listed[0].split()[-1] == "LIMIT"
-    assert [line.split()[0::9] for line in listed[1:]] == [["reports", "3"]]
+    limit_at = listed[0].split().index("LIMIT")
+    assert [(line.split()[0], line.split()[limit_at]) for line in listed[1:]] == \
+        [("reports", "3")]
     result = cli("--json", "queue", "limit", "reports", "none")
     assert json.loads(result.stdout) == {"queue": "reports", "limit": None}
     rows = json.loads(cli("queue", "list", "--json").stdout)
@@ -68,3 +69,26 @@ def test_bad_limits_are_exit_2_and_change_nothing(cli: Cli) -> None:
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
         assert "Traceback" not in result.stderr
     assert json.loads(cli("queue", "list", "--json").stdout) == []
+
+
+def test_queue_hook_sets_shows_and_clears(cli: Cli) -> None:
+    result = cli("queue", "hook", "mail", "--on-dead", 'notify "$QUEUECTL_JOB_ID"')
+    assert (result.returncode, result.stdout) == (
+        0, 'mail on-dead: notify "$QUEUECTL_JOB_ID"\nmail on-complete: (global)\n')
+    shown = json.loads(cli("queue", "hook", "mail", "--on-complete", "", "--json").stdout)
+    assert shown == {"queue": "mail", "on_dead": 'notify "$QUEUECTL_JOB_ID"',
+                     "on_complete": ""}
+    row = cli("queue", "list").stdout.splitlines()[1]
+    assert row.split()[0] == "mail" and row.endswith('dead: notify "$QUEUECTL_JOB_ID"; '
+                                                     "complete: off")
+    for args in (["queue", "hook", "mail"], ["queue", "hook", "mail", "--clear",
+                                             "--on-dead", "x"],
+                 ["queue", "hook", "no spaces", "--on-dead", "x"]):
+        result = cli(*args)
+        assert result.returncode == 2, args
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert cli("queue", "hook", "mail", "--clear").stdout == \
+        "mail on-dead: (global)\nmail on-complete: (global)\n"
+    assert json.loads(cli("hooks", "--json").stdout) == []
+    assert cli("hooks").stdout == "No hook runs.\n"
+    assert cli("hooks", "--job", "nope").returncode == 1

@@ -12,7 +12,8 @@ DEFAULTS = {
     "max-retries": 3, "backoff-base": 2, "backoff-max": 3600, "backoff-jitter": False,
     "job-timeout": 0, "worker-count": 1, "poll-interval": 2, "heartbeat-interval": 5,
     "lease-timeout": 30, "output-limit": 65536, "output-file-max": 0, "retention": 604800,
-    "log-level": "INFO", "priority-aging": 0,
+    "log-level": "INFO", "priority-aging": 0, "on-dead": "", "on-complete": "",
+    "hook-timeout": 30,
 }
 
 
@@ -22,6 +23,23 @@ def test_the_spec_keys_exist_with_their_defaults() -> None:
     assert set(KEYS) == set(DEFAULTS)
     for name, default in DEFAULTS.items():
         assert KEYS[name].default == default, name
+
+
+def test_hooks_come_from_the_store_only() -> None:
+    """The store's trigger picks the hook of an event: an environment variable or a
+    flag of one process could not change it, so they do not pretend to."""
+    settings = Settings({"on-dead": "notify"}, env={"QUEUECTL_ON_DEAD": "other",
+                                                    "QUEUECTL_HOOK_TIMEOUT": "5"},
+                        flags={"on-complete": "x"})
+    assert (settings.on_dead, settings.source("on-dead")) == ("notify", "stored")
+    assert (settings.on_complete, settings.source("on-complete")) == ("", "default")
+    assert settings.hook_timeout == 5
+    assert validate("on-dead", "  curl -d x url  ") == "curl -d x url"
+    for bad in ("a\0b", "x" * 5000):
+        with pytest.raises(ConfigError):
+            validate("on-dead", bad)
+    with pytest.raises(ConfigError):
+        validate("hook-timeout", "0")
 
 
 @pytest.mark.parametrize("text", ["max-retries", "max_retries", "MAX-RETRIES",

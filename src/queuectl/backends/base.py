@@ -28,6 +28,7 @@ from queuectl.models import (
     CronFired,
     CronSchedule,
     FinishedRow,
+    HookEvent,
     Job,
     LiveCount,
     NewJob,
@@ -348,6 +349,33 @@ class Backend(Protocol):
         """`cron run`: enqueue one run now and record it as the last run, in one
         transaction; the job's id, or None when there is no such schedule."""
 
+    # -- hooks (on-dead, on-complete) --------------------------------------------------
+    def hook_pending(self) -> bool:
+        """Whether some hook event is waiting to be claimed (a read)."""
+
+    def hook_claim(self, worker_id: str, limit: int, now: float) -> list[HookEvent]:
+        """Take up to `limit` unclaimed hook events, oldest first; each event is taken
+        by one caller only, whichever host it runs on."""
+
+    def hook_finish(self, event: HookEvent, result: str, detail: str, now: float,
+                    history_entry: Mapping[str, Any]) -> None:
+        """Record a hook's outcome, on the event and in its job's history."""
+
+    def hook_list(self, limit: int, job_id: Optional[str] = None) -> list[HookEvent]:
+        """The newest hook events (of one job), newest first."""
+
+    def hook_purge(self, before: float) -> int:
+        """Delete hook events that ended before `before`; how many."""
+
+    def queue_hooks(self) -> dict[str, tuple[Optional[str], Optional[str]]]:
+        """{queue: (on_dead, on_complete)} of the queues that have a hook of their own
+        (None: the global one applies; "": none for this queue)."""
+
+    def set_queue_hooks(self, name: str, now: float, *, on_dead: Optional[str] = None,
+                        on_complete: Optional[str] = None, keep_dead: bool = True,
+                        keep_complete: bool = True) -> None:
+        """Set (or, with None and keep_* False, clear) a queue's hooks."""
+
     # -- config -----------------------------------------------------------------------
     def config_items(self) -> dict[str, str]:
         """Stored config, raw text by canonical key."""
@@ -406,6 +434,19 @@ def row_to_job(row: Sequence[Any]) -> Job:
 
 
 CRON_COLUMNS = 13  # the columns of the `_cron_select` blocks
+
+
+def row_to_hook(row: Sequence[Any]) -> HookEvent:
+    """A row of `{_hook_columns}` -> HookEvent."""
+    (id_, job_id, event, hook, queue, attempts, exit_code, error, command, created_at,
+     claimed_by, claimed_at, finished_at, result, detail) = row
+    return HookEvent(
+        id=int(id_), job_id=job_id, event=event, hook=hook, queue=queue,
+        attempts=int(attempts), exit_code=exit_code, error=error, command=command,
+        created_at=float(created_at), claimed_by=claimed_by,
+        claimed_at=None if claimed_at is None else float(claimed_at),
+        finished_at=None if finished_at is None else float(finished_at),
+        result=result, detail=detail)
 
 
 def row_to_cron(row: Sequence[Any]) -> CronSchedule:
@@ -1048,6 +1089,46 @@ class SqlVerbs:
             return self._run("request_stop_all", {"mode": mode})
         return sum(self._run("request_stop_one", {"mode": mode, "id": wid})
                    for wid in worker_ids)
+
+    # -- hooks ------------------------------------------------------------------------
+    def hook_pending(self) -> bool:
+        return self._read_one("hook_pending") is not None
+
+    def hook_claim(self, worker_id: str, limit: int, now: float) -> list[HookEvent]:
+        with self._errors():
+            rows = self._all("hook_claim", {"worker_id": worker_id, "limit": limit,
+                                            "now": now})
+        return sorted((row_to_hook(row) for row in rows), key=lambda e: e.id)
+
+    def hook_finish(self, event: HookEvent, result: str, detail: str, now: float,
+                    history_entry: Mapping[str, Any]) -> None:
+        with self._errors(), self._transaction():
+            self._run("hook_finish", {"id": event.id, "result": result,
+                                      "detail": self._text(detail), "now": now})
+            self._run("hook_note_job", {"id": event.job_id,
+                                        "entry": self._entry(history_entry)})
+
+    def hook_list(self, limit: int, job_id: Optional[str] = None) -> list[HookEvent]:
+        if job_id is None:
+            rows = self._all("hook_list", {"limit": limit})
+        else:
+            rows = self._all("hook_list_job", {"limit": limit, "job_id": job_id})
+        return [row_to_hook(row) for row in rows]
+
+    def hook_purge(self, before: float) -> int:
+        return self._run("hook_purge", {"before": before})
+
+    def queue_hooks(self) -> dict[str, tuple[Optional[str], Optional[str]]]:
+        return {name: (on_dead, on_complete)
+                for name, on_dead, on_complete in self._all("queue_hooks")}
+
+    def set_queue_hooks(self, name: str, now: float, *, on_dead: Optional[str] = None,
+                        on_complete: Optional[str] = None, keep_dead: bool = True,
+                        keep_complete: bool = True) -> None:
+        self._run("set_queue_hooks", {
+            "name": name, "now": now, "on_dead": None if keep_dead else on_dead,
+            "on_complete": None if keep_complete else on_complete,
+            "keep_dead": self._flag(keep_dead), "keep_complete": self._flag(keep_complete)})
 
     # -- cron schedules -------------------------------------------------------------
     def _cron_inserted(self, states: Sequence[str]) -> None:

@@ -26,12 +26,13 @@ from queuectl.backends.base import (
     batched,
     insert_jobs,
     insert_params,
+    row_to_hook,
     row_to_job,
     sql_values,
 )
 from queuectl.backends.sqlfile import load_migrations, render_queries
 from queuectl.errors import DuplicateJob, StoreError
-from queuectl.models import Job, NewJob
+from queuectl.models import HookEvent, Job, NewJob
 from queuectl.states import FINISH_TARGETS, REQUEUE_TARGETS, JobState, Transition, check_target
 
 try:
@@ -281,6 +282,14 @@ class PostgresBackend(SqlVerbs):
 
     def _entry(self, entry: Mapping[str, Any]) -> str:
         return _entry_json(entry)
+
+    def hook_claim(self, worker_id: str, limit: int, now: float) -> list[HookEvent]:
+        """A write: not tried again on a fresh connection (a claim whose answer was
+        lost would leave its events claimed and never run)."""
+        with self._errors():
+            rows = self._all("hook_claim", {"worker_id": worker_id, "limit": limit,
+                                            "now": now}, retry=False)
+        return sorted((row_to_hook(row) for row in rows), key=lambda e: e.id)
 
     def finish_and_claim(self, results: Sequence[tuple[Job, JobState, Optional[float],
                                                    Mapping[str, Any]]], *,

@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "dlq": "dlq:dlq",
     "queue": "queues_cmd:queue_group",
     "cron": "cron_cmd:cron",
+    "hooks": "queues_cmd:hooks_cmd",
     "config": "config_cmd:config",
     "status": "admin:status",
     "metrics": "metrics_cmd:metrics",
@@ -55,7 +56,7 @@ COMMANDS: dict[str, str] = {
 
 SECTIONS = [
     ("Jobs", ["enqueue", "add", "schedule", "list", "show", "logs", "wait", "cancel",
-              "retry", "rm", "dlq", "queue", "cron"]),
+              "retry", "rm", "dlq", "queue", "cron", "hooks"]),
     ("Workers", ["worker", "workers", "start", "stop", "scheduler"]),
     ("Store", ["status", "metrics", "config", "cleanup", "purge", "clear", "migrate",
                "doctor", "time", "demo", "dashboard"]),

@@ -81,7 +81,7 @@ READ_ONLY = frozenset({
     "status", "list", "list-jobs", "scheduled", "show", "logs", "wait", "dlq", "dlq list",
     "workers", "worker status", "worker stop", "stop", "scheduler status",
     "scheduler stop", "scheduler logs", "config", "config show", "config list",
-    "config get", "cron", "cron list",
+    "config get", "cron", "cron list", "hooks",
 })
 
 

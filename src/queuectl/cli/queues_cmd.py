@@ -3,6 +3,8 @@ run at once."""
 
 from __future__ import annotations
 
+from typing import Optional
+
 import click
 
 from queuectl.cli import complete, render
@@ -13,7 +15,8 @@ from queuectl.cli.context import json_option, state
 @json_option
 @click.pass_context
 def queue_group(ctx: click.Context) -> None:
-    """Queues: list them with their depth, pause and resume them, limit them.
+    """Queues: list them with their depth, pause and resume them, limit them, set
+    their hooks.
 
     \b
       queuectl queue list
@@ -22,6 +25,7 @@ def queue_group(ctx: click.Context) -> None:
       queuectl queue pause --all
       queuectl queue limit mail 3      # at most 3 of mail's jobs run at once, all hosts
       queuectl queue limit mail none
+      queuectl queue hook mail --on-dead 'notify-send "$QUEUECTL_JOB_ID died"'
     """
     if ctx.invoked_subcommand is None:
         ctx.invoke(queue_list)
@@ -45,10 +49,62 @@ def queue_list() -> None:
     rows = [[q["name"], "paused" if q["paused"] else "active", q["counts"]["pending"],
              q["counts"]["scheduled"], q["running"], q["counts"]["failed"],
              q["counts"]["waiting"] + q["counts"]["blocked"], q["counts"]["dead"],
-             q["total"], "-" if q["limit"] is None else q["limit"]] for q in queues]
+             q["total"], "-" if q["limit"] is None else q["limit"], _hooks_text(q)]
+            for q in queues]
     render.table(["QUEUE", "STATUS", "PENDING", "SCHEDULED", "RUNNING", "FAILED", "HELD",
-                  "DEAD", "TOTAL", "LIMIT"], rows,
+                  "DEAD", "TOTAL", "LIMIT", "HOOKS"], rows,
                  ["yellow" if q["paused"] else None for q in queues], empty="No queues.")
+
+
+HOOK_SHOWN = 30  # characters of a hook's command in `queue list`
+
+
+def _hooks_text(q: dict[str, object]) -> str:
+    """`dead: notify.sh $QUEUECTL_JOB_ID`: the queue's own hooks ("off": none for this
+    queue; "-": the global ones apply)."""
+    parts = []
+    for key, label in (("on_dead", "dead"), ("on_complete", "complete")):
+        value = q.get(key)
+        if isinstance(value, str):
+            text = value if len(value) <= HOOK_SHOWN else value[:HOOK_SHOWN - 1] + "…"
+            parts.append(f"{label}: {render.visible(text) if text else 'off'}")
+    return "; ".join(parts) or "-"
+
+
+@queue_group.command("hook")
+@click.argument("name", metavar="QUEUE", shell_complete=complete.queue_names)
+@click.option("--on-dead", metavar="CMD",
+              help='Run CMD (sh -c) when a job of QUEUE ends dead; "" = none for this '
+                   "queue, whatever the global on-dead.")
+@click.option("--on-complete", metavar="CMD",
+              help="Run CMD when a job of QUEUE completes.")
+@click.option("--clear", is_flag=True, help="Remove the queue's hooks (the global "
+              "`config set on-dead/on-complete` apply again).")
+@json_option
+def queue_hook(name: str, on_dead: Optional[str], on_complete: Optional[str],
+               clear: bool) -> None:
+    """A queue's own hooks: a command run once per job that ends dead (or completed),
+    on one supervisor, with the job in QUEUECTL_JOB_ID, QUEUECTL_JOB_STATE,
+    QUEUECTL_EXIT_CODE, QUEUECTL_ERROR, QUEUECTL_QUEUE, QUEUECTL_ATTEMPTS and
+    QUEUECTL_COMMAND.  It overrides the global hook (`config set on-dead CMD`); it
+    may run for at most `hook-timeout` seconds, and is never run again.  `queuectl
+    hooks` lists the runs.
+
+    \b
+      queuectl queue hook mail --on-dead 'curl -d "$QUEUECTL_JOB_ID died" https://ntfy.sh/ops'
+      queuectl queue hook mail --on-complete 'echo "$QUEUECTL_JOB_ID" >> done.txt'
+      queuectl queue hook batch --on-dead ""     # no on-dead hook for batch
+      queuectl queue hook mail --clear
+    """
+    st = state()
+    dead, complete_ = st.queue().set_queue_hooks(name, on_dead=on_dead,
+                                                 on_complete=on_complete, clear=clear)
+    if st.json:
+        render.emit_json({"queue": name, "on_dead": dead, "on_complete": complete_})
+        return
+    for label, value in (("on-dead", dead), ("on-complete", complete_)):
+        shown = "(global)" if value is None else (render.visible(value) or "(none)")
+        click.echo(f"{render.visible(name)} {label}: {shown}")
 
 
 def _pause_command(name: str, paused: bool, help_text: str) -> click.Command:
@@ -122,3 +178,29 @@ def queue_limit(name: str, limit: str) -> None:
         return
     click.echo(f"{render.visible(done)}: "
                + ("no limit" if value is None else f"at most {value} running at once"))
+
+
+@click.command("hooks")
+@click.option("--job", "job", metavar="ID", shell_complete=complete.job_ids,
+              help="Only this job's hook runs.")
+@click.option("--limit", "-n", type=click.IntRange(1, 10_000), default=20, show_default=True,
+              help="How many of the newest runs.")
+@json_option
+def hooks_cmd(job: Optional[str], limit: int) -> None:
+    """Hook runs (on-dead, on-complete), newest first: waiting, running, ok, failed,
+    timeout, error, or lost (its supervisor died while it ran; not run again).
+
+    \b
+      queuectl hooks
+      queuectl hooks --job 3f2a --json
+    """
+    st = state()
+    events = st.queue().hook_events(limit, job)
+    if st.json:
+        render.emit_json(events)
+        return
+    styles = [None if e["status"] in ("ok", "waiting", "running") else "red" for e in events]
+    render.table(["ID", "JOB", "EVENT", "STATUS", "DETAIL", "HOOK"],
+                 [[e["id"], e["job_id"], e["event"], e["status"],
+                   render.visible(e["detail"] or "-"), render.visible(e["hook"])]
+                  for e in events], styles, empty="No hook runs.")

@@ -33,6 +33,7 @@ from queuectl.states import JobState
 from queuectl.worker.context import WorkerContext
 from queuectl.worker.executor import Executor
 from queuectl.worker.fence import Fence, Watchdog
+from queuectl.worker.hooks import HookRunner
 from queuectl.worker.services import (
     CancelWatch,
     CronFire,
@@ -109,9 +110,11 @@ class Supervisor:
         self.trim = Trim(self.ctx, ex)
         self.publish = Publish(self.ctx, ex)
         self.cron = CronFire(self.ctx, ex)
+        self.hooks = HookRunner(self.ctx, ex.poller)
         #: in the order they run when several are due at one wake-up
         self.services: tuple[Any, ...] = (self.promotion, self.poll_tick, self.heartbeat,
-                                          self.rescue, self.trim, self.publish, self.cron)
+                                          self.rescue, self.trim, self.publish, self.cron,
+                                          self.hooks)
 
     def request_stop(self, reason: str) -> None:
         """Ask for a graceful stop from another thread (e.g. the demo's progress view)."""
@@ -172,6 +175,7 @@ class Supervisor:
         finally:
             watchdog.stop()
             listener.close()
+            self.hooks.close()
             self.executor.close()
             if registered:
                 try:
@@ -224,7 +228,7 @@ class Supervisor:
             if not heap_kept:  # after the first jobs started: ctypes is ~5 ms to import
                 _keep_freed_heap()
                 heap_kept = True
-            if ctx.stopping and not ex.busy:
+            if ctx.stopping and not ex.busy and self.hooks.settled():
                 return
             store_fd = self._watch_store_fd(store_fd)
             events = poller.poll(self._sleep_ms())
@@ -327,6 +331,7 @@ class Supervisor:
             ctx.stop_now_at = ctx.clock.mono()
             log.warning("stopping now: killing running jobs and putting them back")
             self.executor.kill()
+            self.hooks.kill_all("the worker was stopped with --now")
         elif not ctx.stopping:
             busy, waiting = self.executor.busy, self.executor.unrecorded
             if waiting:

@@ -699,3 +699,54 @@ VALUES (%(id)s, %(command)s, %(state)s, %(queue)s, %(priority)s, %(run_at)s,
         %(depends_on)s::jsonb, %(unique_key)s, %(now)s, %(now)s)
 ON CONFLICT DO NOTHING
 RETURNING id
+
+-- name: _hook_columns
+id, job_id, event, hook, queue, attempts, exit_code, error, command, created_at, claimed_by,
+claimed_at, finished_at, result, detail
+
+-- name: hook_pending
+-- Is there an event nobody has claimed?  (Along hook_events_unclaimed: idle supervisors
+-- ask every second.)
+SELECT id FROM hook_events WHERE claimed_at IS NULL LIMIT 1
+
+-- name: hook_claim
+-- Take up to %(limit)s unclaimed events, oldest first.  SKIP LOCKED: supervisors on other
+-- hosts claiming at the same moment take other rows; a row claimed and committed since
+-- this statement's snapshot is re-checked once locked (claimed_at IS NULL fails), so
+-- each event goes to one caller.
+UPDATE hook_events SET claimed_by = %(worker_id)s, claimed_at = %(now)s
+WHERE id IN (SELECT id FROM hook_events WHERE claimed_at IS NULL ORDER BY id
+             LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
+RETURNING {_hook_columns}
+
+-- name: hook_finish
+UPDATE hook_events SET finished_at = %(now)s, result = %(result)s, detail = %(detail)s
+WHERE id = %(id)s AND finished_at IS NULL
+
+-- name: hook_note_job
+-- The hook's outcome in its job's history (the job's state and times stay as they are).
+UPDATE jobs SET history = history || jsonb_build_array(%(entry)s::jsonb) WHERE id = %(id)s
+
+-- name: hook_list
+SELECT {_hook_columns} FROM hook_events ORDER BY id DESC LIMIT %(limit)s
+
+-- name: hook_list_job
+SELECT {_hook_columns} FROM hook_events WHERE job_id = %(job_id)s ORDER BY id DESC
+LIMIT %(limit)s
+
+-- name: hook_purge
+DELETE FROM hook_events WHERE finished_at < %(before)s
+
+-- name: queue_hooks
+SELECT name, on_dead, on_complete FROM queues
+WHERE on_dead IS NOT NULL OR on_complete IS NOT NULL ORDER BY name
+
+-- name: set_queue_hooks
+-- `queue hook`: set one or both hooks of a queue (keep_*: leave that one as it is).
+INSERT INTO queues (name, on_dead, on_complete, created_at, updated_at)
+VALUES (%(name)s, %(on_dead)s, %(on_complete)s, %(now)s, %(now)s)
+ON CONFLICT (name) DO UPDATE SET
+    on_dead = CASE WHEN %(keep_dead)s THEN queues.on_dead ELSE excluded.on_dead END,
+    on_complete = CASE WHEN %(keep_complete)s THEN queues.on_complete
+                       ELSE excluded.on_complete END,
+    updated_at = excluded.updated_at

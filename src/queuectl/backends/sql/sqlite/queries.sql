@@ -605,3 +605,51 @@ VALUES (:id, :command, :state, :queue, :priority, :run_at, :max_retries, :backof
         :timeout, :cwd, :env, :depends_on, :unique_key, :now, :now, '[]')
 ON CONFLICT DO NOTHING
 RETURNING id
+
+-- name: _hook_columns
+id, job_id, event, hook, queue, attempts, exit_code, error, command, created_at, claimed_by,
+claimed_at, finished_at, result, detail
+
+-- name: hook_pending
+-- Is there an event nobody has claimed?  (A read along hook_events_unclaimed: an idle
+-- supervisor asks every second without taking the write lock.)
+SELECT id FROM hook_events WHERE claimed_at IS NULL LIMIT 1
+
+-- name: hook_claim
+-- Take up to :limit unclaimed events, oldest first: one statement of the single writer,
+-- so each event goes to one caller.
+UPDATE hook_events SET claimed_by = :worker_id, claimed_at = :now
+WHERE id IN (SELECT id FROM hook_events WHERE claimed_at IS NULL ORDER BY id LIMIT :limit)
+RETURNING {_hook_columns}
+
+-- name: hook_finish
+UPDATE hook_events SET finished_at = :now, result = :result, detail = :detail
+WHERE id = :id AND finished_at IS NULL
+
+-- name: hook_note_job
+-- The hook's outcome in its job's history (the job's state and times stay as they are).
+UPDATE jobs SET history = json_insert(COALESCE(history, '[]'), '$[#]', json(:entry))
+WHERE id = :id
+
+-- name: hook_list
+SELECT {_hook_columns} FROM hook_events ORDER BY id DESC LIMIT :limit
+
+-- name: hook_list_job
+SELECT {_hook_columns} FROM hook_events WHERE job_id = :job_id ORDER BY id DESC LIMIT :limit
+
+-- name: hook_purge
+DELETE FROM hook_events WHERE finished_at < :before
+
+-- name: queue_hooks
+SELECT name, on_dead, on_complete FROM queues
+WHERE on_dead IS NOT NULL OR on_complete IS NOT NULL ORDER BY name
+
+-- name: set_queue_hooks
+-- `queue hook`: set one or both hooks of a queue (:keep_*: leave that one as it is).
+INSERT INTO queues (name, on_dead, on_complete, created_at, updated_at)
+VALUES (:name, :on_dead, :on_complete, :now, :now)
+ON CONFLICT (name) DO UPDATE SET
+    on_dead = CASE WHEN :keep_dead THEN queues.on_dead ELSE excluded.on_dead END,
+    on_complete = CASE WHEN :keep_complete THEN queues.on_complete
+                       ELSE excluded.on_complete END,
+    updated_at = excluded.updated_at
