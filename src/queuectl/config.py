@@ -112,6 +112,8 @@ def _retry_terms(value: Any) -> str:
     """Retry terms (queuectl.retryrules), stored canonical and comma-separated."""
     from queuectl.retryrules import parse_terms
 
+    if isinstance(value, str) and value.strip() == "":
+        return ""  # none: the default
     try:
         return ",".join(parse_terms(value))
     except InvalidInput as exc:
@@ -301,6 +303,14 @@ class Settings:
     @property
     def priority_aging(self) -> float:
         return float(self._values["priority-aging"])
+
+    @property
+    def retry_on(self) -> str:
+        return self._values["retry-on"]
+
+    @property
+    def no_retry_on(self) -> str:
+        return self._values["no-retry-on"]
 
     @property
     def retry_rules(self) -> "Rules":

@@ -12,7 +12,7 @@ DEFAULTS = {
     "max-retries": 3, "backoff-base": 2, "backoff-max": 3600, "backoff-jitter": False,
     "job-timeout": 0, "worker-count": 1, "poll-interval": 2, "heartbeat-interval": 5,
     "lease-timeout": 30, "output-limit": 65536, "output-file-max": 0, "retention": 604800,
-    "log-level": "INFO", "priority-aging": 0,
+    "log-level": "INFO", "priority-aging": 0, "retry-on": "", "no-retry-on": "",
 }
 
 
