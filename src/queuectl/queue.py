@@ -366,11 +366,13 @@ class Queue:
         whether it is paused, its concurrency limit (`queue list`)."""
         counts = self.backend.queue_counts()
         settings = {name: (paused, limit) for name, paused, limit in self.backend.queue_rows()}
+        policies = self.backend.queue_policies()
         out = []
         for name in sorted(set(counts) | set(settings)):
             per_state = counts.get(name, {})
             paused, limit = settings.get(name, (False, None))
             out.append({"name": name, "paused": paused, "limit": limit,
+                        "retry_policy": policies.get(name),
                         "running": per_state.get(JobState.PROCESSING, 0),
                         "counts": {s.value: per_state.get(s, 0) for s in JobState},
                         "total": sum(per_state.values())})
@@ -394,6 +396,27 @@ class Queue:
         if not paused:
             self.wake_workers()
         return chosen
+
+    def set_queue_policy(self, name: str, retry_on: Any = None, no_retry_on: Any = None,
+                         *, clear: bool = False) -> Optional[dict[str, list[str]]]:
+        """`queue policy Q --retry-on ... --no-retry-on ...`: a queue's retry rules
+        (validated first: a bad term writes nothing); the lists not given are kept;
+        `clear` removes both.  Returns the rules now stored (None: none).  Running
+        workers apply them from their next heartbeat."""
+        from queuectl.jobspec import check_queue_name, retry_policy
+
+        name = check_queue_name(name)
+        if clear and (retry_on is not None or no_retry_on is not None):
+            raise InvalidInput("give --clear or rules, not both")
+        if clear:
+            self.backend.set_queue_policy(name, None, self.now())
+            return None
+        if retry_on is None and no_retry_on is None:
+            raise InvalidInput("give --retry-on, --no-retry-on or --clear")
+        given = retry_policy(retry_on, no_retry_on) or {}
+        policy = {**(self.backend.queue_policies().get(name) or {}), **given}
+        self.backend.set_queue_policy(name, policy, self.now())
+        return policy
 
     def complete_ids(self, prefix: str, limit: int = 20) -> list[str]:
         """Up to `limit` ids starting with `prefix` (newest ids when it is empty), for

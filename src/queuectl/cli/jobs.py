@@ -54,6 +54,12 @@ def job_options(func: Any) -> Any:
                           "it completed (repeatable)."),
         click.option("--unique-key", metavar="KEY",
                      help="If a live job has this key, return it instead of adding one."),
+        click.option("--retry-on", metavar="TERMS",
+                     help="Retry only these failures: exit codes, ranges, signals, "
+                          "timeout, spawn-error (e.g. 75,64-78,SIGKILL,timeout)."),
+        click.option("--no-retry-on", metavar="TERMS",
+                     help="Never retry these failures: they go straight to dead "
+                          "(e.g. 2,126,127)."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -104,7 +110,8 @@ def _option_fields(opts: dict[str, Any]) -> dict[str, Any]:
     names = {"job_id": "id", "priority": "priority", "delay": "delay", "run_at": "run_at",
              "timeout": "timeout", "max_retries": "max_retries",
              "backoff_base": "backoff_base", "queue": "queue", "cwd": "cwd",
-             "unique_key": "unique_key"}
+             "unique_key": "unique_key", "retry_on": "retry_on",
+             "no_retry_on": "no_retry_on"}
     for opt, field in names.items():
         if opts.get(opt) is not None:
             fields[field] = opts[opt]
@@ -298,6 +305,7 @@ The job is a JSON object, or a shell command:
   queuectl enqueue --id test --after build "make test"   # once build completed
   queuectl enqueue --wait "make test"    # then wait: exit 0 only if it completed
   queuectl enqueue --follow "make test"  # then print its output until it ends
+  queuectl enqueue --retry-on 75,SIGKILL,timeout --no-retry-on 2 "./sync.sh"
 """
 
 

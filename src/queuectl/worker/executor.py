@@ -255,7 +255,8 @@ class Executor:
         results = []
         for item, outcome in ended:
             job = item.job
-            decision = decide(job, outcome, ctx.settings, now)
+            decision = decide(job, outcome, ctx.settings, now,
+                              policy=ctx.retry_policy(job))
             entry = {
                 "attempt": job.attempts, "started_at": outcome.started_at,
                 "finished_at": outcome.finished_at, "worker": item.label,
@@ -267,6 +268,8 @@ class Executor:
             }
             if outcome.output_file is not None:
                 entry["output_file"] = outcome.output_file
+            if decision.rule is not None:
+                entry["rule"] = decision.rule
             fields = dict(now=now, exit_code=outcome.exit_code, error=decision.error,
                           output=outcome.output_tail or None, history_entry=entry)
             results.append((item, decision, fields))
