@@ -494,6 +494,16 @@ class Queue:
         self.wake_workers()
         return updated
 
+    def explain_retry(self, ref: str) -> dict[str, Any]:
+        """`retry --explain`: the retry policy of a job and where each part comes from,
+        the decision for its last failure, the next run times (queuectl.retry.explain);
+        reads only."""
+        from queuectl.retry import explain
+
+        job = self.get(ref)
+        return explain(job, self.settings(), self.backend.queue_policies().get(job.queue),
+                       self.now())
+
     def cancel(self, ref: str) -> Job:
         """Cancel a waiting job, or kill a running one (its worker stops it)."""
         return self._transition(ref, Transition.CANCEL, note="cancelled by user")

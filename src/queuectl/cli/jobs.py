@@ -504,10 +504,15 @@ def _transition_command(name: str, verb: str, hidden: bool = False,
                     shell_complete=complete.job_ids)
     @json_option
     def command(job_refs: tuple[str, ...], with_dependants: bool = False,
-                **edits: Any) -> None:
+                explain: bool = False, **edits: Any) -> None:
         st = state()
         q = st.queue()
         changes = edit_changes(edits)
+        if explain:
+            if changes or len(job_refs) != 1:
+                raise InvalidInput("--explain takes one job id and no changes")
+            _explain(q.explain_retry(job_refs[0]), st.json)
+            return
         done = []
         for ref in job_refs:
             moved = q.cancel_with_dependants(ref) if with_dependants \
@@ -521,6 +526,11 @@ def _transition_command(name: str, verb: str, hidden: bool = False,
                              {"jobs": [st.job_dict(j, with_output=False) for j in done]})
     if edit:
         command = edit_options(command)
+        command = click.option(
+            "--explain", is_flag=True,
+            help="Change nothing: print the retry policy that applies and where each "
+                 "part comes from, the decision for the last failure, and the next run "
+                 "times.")(command)
     if tree:
         command = click.option(
             "--with-dependants", is_flag=True,
@@ -546,12 +556,62 @@ dequeue = _transition_command("dequeue", "cancel", hidden=True, help_text=CANCEL
 RETRY_HELP = """Run a failed, dead, cancelled or completed job again now.
 
 The options change the job first (its history records what changed, old and new).
+--explain changes nothing: it shows why the job was (or was not) retried and when it
+would run again.
 
 \b
   queuectl retry job1
   queuectl retry job1 --command "./backup.sh --fixed" --timeout 600
   queuectl retry job1 --env TOKEN=new --queue slow
+  queuectl retry --explain job1
 """
+
+
+def _explain(report: dict[str, Any], as_json: bool) -> None:
+    """Print `retry --explain`'s report."""
+    from queuectl.times import iso_utc, local_text
+
+    if as_json:
+        render.emit_json({**report, "next_runs": [
+            {**run, "at": iso_utc(run["at"])} for run in report["next_runs"]]})
+        return
+    now = time.time()
+    out = render.visible
+    click.echo(f"Job {out(report['id'])}: {report['state']}, queue {out(report['queue'])}, "
+               f"{report['attempts']} attempt(s) so far")
+    mr, base, cap, jitter = (report[k] for k in ("max_retries", "backoff_base",
+                                                 "backoff_max", "backoff_jitter"))
+    click.echo("Policy (value, where it comes from):")
+    click.echo(f"  max retries   {mr['value']} ({mr['source']}): at most "
+               f"{1 + mr['value']} runs")
+    click.echo(f"  backoff       {base['value']:g} ** n seconds ({base['source']}), capped "
+               f"at {cap['value']:g}s ({cap['source']})")
+    click.echo(f"  jitter        {'on' if jitter['value'] else 'off'} ({jitter['source']})")
+    click.echo("  retry rules   the first layer with a say decides:")
+    for layer in report["rules"]:
+        text = render.retry_rules_text(layer)
+        click.echo(f"    {layer['source']:<7} {out(text)}" +
+                   ("" if text != "-" else f"   (set with {layer['set_by']})"))
+    if report["default"]:
+        click.echo(f"    default: {report['default']}")
+    last = report["last_failure"]
+    if last is None:
+        click.echo("Last failure: none")
+    else:
+        recorded = last["recorded"] + (f" ({last['recorded_rule']})"
+                                       if last["recorded_rule"] else "")
+        click.echo(f"Last failure: attempt {last['attempt']}, {out(last['failure'])}; "
+                   f"recorded {out(recorded)}")
+        click.echo(f"  decision under this policy: {last['decision']}: {out(last['why'])}")
+    click.echo(f"Next runs ({report['next_runs_basis']}):")
+    for run in report["next_runs"]:
+        wait = "" if run["wait_s"] is None else f"   after a {run['wait_s']:g}s wait"
+        when = "now" if abs(run["at"] - now) < 1 else local_text(run["at"])
+        click.echo(f"  run {run['run']:<3} {when}{wait}")
+    if report["more_runs"]:
+        click.echo(f"  ... and {report['more_runs']} more")
+    click.echo(f"  then dead if it still fails; waits are {report['jitter']}")
+    click.echo("Nothing was changed.")
 retry = _transition_command("retry", "retry", help_text=RETRY_HELP, edit=True)
 
 
