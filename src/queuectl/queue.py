@@ -494,6 +494,41 @@ class Queue:
         self.wake_workers()
         return updated
 
+    def edit(self, ref: str, changes: Mapping[str, Any]) -> Optional[Job]:
+        """`queuectl edit`: change a job that is not running and not done (states.
+        EDITABLE) where it is, with an "edit" history entry; None when nothing would
+        change.  A job in another state (also one claimed meanwhile) is refused."""
+        from queuectl.jobspec import edit_fields
+        from queuectl.states import EDITABLE
+
+        job = self.get(ref)
+        fields = edit_fields(changes, self.now())
+        diff = {name: [getattr(job, name), value] for name, value in fields.items()
+                if getattr(job, name) != value}
+        if not diff:
+            return None
+        updated = self.backend.edit(job.id, EDITABLE, {**fields, "_diff": diff},
+                                    self.now())
+        if updated is None:
+            self.check_editable(job.id)
+            raise InvalidTransition(f"job {job.id} changed meanwhile; nothing was edited")
+        return updated
+
+    def check_editable(self, ref: str) -> Job:
+        """The job, or InvalidTransition when `edit` cannot change it."""
+        from queuectl.states import EDITABLE
+
+        job = self.get(ref)
+        if job.state not in EDITABLE:
+            allowed = ", ".join(sorted(s.value for s in EDITABLE))
+            hint = (f" (cancel it first: queuectl cancel {job.id})"
+                    if job.state is JobState.PROCESSING else
+                    f" (retry it with --command: queuectl retry {job.id} --command ...)"
+                    if job.state in (JobState.COMPLETED, JobState.CANCELLED) else "")
+            raise InvalidTransition(f"job {job.id} is {job.state.value}; edit works on "
+                                    f"{allowed} jobs{hint}")
+        return job
+
     def explain_retry(self, ref: str) -> dict[str, Any]:
         """`retry --explain`: the retry policy of a job and where each part comes from,
         the decision for its last failure, the next run times (queuectl.retry.explain);

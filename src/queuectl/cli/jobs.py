@@ -615,6 +615,101 @@ def _explain(report: dict[str, Any], as_json: bool) -> None:
 retry = _transition_command("retry", "retry", help_text=RETRY_HELP, edit=True)
 
 
+def _editor() -> list[str]:
+    """$EDITOR, then $VISUAL, then vi, split as a shell would (`code --wait`)."""
+    import os
+
+    for name in ("EDITOR", "VISUAL"):
+        value = os.environ.get(name, "").strip()
+        if value:
+            return shlex.split(value)
+    return ["vi"]
+
+
+def _edit_text(text: str, job_id: str) -> str:
+    """Open `text` in the editor (a private temporary file); the text saved."""
+    import os
+    import subprocess
+    import tempfile
+
+    from queuectl.errors import QueuectlError
+
+    editor = _editor()
+    fd, path = tempfile.mkstemp(prefix=f"queuectl-{job_id[:16]}-", suffix=".sh")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text + "\n")
+        try:
+            status = subprocess.call([*editor, path])
+        except OSError as exc:
+            raise QueuectlError(f"cannot run the editor {editor[0]!r}: "
+                                f"{exc.strerror or exc}; nothing changed (set EDITOR)"
+                                ) from None
+        if status != 0:
+            raise QueuectlError(f"the editor exited with status {status}; nothing changed")
+        try:
+            with open(path, encoding="utf-8") as handle:
+                return handle.read()
+        except UnicodeDecodeError:
+            raise InvalidInput("the edited command is not UTF-8 text; nothing changed"
+                               ) from None
+    finally:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+
+@click.command("edit")
+@click.argument("job_ref", metavar="ID", shell_complete=complete.job_ids)
+@click.option("--retry", "then_retry", is_flag=True,
+              help="Then run it again now (a failed or dead job; dead ones start their "
+                   "attempts afresh, as `dlq retry` does).")
+@json_option
+def edit(job_ref: str, then_retry: bool) -> None:
+    """Edit a job's command in $EDITOR (then $VISUAL, then vi).
+
+    Works on a job that is pending, scheduled, failed, dead, waiting or blocked (not
+    while it runs, not once it completed or was cancelled: `retry ID --command`
+    does that).  The history records the change, old and new.  Saving the command
+    unchanged, or emptying it, changes nothing.
+
+    \b
+      queuectl edit job1
+      queuectl edit 08232c92 --retry     # fix a dead job's command and run it again
+      EDITOR=nano queuectl edit job1
+    """
+    st = state()
+    q = st.queue()
+    job = q.check_editable(job_ref)
+    if then_retry and job.state not in (JobState.FAILED, JobState.DEAD):
+        raise InvalidInput(f"--retry is for failed or dead jobs; job {job.id} is "
+                           f"{job.state.value} (edit it without --retry)")
+    text = _edit_text(job.command, job.id)
+    command = text[:-1] if text.endswith("\n") else text
+    if not command.strip() or command == job.command:
+        why = "empty command" if not command.strip() else "command unchanged"
+        if st.json:
+            render.emit_json({"id": job.id, "changed": False, "reason": why,
+                              "state": job.state.value})
+        else:
+            click.echo(f"{job.id}: {why}; nothing changed", err=True)
+        return
+    updated: Optional[Job]
+    if then_retry:
+        updated = (q.dlq_retry if job.state is JobState.DEAD else q.retry)(
+            job.id, {"command": command})
+    else:
+        updated = q.edit(job.id, {"command": command})
+    if updated is None:  # the same command after validation
+        click.echo(f"{job.id}: command unchanged; nothing changed", err=True)
+        return
+    if st.json:
+        render.emit_json({**st.job_dict(updated, with_output=False), "changed": True})
+        return
+    click.echo(f"{updated.id}: command changed ({updated.state.value})")
+
+
 @click.command("rm")
 @click.argument("job_refs", nargs=-1, required=True, metavar="ID...",
                 shell_complete=complete.job_ids)
