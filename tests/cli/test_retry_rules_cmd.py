@@ -11,6 +11,8 @@ import stat
 from pathlib import Path
 from typing import Any, Callable
 
+from tests.conftest import run_cli
+
 Cli = Callable[..., Any]
 
 
@@ -26,18 +28,19 @@ def _runs(job: dict[str, Any]) -> list[dict[str, Any]]:
 
 def test_rules_of_job_queue_and_config_decide_real_failures(cli: Cli) -> None:
     assert cli("config", "set", "no-retry-on", "KILL").returncode == 0
-    assert cli("config", "set", "backoff-base", "1").returncode == 0
+    assert cli("config", "set", "backoff-base", "1").returncode == 0  # 1 s waits
     assert cli("queue", "policy", "mail", "--retry-on", "75").returncode == 0
-    for args in (["--id", "own", "--no-retry-on", "2,126,127", "exit 2"],
-                 ["--id", "qnot", "-q", "mail", "exit 3"],
-                 ["--id", "qyes", "-q", "mail", "--max-retries", "1", "exit 75"],
-                 ["--id", "cfg", "kill -9 $$"],
-                 ["--id", "wide", "--retry-on", "any", "--max-retries", "1", "kill -9 $$"],
-                 ["--id", "slow", "--timeout", "0.3", "--no-retry-on", "timeout",
-                  "sleep 30"],
-                 ["--id", "plain", "--max-retries", "1", "exit 4"]):
-        result = cli("enqueue", *args)
-        assert result.returncode == 0, result.stderr
+    # one batch (enqueue --file -), JSON keys as the options spell them
+    lines = [{"id": "own", "no_retry_on": "2,126,127", "command": "exit 2"},
+             {"id": "qnot", "queue": "mail", "command": "exit 3"},
+             {"id": "qyes", "queue": "mail", "max_retries": 1, "command": "exit 75"},
+             {"id": "cfg", "command": "kill -9 $$"},
+             {"id": "wide", "retry_on": ["any"], "max_retries": 1, "command": "kill -9 $$"},
+             {"id": "slow", "timeout": 0.3, "no_retry_on": ["timeout"],
+              "command": "sleep 30"},
+             {"id": "plain", "max_retries": 1, "command": "exit 4"}]
+    result = cli("enqueue", "--file", "-", input="\n".join(map(json.dumps, lines)))
+    assert result.returncode == 0, result.stderr
     result = cli("worker", "start", "--count", "4", "--burst", timeout=90)
     assert result.returncode == 0, result.stderr
     expected = {
@@ -49,8 +52,9 @@ def test_rules_of_job_queue_and_config_decide_real_failures(cli: Cli) -> None:
         "slow": (1, "no-retry-on timeout (job)"),
         "plain": (2, None),
     }
+    listed = {job["id"]: job for job in json.loads(cli("list", "--json").stdout)}
     for job_id, (attempts, rule) in expected.items():
-        job = _job(cli, job_id)
+        job = listed[job_id]
         assert (job["state"], job["attempts"]) == ("dead", attempts), job_id
         assert _runs(job)[-1].get("rule") == rule, job_id
         if rule and not rule.startswith("retry-on"):
@@ -62,7 +66,11 @@ def test_rules_of_job_queue_and_config_decide_real_failures(cli: Cli) -> None:
     assert "retry-on 75" in cli("queue", "list").stdout
 
 
-def test_bad_terms_are_one_line_exit_2_and_write_nothing(cli: Cli) -> None:
+def test_bad_terms_are_one_line_exit_2_and_write_nothing(sqlite_url: str) -> None:
+    """Validation comes before the store (one store is enough)."""
+    def cli(*args: str) -> Any:
+        return run_cli(*args, db=sqlite_url)
+
     assert cli("config", "set", "backoff-base", "2").returncode == 0  # the store exists
     for args in (["enqueue", "--retry-on", "0", "true"],
                  ["enqueue", "--no-retry-on", "2,,3", "true"],

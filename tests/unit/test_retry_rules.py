@@ -267,3 +267,54 @@ def test_decisions_are_consistent_with_the_rules(outcome: Outcome, attempts: int
     # the rules only ever take retries away: without them the job is never deader
     plain = decide(job(attempts, max_retries=max_retries), outcome, SETTINGS, NOW)
     assert plain.state == d.state
+
+
+# -- retry --explain (pure, with the clock passed in) -------------------------------------
+
+def _failed(attempts: int, **fields: object) -> Job:
+    entry = {"attempt": attempts, "result": "failed", "exit_code": 75, "error": "exit 75"}
+    return Job(id="j", command="x", state=JobState.FAILED, attempts=attempts,
+               run_at=NOW + 4, history=[entry], **fields)  # type: ignore[arg-type]
+
+
+def test_explain_a_failed_job_next_runs_capped_with_sources() -> None:
+    from queuectl.retry import explain
+
+    s = Settings(stored={"backoff-max": "10", "max-retries": "5"}, env={})
+    report = explain(_failed(2, retry_policy={"retry_on": ["75"]}), s,
+                     {"no_retry_on": ["75"]}, NOW)
+    assert report["max_retries"] == {"value": 5, "source": "config"}
+    assert report["backoff_max"] == {"value": 10, "source": "config"}
+    assert report["backoff_jitter"] == {"value": False, "source": "default"}
+    # the job's retry-on wins over its queue's no-retry-on
+    assert report["last_failure"]["decision"] == "retry"
+    assert report["last_failure"]["rule"] == "retry-on 75 (job)"
+    # runs 3..6: the due retry at run_at (after a 4 s wait), then 8, capped 10, 10
+    runs = report["next_runs"]
+    assert [(r["run"], r["wait_s"], r["at"]) for r in runs] == [
+        (3, 4, NOW + 4), (4, 8, NOW + 12), (5, 10, NOW + 22), (6, 10, NOW + 32)]
+    assert report["jitter"] == "exact: backoff-jitter is off"
+    assert report["default"] is None
+
+
+def test_explain_notes_jitter_the_env_and_the_default() -> None:
+    from queuectl.retry import explain
+
+    s = Settings(stored={}, env={"QUEUECTL_BACKOFF_JITTER": "1"})
+    report = explain(Job(id="j", command="x", state=JobState.PENDING, run_at=NOW - 5),
+                     s, None, NOW)
+    assert report["backoff_jitter"] == {"value": True, "source": "env"}
+    assert "up to 25% shorter" in report["jitter"]
+    assert report["last_failure"] is None
+    assert report["default"].startswith("every failure is retried")
+    assert [(r["run"], r["at"]) for r in report["next_runs"]] == [
+        (1, NOW), (2, NOW + 2), (3, NOW + 6), (4, NOW + 14)]
+
+
+def test_explain_lists_a_bounded_number_of_runs() -> None:
+    from queuectl.retry import EXPLAIN_RUNS, explain
+
+    report = explain(Job(id="j", command="x", state=JobState.DEAD, attempts=1,
+                         max_retries=1000), SETTINGS, None, NOW)
+    assert len(report["next_runs"]) == EXPLAIN_RUNS
+    assert report["more_runs"] == 1001 - EXPLAIN_RUNS
