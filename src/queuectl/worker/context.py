@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Callable, Optional
 
 from queuectl.config import Settings
 from queuectl.models import Job
+from queuectl.retryrules import NO_POLICY, Policy, Rules, resolve
 
 if TYPE_CHECKING:
     from queuectl.backends import Backend
     from queuectl.queue import Queue
-    from queuectl.retryrules import Policy, Rules
     from queuectl.worker.fence import Fence
 
 STOP_NOW_GRACE_S = 10.0  # after stop --now, how long to keep trying to record results
@@ -63,7 +63,7 @@ class WorkerContext:
     #: a retry is due at this wall time: the loop must wake for it
     note_due: Callable[[Optional[float]], None] = _ignore_due
     #: the queues' own retry rules (`queue policy`), re-read with every heartbeat
-    queue_rules: dict[str, "Rules"] = field(default_factory=dict)
+    queue_rules: dict[str, Rules] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.last_activity = self.clock.mono()
@@ -72,11 +72,9 @@ class WorkerContext:
     def backend(self) -> "Backend":
         return self.queue.backend
 
-    def retry_policy(self, job: Job) -> "Policy":
+    def retry_policy(self, job: Job) -> Policy:
         """The retry rules that apply to a job's failure: its own, its queue's (as
         cached), the config's; no store call."""
-        from queuectl.retryrules import NO_POLICY, resolve
-
         config = self.settings.retry_rules
         queue = self.queue_rules.get(job.queue)
         if job.retry_policy is None and queue is None and config.empty:
