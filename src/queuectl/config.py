@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from queuectl.errors import ConfigError, InvalidInput
 from queuectl.times import parse_duration
+
+if TYPE_CHECKING:
+    from queuectl.retryrules import Rules
 
 
 def _int_range(lo: int, hi: int | None = None) -> Callable[[Any], int]:
@@ -113,6 +116,18 @@ def _hook(value: Any) -> str:
     return text
 
 
+def _retry_terms(value: Any) -> str:
+    """Retry terms (queuectl.retryrules), stored canonical and comma-separated."""
+    from queuectl.retryrules import parse_terms
+
+    if isinstance(value, str) and value.strip() == "":
+        return ""  # none: the default
+    try:
+        return ",".join(parse_terms(value))
+    except InvalidInput as exc:
+        raise ValueError(str(exc)) from None
+
+
 @dataclass(frozen=True)
 class Key:
     name: str
@@ -157,6 +172,12 @@ KEYS: dict[str, Key] = {k.name: k for k in (
         "empty = none", stored_only=True),
     Key("hook-timeout", 30, _number(0, 86400, duration=True, strict_lo=True),
         "seconds an on-dead/on-complete hook may run before it is killed"),
+    Key("retry-on", "", _retry_terms,
+        "only these failures are retried (e.g. 75,64-78,SIGKILL,timeout); "
+        "empty = all; a queue's or job's own rules win"),
+    Key("no-retry-on", "", _retry_terms,
+        "these failures go straight to dead (e.g. 2,126,127,spawn-error); a queue's or "
+        "job's own rules win"),
 )}
 
 
@@ -313,3 +334,25 @@ class Settings:
     @property
     def hook_timeout(self) -> float:
         return float(self._values["hook-timeout"])
+
+    @property
+    def retry_on(self) -> str:
+        return self._values["retry-on"]
+
+    @property
+    def no_retry_on(self) -> str:
+        return self._values["no-retry-on"]
+
+    @property
+    def retry_rules(self) -> "Rules":
+        """The config's retry rules (`retry-on`, `no-retry-on`), parsed once."""
+        cached = self.__dict__.get("_retry_rules")
+        if cached is None:
+            from queuectl.retryrules import Rules
+
+            cached = Rules(tuple(self._values["retry-on"].split(","))
+                           if self._values["retry-on"] else None,
+                           tuple(self._values["no-retry-on"].split(","))
+                           if self._values["no-retry-on"] else None)
+            self.__dict__["_retry_rules"] = cached
+        return cached

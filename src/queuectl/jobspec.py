@@ -15,7 +15,8 @@ from queuectl.models import MAX_PRIORITY, MIN_PRIORITY, NewJob
 from queuectl.times import parse_duration, parse_when
 
 FIELDS = ("id", "command", "priority", "delay", "run_at", "timeout", "max_retries",
-          "backoff_base", "queue", "cwd", "env", "depends_on", "after", "unique_key")
+          "backoff_base", "queue", "cwd", "env", "depends_on", "after", "unique_key",
+          "retry_on", "no_retry_on")
 # Fields of a stored job that `show --json` prints; accepted when they hold the
 # values a new job starts with, so a job object copied from the docs enqueues.
 _FIELD_SET = frozenset(FIELDS)
@@ -80,7 +81,16 @@ def build(fields: Mapping[str, Any], now: float) -> NewJob:
             _add_dependencies(job, data[key], key)
     if data.get("unique_key") is not None:
         job.unique_key = _text(data["unique_key"], "unique_key")
+    if data.get("retry_on") is not None or data.get("no_retry_on") is not None:
+        job.retry_policy = retry_policy(data.get("retry_on"), data.get("no_retry_on"))
     return job
+
+
+def retry_policy(retry_on: Any, no_retry_on: Any) -> dict[str, list[str]] | None:
+    """A job's or queue's retry rules as stored (None: none), or InvalidInput."""
+    from queuectl.retryrules import rules_from_input
+
+    return rules_from_input(retry_on, no_retry_on).to_json()
 
 
 def _drop_stored_fields(data: dict[str, Any]) -> None:

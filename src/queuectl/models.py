@@ -38,6 +38,8 @@ class NewJob:
     #: condition per dependency id (queuectl.dependencies: completed, any, failure)
     conditions: dict[str, str] = field(default_factory=dict)
     unique_key: Optional[str] = None
+    #: its own retry rules ({"retry_on": [...], "no_retry_on": [...]}); None: none
+    retry_policy: Optional[dict[str, list[str]]] = None
 
 
 @dataclass
@@ -69,6 +71,9 @@ class Job:
     output: Optional[str] = None  # tail of stdout+stderr of the last run
     history: list[dict[str, Any]] = field(default_factory=list)
     rescues: int = 0  # times it was taken back from a worker that died
+    #: its own retry rules ({"retry_on": [...], "no_retry_on": [...]}); None: those of
+    #: its queue, then the config's (queuectl.retryrules)
+    retry_policy: Optional[dict[str, Any]] = None
 
     def aged_priority(self, now: float, aging: float) -> tuple[float, float]:
         """(seconds it has been due, effective priority) with priority aging of `aging`
@@ -147,6 +152,8 @@ class Job:
             "env_names": sorted(self.env or {}),
             "depends_on": list(self.depends_on),
             "unique_key": self.unique_key,
+            "retry_on": (self.retry_policy or {}).get("retry_on"),
+            "no_retry_on": (self.retry_policy or {}).get("no_retry_on"),
             "rescues": self.rescues,
             "history": [_history_entry(h) for h in self.history],
             "next_retry_at": iso_utc(self.run_at) if self.state is JobState.FAILED

@@ -367,6 +367,7 @@ class Queue:
         counts = self.backend.queue_counts()
         settings = {name: (paused, limit) for name, paused, limit in self.backend.queue_rows()}
         hooks = self.backend.queue_hooks()
+        policies = self.backend.queue_policies()
         out = []
         for name in sorted(set(counts) | set(settings)):
             per_state = counts.get(name, {})
@@ -374,6 +375,7 @@ class Queue:
             on_dead, on_complete = hooks.get(name, (None, None))
             out.append({"name": name, "paused": paused, "limit": limit,
                         "on_dead": on_dead, "on_complete": on_complete,
+                        "retry_policy": policies.get(name),
                         "running": per_state.get(JobState.PROCESSING, 0),
                         "counts": {s.value: per_state.get(s, 0) for s in JobState},
                         "total": sum(per_state.values())})
@@ -453,6 +455,27 @@ class Queue:
             live = {w.id for w, alive in self.workers() if alive}
         return [event.to_dict(live) for event in events]
 
+    def set_queue_policy(self, name: str, retry_on: Any = None, no_retry_on: Any = None,
+                         *, clear: bool = False) -> Optional[dict[str, list[str]]]:
+        """`queue policy Q --retry-on ... --no-retry-on ...`: a queue's retry rules
+        (validated first: a bad term writes nothing); the lists not given are kept;
+        `clear` removes both.  Returns the rules now stored (None: none).  Running
+        workers apply them from their next heartbeat."""
+        from queuectl.jobspec import check_queue_name, retry_policy
+
+        name = check_queue_name(name)
+        if clear and (retry_on is not None or no_retry_on is not None):
+            raise InvalidInput("give --clear or rules, not both")
+        if clear:
+            self.backend.set_queue_policy(name, None, self.now())
+            return None
+        if retry_on is None and no_retry_on is None:
+            raise InvalidInput("give --retry-on, --no-retry-on or --clear")
+        given = retry_policy(retry_on, no_retry_on) or {}
+        policy = {**(self.backend.queue_policies().get(name) or {}), **given}
+        self.backend.set_queue_policy(name, policy, self.now())
+        return policy
+
     def complete_ids(self, prefix: str, limit: int = 20) -> list[str]:
         """Up to `limit` ids starting with `prefix` (newest ids when it is empty), for
         completion: one bounded index walk (the id index, or seq), at any depth."""
@@ -528,6 +551,51 @@ class Queue:
                                     f"works on {allowed} jobs")
         self.wake_workers()
         return updated
+
+    def edit(self, ref: str, changes: Mapping[str, Any]) -> Optional[Job]:
+        """`queuectl edit`: change a job that is not running and not done (states.
+        EDITABLE) where it is, with an "edit" history entry; None when nothing would
+        change.  A job in another state (also one claimed meanwhile) is refused."""
+        from queuectl.jobspec import edit_fields
+        from queuectl.states import EDITABLE
+
+        job = self.get(ref)
+        fields = edit_fields(changes, self.now())
+        diff = {name: [getattr(job, name), value] for name, value in fields.items()
+                if getattr(job, name) != value}
+        if not diff:
+            return None
+        updated = self.backend.edit(job.id, EDITABLE, {**fields, "_diff": diff},
+                                    self.now())
+        if updated is None:
+            self.check_editable(job.id)
+            raise InvalidTransition(f"job {job.id} changed meanwhile; nothing was edited")
+        return updated
+
+    def check_editable(self, ref: str) -> Job:
+        """The job, or InvalidTransition when `edit` cannot change it."""
+        from queuectl.states import EDITABLE
+
+        job = self.get(ref)
+        if job.state not in EDITABLE:
+            allowed = ", ".join(sorted(s.value for s in EDITABLE))
+            hint = (f" (cancel it first: queuectl cancel {job.id})"
+                    if job.state is JobState.PROCESSING else
+                    f" (retry it with --command: queuectl retry {job.id} --command ...)"
+                    if job.state in (JobState.COMPLETED, JobState.CANCELLED) else "")
+            raise InvalidTransition(f"job {job.id} is {job.state.value}; edit works on "
+                                    f"{allowed} jobs{hint}")
+        return job
+
+    def explain_retry(self, ref: str) -> dict[str, Any]:
+        """`retry --explain`: the retry policy of a job and where each part comes from,
+        the decision for its last failure, the next run times (queuectl.retry.explain);
+        reads only."""
+        from queuectl.retry import explain
+
+        job = self.get(ref)
+        return explain(job, self.settings(), self.backend.queue_policies().get(job.queue),
+                       self.now())
 
     def cancel(self, ref: str) -> Job:
         """Cancel a waiting job, or kill a running one (its worker stops it)."""

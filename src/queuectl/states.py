@@ -97,6 +97,10 @@ class Transition(enum.Enum):
         return self.name.lower().replace("_", " ")
 
 
+#: States in which `edit` may change a job (not while it runs, not once it is done:
+#: the change is one guarded statement, so a claim that wins the race is refused).
+EDITABLE = frozenset({S.PENDING, S.SCHEDULED, S.FAILED, S.DEAD, S.WAITING, S.BLOCKED})
+
 #: Where a worker may take a job it holds when its run ends (`finish`).
 FINISH_TARGETS = frozenset(t.target for t in (Transition.COMPLETE, Transition.FAIL,
                                               Transition.BURY))

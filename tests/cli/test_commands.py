@@ -508,7 +508,8 @@ def test_logs_not_found(cli: Cli) -> None:
 CONFIG_KEYS = {"max-retries", "backoff-base", "backoff-max", "backoff-jitter",
                "job-timeout", "worker-count", "poll-interval", "heartbeat-interval",
                "lease-timeout", "output-limit", "output-file-max", "retention",
-               "log-level", "priority-aging", "on-dead", "on-complete", "hook-timeout"}
+               "log-level", "priority-aging", "on-dead", "on-complete", "hook-timeout",
+               "retry-on", "no-retry-on"}
 
 
 @pytest.mark.parametrize("args", [[], ["show"], ["list"]])

@@ -14,6 +14,7 @@ DEFAULTS = {
     "lease-timeout": 30, "output-limit": 65536, "output-file-max": 0, "retention": 604800,
     "log-level": "INFO", "priority-aging": 0, "on-dead": "", "on-complete": "",
     "hook-timeout": 30,
+    "retry-on": "", "no-retry-on": "",
 }
 
 

@@ -245,3 +245,34 @@ def test_cron_fire_on_two_supervisors_enqueues_each_instant_once(
         assert len(ids) == 3 and len(set(ids)) == 3
     finally:
         other_queue.close()
+
+
+def test_heartbeat_refreshes_the_retry_rules_a_finish_resolves(
+        ctx: WorkerContext, clock: FakeClock) -> None:
+    """Queue and config rules reach a running worker with its next heartbeat, and a
+    finish resolves a job's policy from the cache (no store call of its own)."""
+    from queuectl.models import Job
+    from queuectl.retryrules import Failure
+    from queuectl.worker.services import load_queue_rules
+
+    ex = Executor(ctx, 1)
+    beat = Heartbeat(ctx, ex, CancelWatch(ctx, ex), lambda now: None)
+    load_queue_rules(ctx)  # as the supervisor does at start
+    job = Job(id="j", command="x", state=JobState.PROCESSING, queue="mail", attempts=1)
+    assert ctx.retry_policy(job).layers == ()
+    ctx.queue.set_queue_policy("mail", retry_on="75")
+    ctx.queue.config_set("no-retry-on", "2")
+    assert ctx.retry_policy(job).layers == ()  # not before the heartbeat
+    clock.advance(ctx.settings.heartbeat_interval)
+    beat.tick(clock.mono())
+    policy = ctx.retry_policy(job)
+    assert [source for source, _ in policy.layers] == ["queue", "config"]
+    assert policy.verdict(Failure("exit", 3)).rule == \
+        "not in retry-on 75 (queue)"  # type: ignore[union-attr]
+    job.retry_policy = {"retry_on": ["3"]}
+    assert ctx.retry_policy(job).verdict(Failure("exit", 3)).rule == \
+        "retry-on 3 (job)"  # type: ignore[union-attr]
+    ctx.queue.set_queue_policy("mail", clear=True)
+    clock.advance(ctx.settings.heartbeat_interval)
+    beat.tick(clock.mono())
+    assert "mail" not in ctx.queue_rules

@@ -251,6 +251,19 @@ class Backend(Protocol):
         """At most `limit` jobs of the queue run at once across every host (None: no
         limit), enforced inside every claim statement from the commit on."""
 
+    def queue_policies(self) -> dict[str, dict[str, Any]]:
+        """{queue: its retry rules as stored} of the queues that have their own."""
+
+    def set_queue_policy(self, name: str, policy: Optional[Mapping[str, Any]],
+                         now: float) -> None:
+        """Set (or, with None, clear) a queue's retry rules."""
+
+    def edit(self, job_id: str, sources: Iterable[JobState], changes: Mapping[str, Any],
+             now: float) -> Optional[Job]:
+        """Change fields of a job (as retry_edited, without moving it), guarded on its
+        state being in `sources`; the history gets an "edit" entry.  None (nothing
+        changed) when it is in another state."""
+
     # -- priority aging ---------------------------------------------------------------
     def use_priority_aging(self, aging: float, *, create_index: bool = True) -> None:
         """Claim by effective priority (priority + waiting time / `aging` seconds), or
@@ -399,7 +412,8 @@ class OutputChunk(NamedTuple):
 JOB_COLUMNS = (
     "id, command, state, queue, priority, run_at, attempts, max_retries, backoff_base, "
     "timeout, cwd, env, depends_on, unique_key, created_at, updated_at, started_at, "
-    "finished_at, worker, worker_id, exit_code, error, output, history, rescues"
+    "finished_at, worker, worker_id, exit_code, error, output, history, rescues, "
+    "retry_policy"
 )
 
 
@@ -420,7 +434,8 @@ def row_to_job(row: Sequence[Any]) -> Job:
     """A row selected with JOB_COLUMNS -> Job."""
     (id_, command, state, queue, priority, run_at, attempts, max_retries, backoff_base,
      timeout, cwd, env, depends_on, unique_key, created_at, updated_at, started_at,
-     finished_at, worker, worker_id, exit_code, error, output, history, rescues) = row
+     finished_at, worker, worker_id, exit_code, error, output, history, rescues,
+     retry_policy) = row
     return Job(
         id=id_, command=command, state=JobState(state), queue=queue, priority=priority,
         run_at=run_at, attempts=attempts, max_retries=max_retries,
@@ -430,6 +445,7 @@ def row_to_job(row: Sequence[Any]) -> Job:
         started_at=started_at, finished_at=finished_at, worker=worker,
         worker_id=worker_id, exit_code=exit_code, error=error, output=output,
         history=_json_field(history, []), rescues=rescues,
+        retry_policy=_json_field(retry_policy, None),
     )
 
 
@@ -555,7 +571,8 @@ def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
 #: The values of a new row, in the order of `insert_values` (the `now` of the
 #: `insert_job` block fills created_at and updated_at).
 INSERT_FIELDS = ("id", "command", "state", "queue", "priority", "run_at", "max_retries",
-                 "backoff_base", "timeout", "cwd", "env", "depends_on", "unique_key")
+                 "backoff_base", "timeout", "cwd", "env", "depends_on", "unique_key",
+                 "retry_policy")
 _PENDING, _SCHEDULED = JobState.PENDING.value, JobState.SCHEDULED.value
 _WAITING = JobState.WAITING.value
 
@@ -568,7 +585,8 @@ def insert_values(job: NewJob, now: float) -> list[Any]:
     return [job.id, job.command, state, job.queue,
             job.priority, run_at, job.max_retries, job.backoff_base, job.timeout, job.cwd,
             json.dumps(job.env) if job.env else None,
-            json.dumps(job.depends_on) if job.depends_on else None, job.unique_key]
+            json.dumps(job.depends_on) if job.depends_on else None, job.unique_key,
+            json.dumps(job.retry_policy) if job.retry_policy else None]
 
 
 def insert_params(job: NewJob, now: float) -> dict[str, Any]:
@@ -585,7 +603,7 @@ def new_job_model(job: NewJob, row: dict[str, Any], now: float) -> Job:
                max_retries=job.max_retries, backoff_base=job.backoff_base,
                timeout=job.timeout, cwd=job.cwd, env=job.env,
                depends_on=list(job.depends_on), unique_key=job.unique_key,
-               created_at=now, updated_at=now)
+               created_at=now, updated_at=now, retry_policy=job.retry_policy)
 
 def insert_jobs(cursor: Any, queries: Mapping[str, str], jobs: Sequence[NewJob],
                 rows: list[dict[str, Any]], now: float
@@ -915,12 +933,7 @@ class SqlVerbs:
 
     def retry_edited(self, job_id: str, transition: Transition, changes: Mapping[str, Any],
                      now: float, *, reset_attempts: bool = False) -> Optional[Job]:
-        entry = {"event": "edit", "at": now, "changed": dict(changes.get("_diff", {}))}
-        params = {"id": job_id, "now": now, "entry": self._entry(entry),
-                  "sources": self._array([s.value for s in transition.sources])}
-        for name in ("command", "timeout", "priority", "queue", "max_retries"):
-            params[name] = changes.get(name)
-        params["env"] = json.dumps(changes["env"]) if changes.get("env") else None
+        params = self._edit_params(job_id, transition.sources, changes, now)
         with self._errors(), self._transaction():
             if not self._run("edit_job", params):
                 return None
@@ -978,6 +991,35 @@ class SqlVerbs:
     def _flag(self, value: bool) -> Any:
         """A boolean as the store's column holds it."""
         return value
+
+    def queue_policies(self) -> dict[str, dict[str, Any]]:
+        return {name: policy for name, raw in self._all("queue_policies")
+                if isinstance(policy := _json_field(raw, None), dict)}
+
+    def set_queue_policy(self, name: str, policy: Optional[Mapping[str, Any]],
+                         now: float) -> None:
+        self._run("set_queue_policy", {"name": name, "now": now,
+                                       "policy": json.dumps(policy) if policy else None})
+
+    def edit(self, job_id: str, sources: Iterable[JobState], changes: Mapping[str, Any],
+             now: float) -> Optional[Job]:
+        params = self._edit_params(job_id, sources, changes, now)
+        with self._errors(), self._transaction():
+            if not self._run("edit_job", params):
+                return None
+        return self.get(job_id)
+
+    def _edit_params(self, job_id: str, sources: Iterable[JobState],
+                     changes: Mapping[str, Any], now: float) -> dict[str, Any]:
+        """The `edit_job` block's parameters: the new values (None: kept) and the
+        history entry naming what changed (`changes["_diff"]`)."""
+        entry = {"event": "edit", "at": now, "changed": dict(changes.get("_diff", {}))}
+        params = {"id": job_id, "now": now, "entry": self._entry(entry),
+                  "sources": self._array([s.value for s in sources])}
+        for name in ("command", "timeout", "priority", "queue", "max_retries"):
+            params[name] = changes.get(name)
+        params["env"] = json.dumps(changes["env"]) if changes.get("env") else None
+        return params
 
     def transition(self, job_id: str, transition: Transition, now: float, *,
                    reset_attempts: bool = False, note: Optional[str] = None) -> Optional[Job]:

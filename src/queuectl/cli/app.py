@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "cancel": "jobs:cancel",
     "dequeue": "jobs:dequeue",
     "retry": "jobs:retry",
+    "edit": "jobs:edit",
     "rm": "jobs:rm",
     "dlq": "dlq:dlq",
     "queue": "queues_cmd:queue_group",
@@ -56,7 +57,7 @@ COMMANDS: dict[str, str] = {
 
 SECTIONS = [
     ("Jobs", ["enqueue", "add", "schedule", "list", "show", "logs", "wait", "cancel",
-              "retry", "rm", "dlq", "queue", "cron", "hooks"]),
+              "retry", "edit", "rm", "dlq", "queue", "cron", "hooks"]),
     ("Workers", ["worker", "workers", "start", "stop", "scheduler"]),
     ("Store", ["status", "metrics", "config", "cleanup", "purge", "clear", "migrate",
                "doctor", "time", "demo", "dashboard"]),

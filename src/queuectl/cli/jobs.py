@@ -54,6 +54,12 @@ def job_options(func: Any) -> Any:
                           "it completed (repeatable)."),
         click.option("--unique-key", metavar="KEY",
                      help="If a live job has this key, return it instead of adding one."),
+        click.option("--retry-on", metavar="TERMS",
+                     help="Retry only these failures: exit codes, ranges, signals, "
+                          "timeout, spawn-error (e.g. 75,64-78,SIGKILL,timeout)."),
+        click.option("--no-retry-on", metavar="TERMS",
+                     help="Never retry these failures: they go straight to dead "
+                          "(e.g. 2,126,127)."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -104,7 +110,8 @@ def _option_fields(opts: dict[str, Any]) -> dict[str, Any]:
     names = {"job_id": "id", "priority": "priority", "delay": "delay", "run_at": "run_at",
              "timeout": "timeout", "max_retries": "max_retries",
              "backoff_base": "backoff_base", "queue": "queue", "cwd": "cwd",
-             "unique_key": "unique_key"}
+             "unique_key": "unique_key", "retry_on": "retry_on",
+             "no_retry_on": "no_retry_on"}
     for opt, field in names.items():
         if opts.get(opt) is not None:
             fields[field] = opts[opt]
@@ -298,6 +305,7 @@ The job is a JSON object, or a shell command:
   queuectl enqueue --id test --after build "make test"   # once build completed
   queuectl enqueue --wait "make test"    # then wait: exit 0 only if it completed
   queuectl enqueue --follow "make test"  # then print its output until it ends
+  queuectl enqueue --retry-on 75,SIGKILL,timeout --no-retry-on 2 "./sync.sh"
 """
 
 
@@ -496,10 +504,15 @@ def _transition_command(name: str, verb: str, hidden: bool = False,
                     shell_complete=complete.job_ids)
     @json_option
     def command(job_refs: tuple[str, ...], with_dependants: bool = False,
-                **edits: Any) -> None:
+                explain: bool = False, **edits: Any) -> None:
         st = state()
         q = st.queue()
         changes = edit_changes(edits)
+        if explain:
+            if changes or len(job_refs) != 1:
+                raise InvalidInput("--explain takes one job id and no changes")
+            _explain(q.explain_retry(job_refs[0]), st.json)
+            return
         done = []
         for ref in job_refs:
             moved = q.cancel_with_dependants(ref) if with_dependants \
@@ -513,6 +526,11 @@ def _transition_command(name: str, verb: str, hidden: bool = False,
                              {"jobs": [st.job_dict(j, with_output=False) for j in done]})
     if edit:
         command = edit_options(command)
+        command = click.option(
+            "--explain", is_flag=True,
+            help="Change nothing: print the retry policy that applies and where each "
+                 "part comes from, the decision for the last failure, and the next run "
+                 "times.")(command)
     if tree:
         command = click.option(
             "--with-dependants", is_flag=True,
@@ -538,13 +556,158 @@ dequeue = _transition_command("dequeue", "cancel", hidden=True, help_text=CANCEL
 RETRY_HELP = """Run a failed, dead, cancelled or completed job again now.
 
 The options change the job first (its history records what changed, old and new).
+--explain changes nothing: it shows why the job was (or was not) retried and when it
+would run again.
 
 \b
   queuectl retry job1
   queuectl retry job1 --command "./backup.sh --fixed" --timeout 600
   queuectl retry job1 --env TOKEN=new --queue slow
+  queuectl retry --explain job1
 """
+
+
+def _explain(report: dict[str, Any], as_json: bool) -> None:
+    """Print `retry --explain`'s report."""
+    from queuectl.times import iso_utc, local_text
+
+    if as_json:
+        render.emit_json({**report, "next_runs": [
+            {**run, "at": iso_utc(run["at"])} for run in report["next_runs"]]})
+        return
+    now = time.time()
+    out = render.visible
+    click.echo(f"Job {out(report['id'])}: {report['state']}, queue {out(report['queue'])}, "
+               f"{report['attempts']} attempt(s) so far")
+    mr, base, cap, jitter = (report[k] for k in ("max_retries", "backoff_base",
+                                                 "backoff_max", "backoff_jitter"))
+    click.echo("Policy (value, where it comes from):")
+    click.echo(f"  max retries   {mr['value']} ({mr['source']}): at most "
+               f"{1 + mr['value']} runs")
+    click.echo(f"  backoff       {base['value']:g} ** n seconds ({base['source']}), capped "
+               f"at {cap['value']:g}s ({cap['source']})")
+    click.echo(f"  jitter        {'on' if jitter['value'] else 'off'} ({jitter['source']})")
+    click.echo("  retry rules   the first layer with a say decides:")
+    for layer in report["rules"]:
+        text = render.retry_rules_text(layer)
+        click.echo(f"    {layer['source']:<7} {out(text)}" +
+                   ("" if text != "-" else f"   (set with {layer['set_by']})"))
+    if report["default"]:
+        click.echo(f"    default: {report['default']}")
+    last = report["last_failure"]
+    if last is None:
+        click.echo("Last failure: none")
+    else:
+        recorded = last["recorded"] + (f" ({last['recorded_rule']})"
+                                       if last["recorded_rule"] else "")
+        click.echo(f"Last failure: attempt {last['attempt']}, {out(last['failure'])}; "
+                   f"recorded {out(recorded)}")
+        click.echo(f"  decision under this policy: {last['decision']}: {out(last['why'])}")
+    click.echo(f"Next runs ({report['next_runs_basis']}):")
+    for run in report["next_runs"]:
+        wait = "" if run["wait_s"] is None else f"   after a {run['wait_s']:g}s wait"
+        when = "now" if abs(run["at"] - now) < 1 else local_text(run["at"])
+        click.echo(f"  run {run['run']:<3} {when}{wait}")
+    if report["more_runs"]:
+        click.echo(f"  ... and {report['more_runs']} more")
+    click.echo(f"  then dead if it still fails; waits are {report['jitter']}")
+    click.echo("Nothing was changed.")
 retry = _transition_command("retry", "retry", help_text=RETRY_HELP, edit=True)
+
+
+def _editor() -> list[str]:
+    """$EDITOR, then $VISUAL, then vi, split as a shell would (`code --wait`)."""
+    import os
+
+    for name in ("EDITOR", "VISUAL"):
+        value = os.environ.get(name, "").strip()
+        if value:
+            return shlex.split(value)
+    return ["vi"]
+
+
+def _edit_text(text: str, job_id: str) -> str:
+    """Open `text` in the editor (a private temporary file); the text saved."""
+    import os
+    import subprocess
+    import tempfile
+
+    from queuectl.errors import QueuectlError
+
+    editor = _editor()
+    fd, path = tempfile.mkstemp(prefix=f"queuectl-{job_id[:16]}-", suffix=".sh")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text + "\n")
+        try:
+            status = subprocess.call([*editor, path])
+        except OSError as exc:
+            raise QueuectlError(f"cannot run the editor {editor[0]!r}: "
+                                f"{exc.strerror or exc}; nothing changed (set EDITOR)"
+                                ) from None
+        if status != 0:
+            raise QueuectlError(f"the editor exited with status {status}; nothing changed")
+        try:
+            with open(path, encoding="utf-8") as handle:
+                return handle.read()
+        except UnicodeDecodeError:
+            raise InvalidInput("the edited command is not UTF-8 text; nothing changed"
+                               ) from None
+    finally:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+
+@click.command("edit")
+@click.argument("job_ref", metavar="ID", shell_complete=complete.job_ids)
+@click.option("--retry", "then_retry", is_flag=True,
+              help="Then run it again now (a failed or dead job; dead ones start their "
+                   "attempts afresh, as `dlq retry` does).")
+@json_option
+def edit(job_ref: str, then_retry: bool) -> None:
+    """Edit a job's command in $EDITOR (then $VISUAL, then vi).
+
+    Works on a job that is pending, scheduled, failed, dead, waiting or blocked (not
+    while it runs, not once it completed or was cancelled: `retry ID --command`
+    does that).  The history records the change, old and new.  Saving the command
+    unchanged, or emptying it, changes nothing.
+
+    \b
+      queuectl edit job1
+      queuectl edit 08232c92 --retry     # fix a dead job's command and run it again
+      EDITOR=nano queuectl edit job1
+    """
+    st = state()
+    q = st.queue()
+    job = q.check_editable(job_ref)
+    if then_retry and job.state not in (JobState.FAILED, JobState.DEAD):
+        raise InvalidInput(f"--retry is for failed or dead jobs; job {job.id} is "
+                           f"{job.state.value} (edit it without --retry)")
+    text = _edit_text(job.command, job.id)
+    command = text[:-1] if text.endswith("\n") else text
+    if not command.strip() or command == job.command:
+        why = "empty command" if not command.strip() else "command unchanged"
+        if st.json:
+            render.emit_json({"id": job.id, "changed": False, "reason": why,
+                              "state": job.state.value})
+        else:
+            click.echo(f"{job.id}: {why}; nothing changed", err=True)
+        return
+    updated: Optional[Job]
+    if then_retry:
+        updated = (q.dlq_retry if job.state is JobState.DEAD else q.retry)(
+            job.id, {"command": command})
+    else:
+        updated = q.edit(job.id, {"command": command})
+    if updated is None:  # the same command after validation
+        click.echo(f"{job.id}: command unchanged; nothing changed", err=True)
+        return
+    if st.json:
+        render.emit_json({**st.job_dict(updated, with_output=False), "changed": True})
+        return
+    click.echo(f"{updated.id}: command changed ({updated.state.value})")
 
 
 @click.command("rm")

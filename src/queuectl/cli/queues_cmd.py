@@ -1,5 +1,5 @@
 """Queues as objects: list them, pause and resume them, limit how many of their jobs
-run at once."""
+run at once, set their retry rules and hooks."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ def queue_group(ctx: click.Context) -> None:
       queuectl queue limit mail 3      # at most 3 of mail's jobs run at once, all hosts
       queuectl queue limit mail none
       queuectl queue hook mail --on-dead 'notify-send "$QUEUECTL_JOB_ID died"'
+      queuectl queue policy mail --retry-on 75,timeout --no-retry-on 2
     """
     if ctx.invoked_subcommand is None:
         ctx.invoke(queue_list)
@@ -49,10 +50,10 @@ def queue_list() -> None:
     rows = [[q["name"], "paused" if q["paused"] else "active", q["counts"]["pending"],
              q["counts"]["scheduled"], q["running"], q["counts"]["failed"],
              q["counts"]["waiting"] + q["counts"]["blocked"], q["counts"]["dead"],
-             q["total"], "-" if q["limit"] is None else q["limit"], _hooks_text(q)]
-            for q in queues]
+             q["total"], "-" if q["limit"] is None else q["limit"],
+             render.retry_rules_text(q["retry_policy"]), _hooks_text(q)] for q in queues]
     render.table(["QUEUE", "STATUS", "PENDING", "SCHEDULED", "RUNNING", "FAILED", "HELD",
-                  "DEAD", "TOTAL", "LIMIT", "HOOKS"], rows,
+                  "DEAD", "TOTAL", "LIMIT", "RETRY RULES", "HOOKS"], rows,
                  ["yellow" if q["paused"] else None for q in queues], empty="No queues.")
 
 
@@ -204,3 +205,33 @@ def hooks_cmd(job: Optional[str], limit: int) -> None:
                  [[e["id"], e["job_id"], e["event"], e["status"],
                    render.visible(e["detail"] or "-"), render.visible(e["hook"])]
                   for e in events], styles, empty="No hook runs.")
+
+
+@queue_group.command("policy")
+@click.argument("name", metavar="QUEUE", shell_complete=complete.queue_names)
+@click.option("--retry-on", metavar="TERMS",
+              help="Retry only these failures of the queue's jobs: exit codes, ranges, "
+                   "signals, timeout, spawn-error, any (e.g. 75,64-78,SIGKILL).")
+@click.option("--no-retry-on", metavar="TERMS",
+              help="These failures go straight to dead (e.g. 2,126,127).")
+@click.option("--clear", is_flag=True, help="Remove the queue's retry rules.")
+@json_option
+def policy(name: str, retry_on: str | None, no_retry_on: str | None, clear: bool) -> None:
+    """Set a queue's retry rules: which failures of its jobs are retried.
+
+    A job's own rules (enqueue --retry-on/--no-retry-on) win over its queue's, and a
+    queue's win over the config's (config set retry-on/no-retry-on).  A list not given
+    is kept.  Running workers apply the change from their next heartbeat.
+
+    \b
+      queuectl queue policy mail --retry-on 75,SIGKILL,timeout
+      queuectl queue policy mail --no-retry-on 2,126,127
+      queuectl queue policy mail --clear
+    """
+    st = state()
+    stored = st.queue().set_queue_policy(name, retry_on, no_retry_on, clear=clear)
+    if st.json:
+        render.emit_json({"queue": name, "retry_policy": stored})
+        return
+    click.echo(f"{render.visible(name)}: retry rules "
+               + (render.retry_rules_text(stored) if stored else "cleared"))

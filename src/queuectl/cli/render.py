@@ -330,6 +330,9 @@ def job_detail(job: Job, now: float, defaults: Mapping[str, Any],
             + (" ..." if len(dependants) >= 50 else "")))
     if job.unique_key:
         fields.append(("Unique key", job.unique_key))
+    if job.retry_policy:
+        fields.append(("Retry rules", retry_rules_text(job.retry_policy)
+                       + f"  (queuectl retry --explain {job.id})"))
     if job.rescues:
         fields.append(("Rescued", f"{job.rescues} time(s) from dead workers"))
     width = max(len(name) for name, _ in fields)
@@ -362,6 +365,13 @@ def _aged_fields(job: Job, now: float, aging: float) -> list[tuple[str, Any]]:
                           f"{ago(aging)} waited)")]
 
 
+def retry_rules_text(policy: Optional[Mapping[str, Any]]) -> str:
+    """`retry-on 75,SIGKILL; no-retry-on 2` of stored rules ("-" when none)."""
+    parts = [f"{key.replace('_', '-')} {','.join(map(str, policy[key]))}"
+             for key in ("retry_on", "no_retry_on") if policy and policy.get(key)]
+    return "; ".join(parts) or "-"
+
+
 def history_line(entry: dict[str, Any]) -> str:
     when = iso_utc(entry.get("started_at") or entry.get("at") or entry.get("finished_at"))
     parts = [f"#{entry.get('attempt', '?')}", when or "-"]
@@ -375,6 +385,8 @@ def history_line(entry: dict[str, Any]) -> str:
         parts.append(f"on {entry['worker']}")
     if entry.get("error"):
         parts.append(f"- {entry['error']}")
+    if entry.get("rule") and str(entry["rule"]) not in str(entry.get("error") or ""):
+        parts.append(f"[{entry['rule']}]")
     if isinstance(entry.get("changed"), dict):
         parts.append("changed " + (", ".join(sorted(entry["changed"])) or "nothing"))
     return " ".join(parts)

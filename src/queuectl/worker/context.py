@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Optional
 
 from queuectl.config import Settings
+from queuectl.models import Job
+from queuectl.retryrules import NO_POLICY, Policy, Rules, resolve
 
 if TYPE_CHECKING:
     from queuectl.backends import Backend
@@ -60,6 +62,8 @@ class WorkerContext:
     check_signals: Callable[[], None] = _nothing
     #: a retry is due at this wall time: the loop must wake for it
     note_due: Callable[[Optional[float]], None] = _ignore_due
+    #: the queues' own retry rules (`queue policy`), re-read with every heartbeat
+    queue_rules: dict[str, Rules] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.last_activity = self.clock.mono()
@@ -67,6 +71,15 @@ class WorkerContext:
     @property
     def backend(self) -> "Backend":
         return self.queue.backend
+
+    def retry_policy(self, job: Job) -> Policy:
+        """The retry rules that apply to a job's failure: its own, its queue's (as
+        cached), the config's; no store call."""
+        config = self.settings.retry_rules
+        queue = self.queue_rules.get(job.queue)
+        if job.retry_policy is None and queue is None and config.empty:
+            return NO_POLICY
+        return resolve(job.retry_policy, queue, config)
 
     def job_started(self) -> None:
         self.last_activity = self.clock.mono()

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional
 from queuectl.errors import StoreCorrupt, StoreError
 from queuectl.models import Job, Outcome
 from queuectl.retry import Decision, decide, effective_timeout
+from queuectl.retryrules import NO_POLICY
 from queuectl.states import JobState
 from queuectl.worker import capture, unrecorded
 from queuectl.worker.outputpub import Chunk, Drop, OutputPublisher
@@ -255,7 +256,9 @@ class Executor:
         results = []
         for item, outcome in ended:
             job = item.job
-            decision = decide(job, outcome, ctx.settings, now)
+            # a success needs no rules: the policy is resolved for failures only
+            decision = decide(job, outcome, ctx.settings, now, policy=NO_POLICY
+                              if outcome.ok else ctx.retry_policy(job))
             entry = {
                 "attempt": job.attempts, "started_at": outcome.started_at,
                 "finished_at": outcome.finished_at, "worker": item.label,
@@ -267,6 +270,8 @@ class Executor:
             }
             if outcome.output_file is not None:
                 entry["output_file"] = outcome.output_file
+            if decision.rule is not None:
+                entry["rule"] = decision.rule
             fields = dict(now=now, exit_code=outcome.exit_code, error=decision.error,
                           output=outcome.output_tail or None, history_entry=entry)
             results.append((item, decision, fields))

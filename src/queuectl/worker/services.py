@@ -57,6 +57,16 @@ def apply_priority_aging(ctx: WorkerContext) -> None:
     store_call(lambda: ctx.backend.use_priority_aging(aging))
 
 
+def load_queue_rules(ctx: WorkerContext) -> None:
+    """Cache the queues' retry rules (`queue policy`): read at start and with every
+    heartbeat, so a finish resolves a job's policy without a query of its own."""
+    from queuectl.retryrules import Rules
+
+    found = store_call(ctx.backend.queue_policies)
+    if found is not None:
+        ctx.queue_rules = {name: Rules.from_json(policy) for name, policy in found.items()}
+
+
 def worker_info(ctx: WorkerContext, now: float) -> WorkerInfo:
     return WorkerInfo(id=ctx.worker_id, host=ctx.host, pid=os.getpid(), slots=ctx.slots,
                       queues=ctx.queues or [], started_at=now, heartbeat_at=now)
@@ -150,6 +160,7 @@ class Heartbeat(Service):
             ctx.settings = refreshed
             fence.update(refreshed.lease_timeout, refreshed.heartbeat_interval)
             apply_priority_aging(ctx)
+        load_queue_rules(ctx)
         if request == "now":
             ctx.exit_reason = "worker stop --now"
             self.begin_stop(True)

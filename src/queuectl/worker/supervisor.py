@@ -44,6 +44,7 @@ from queuectl.worker.services import (
     Rescue,
     Trim,
     apply_priority_aging,
+    load_queue_rules,
     store_call,
     worker_info,
 )
@@ -99,6 +100,7 @@ class Supervisor:
             fence=Fence(settings.lease_timeout, settings.heartbeat_interval),
             exit_reason=self._early_reason, check_signals=self.check_signals)
         apply_priority_aging(self.ctx)
+        load_queue_rules(self.ctx)
         self.executor = ex = Executor(self.ctx, options.slots)
         self.promotion = Promotion(self.ctx, ex)
         self.ctx.note_due = self.promotion.note_due

@@ -27,10 +27,12 @@ SELECT pg_notify('queuectl_jobs', '')
 
 -- name: insert_job
 INSERT INTO jobs (id, command, state, queue, priority, run_at, max_retries, backoff_base,
-                  timeout, cwd, env, depends_on, unique_key, created_at, updated_at)
+                  timeout, cwd, env, depends_on, unique_key, retry_policy,
+                  created_at, updated_at)
 VALUES (%(id)s, %(command)s, %(state)s, %(queue)s, %(priority)s, %(run_at)s,
         %(max_retries)s, %(backoff_base)s, %(timeout)s, %(cwd)s, %(env)s::jsonb,
-        %(depends_on)s::jsonb, %(unique_key)s, %(now)s, %(now)s)
+        %(depends_on)s::jsonb, %(unique_key)s, %(retry_policy)s::jsonb,
+        %(now)s, %(now)s)
 
 -- name: listen
 LISTEN queuectl_jobs
@@ -536,10 +538,12 @@ RETURNING {job_columns}
 -- a concurrent enqueue is committing (ON CONFLICT waits for it); the caller then
 -- reads that job.  The conflict target is the partial unique index.
 INSERT INTO jobs (id, command, state, queue, priority, run_at, max_retries, backoff_base,
-                  timeout, cwd, env, depends_on, unique_key, created_at, updated_at)
+                  timeout, cwd, env, depends_on, unique_key, retry_policy,
+                  created_at, updated_at)
 VALUES (%(id)s, %(command)s, %(state)s, %(queue)s, %(priority)s, %(run_at)s,
         %(max_retries)s, %(backoff_base)s, %(timeout)s, %(cwd)s, %(env)s::jsonb,
-        %(depends_on)s::jsonb, %(unique_key)s, %(now)s, %(now)s)
+        %(depends_on)s::jsonb, %(unique_key)s, %(retry_policy)s::jsonb,
+        %(now)s, %(now)s)
 ON CONFLICT (unique_key)
     WHERE unique_key IS NOT NULL AND state IN ({LIVE})
     DO NOTHING
@@ -693,10 +697,12 @@ SELECT id FROM jobs WHERE id = %(id)s AND state IN ({LIVE})
 -- A run of a schedule: nothing is stored when its id exists (a schedule added again
 -- under an old name) or a live job holds its unique key (`--unique`).
 INSERT INTO jobs (id, command, state, queue, priority, run_at, max_retries, backoff_base,
-                  timeout, cwd, env, depends_on, unique_key, created_at, updated_at)
+                  timeout, cwd, env, depends_on, unique_key, retry_policy,
+                  created_at, updated_at)
 VALUES (%(id)s, %(command)s, %(state)s, %(queue)s, %(priority)s, %(run_at)s,
         %(max_retries)s, %(backoff_base)s, %(timeout)s, %(cwd)s, %(env)s::jsonb,
-        %(depends_on)s::jsonb, %(unique_key)s, %(now)s, %(now)s)
+        %(depends_on)s::jsonb, %(unique_key)s, %(retry_policy)s::jsonb,
+        %(now)s, %(now)s)
 ON CONFLICT DO NOTHING
 RETURNING id
 
@@ -750,3 +756,17 @@ ON CONFLICT (name) DO UPDATE SET
     on_complete = CASE WHEN %(keep_complete)s THEN queues.on_complete
                        ELSE excluded.on_complete END,
     updated_at = excluded.updated_at
+
+-- retry rules ---------------------------------------------------------------------------
+
+-- name: queue_policies
+-- The queues that have their own retry rules (supervisors cache them, re-read at
+-- each heartbeat).
+SELECT name, retry_policy FROM queues WHERE retry_policy IS NOT NULL ORDER BY name
+
+-- name: set_queue_policy
+-- `queue policy Q ...` (NULL: --clear).
+INSERT INTO queues (name, retry_policy, created_at, updated_at)
+VALUES (%(name)s, %(policy)s::jsonb, %(now)s, %(now)s)
+ON CONFLICT (name) DO UPDATE SET retry_policy = excluded.retry_policy,
+                                 updated_at = excluded.updated_at

@@ -32,9 +32,11 @@ SELECT (SELECT min(seq) FROM jobs), (SELECT max(seq) FROM jobs),
 
 -- name: insert_job
 INSERT INTO jobs (id, command, state, queue, priority, run_at, max_retries, backoff_base,
-                  timeout, cwd, env, depends_on, unique_key, created_at, updated_at, history)
+                  timeout, cwd, env, depends_on, unique_key, retry_policy,
+                  created_at, updated_at, history)
 VALUES (:id, :command, :state, :queue, :priority, :run_at, :max_retries, :backoff_base,
-        :timeout, :cwd, :env, :depends_on, :unique_key, :now, :now, '[]')
+        :timeout, :cwd, :env, :depends_on, :unique_key, :retry_policy, :now, :now,
+        '[]')
 
 -- name: insert_job_batch
 -- A slice of a large enqueue as one JSON array of rows, unpacked by SQLite: binding
@@ -441,9 +443,11 @@ RETURNING {job_columns}
 -- A job with a unique key: nothing is stored when a live job holds the key (the
 -- caller then reads that job); the conflict target is the partial unique index.
 INSERT INTO jobs (id, command, state, queue, priority, run_at, max_retries, backoff_base,
-                  timeout, cwd, env, depends_on, unique_key, created_at, updated_at, history)
+                  timeout, cwd, env, depends_on, unique_key, retry_policy,
+                  created_at, updated_at, history)
 VALUES (:id, :command, :state, :queue, :priority, :run_at, :max_retries, :backoff_base,
-        :timeout, :cwd, :env, :depends_on, :unique_key, :now, :now, '[]')
+        :timeout, :cwd, :env, :depends_on, :unique_key, :retry_policy, :now, :now,
+        '[]')
 ON CONFLICT (unique_key)
     WHERE unique_key IS NOT NULL AND state IN ({LIVE})
     DO NOTHING
@@ -600,9 +604,11 @@ SELECT id FROM jobs WHERE id = :id AND state IN ({LIVE})
 -- A run of a schedule: nothing is stored when its id exists (a schedule added again
 -- under an old name) or a live job holds its unique key (`--unique`).
 INSERT INTO jobs (id, command, state, queue, priority, run_at, max_retries, backoff_base,
-                  timeout, cwd, env, depends_on, unique_key, created_at, updated_at, history)
+                  timeout, cwd, env, depends_on, unique_key, retry_policy,
+                  created_at, updated_at, history)
 VALUES (:id, :command, :state, :queue, :priority, :run_at, :max_retries, :backoff_base,
-        :timeout, :cwd, :env, :depends_on, :unique_key, :now, :now, '[]')
+        :timeout, :cwd, :env, :depends_on, :unique_key, :retry_policy, :now, :now,
+        '[]')
 ON CONFLICT DO NOTHING
 RETURNING id
 
@@ -653,3 +659,17 @@ ON CONFLICT (name) DO UPDATE SET
     on_complete = CASE WHEN :keep_complete THEN queues.on_complete
                        ELSE excluded.on_complete END,
     updated_at = excluded.updated_at
+
+-- retry rules ---------------------------------------------------------------------------
+
+-- name: queue_policies
+-- The queues that have their own retry rules (supervisors cache them, re-read at
+-- each heartbeat).
+SELECT name, retry_policy FROM queues WHERE retry_policy IS NOT NULL ORDER BY name
+
+-- name: set_queue_policy
+-- `queue policy Q ...` (NULL: --clear).
+INSERT INTO queues (name, retry_policy, created_at, updated_at)
+VALUES (:name, :policy, :now, :now)
+ON CONFLICT (name) DO UPDATE SET retry_policy = excluded.retry_policy,
+                                 updated_at = excluded.updated_at
