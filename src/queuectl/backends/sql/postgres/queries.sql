@@ -154,7 +154,9 @@ WHERE seq < %(before)s AND state = ANY(%(states)s)
 ORDER BY seq DESC LIMIT %(limit)s
 
 -- name: queue_counts
-SELECT queue, state, COUNT(*) FROM jobs GROUP BY queue, state
+-- (job_counts, kept by the triggers of migration 0009: a row per queue, state and
+-- writing connection)
+SELECT queue, state, SUM(n)::bigint FROM job_counts GROUP BY queue, state HAVING SUM(n) <> 0
 
 -- name: _page_window
 seq < %(before)s AND seq >= %(floor)s AND strpos(command, %(text)s) > 0
@@ -177,9 +179,21 @@ WHERE state = %(state)s AND queue = %(queue)s AND {_page_window}
 ORDER BY seq DESC LIMIT %(limit)s
 
 -- name: counts
--- No counts table here: one hot counts row would serialize every transition of every
--- worker host; the state index answers this.
-SELECT state, COUNT(*) FROM jobs GROUP BY state
+-- Jobs per state, summed over job_counts (migration 0009), with how many rows were
+-- summed (folded when they pile up).
+SELECT state, SUM(n)::bigint, COUNT(*) FROM job_counts GROUP BY state
+
+-- name: fold_counts
+-- The counts rows of connections that are gone, added into shard 0 and deleted, in one
+-- statement (the sums do not change; a connection writing meanwhile waits on the row
+-- and then writes a new one).
+WITH gone AS (
+    DELETE FROM job_counts
+    WHERE shard <> 0 AND shard NOT IN (SELECT pid FROM pg_stat_activity WHERE pid IS NOT NULL)
+    RETURNING queue, state, n)
+INSERT INTO job_counts AS c (queue, state, shard, n)
+SELECT queue, state, 0, SUM(n) FROM gone GROUP BY queue, state ORDER BY queue, state
+ON CONFLICT (queue, state, shard) DO UPDATE SET n = c.n + EXCLUDED.n
 
 -- name: oldest_due
 -- (a walk of jobs_due that stops at the first row of a queue not paused)
