@@ -186,7 +186,7 @@ class PostgresBackend(SqlVerbs):
         return self._one("schema_version_get", retry=True)[0]
 
     def change_marker(self) -> Any:
-        return self._one("change_marker", retry=True)[0]
+        return tuple(self._one("change_marker", retry=True))
 
     def counts(self) -> dict[JobState, int]:
         rows = self._all("counts")

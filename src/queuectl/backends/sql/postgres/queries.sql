@@ -242,9 +242,17 @@ FROM jobs
 WHERE finished_at >= %(since)s AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
 
 -- name: change_marker
--- Moves when the server writes (any commit): a live page skips its read
--- while it stays.
-SELECT pg_current_wal_lsn()::text
+-- Moves when something the overview shows changes in this store: any job's insert,
+-- transition or delete rewrites a job_counts row (a new xmin, even when the sums come
+-- back to the same figures), a worker registers, leaves, finishes a job or is asked to
+-- stop, a queue is paused or resumed.  Not a heartbeat, and not other databases'
+-- writes (the server's WAL position, the marker before, moved with every commit of
+-- any database on the server: a shared server kept the live page reading).  A live
+-- page skips its read while it stays.
+SELECT (SELECT string_agg(xmin::text, ',' ORDER BY queue, state, shard) FROM job_counts),
+       (SELECT string_agg(concat_ws(':', id, busy, jobs_done, stop_requested), ','
+                          ORDER BY id) FROM workers),
+       (SELECT string_agg(concat_ws(':', name, paused), ',' ORDER BY name) FROM queues)
 
 -- name: metrics_window
 -- The window's runs counted along jobs_finished (its INCLUDE columns, migration 0006):
