@@ -174,3 +174,31 @@ def test_the_postgres_marker_follows_this_store_only(pg_url: str) -> None:
         assert backend.change_marker() != pending
     finally:
         queue.close()
+
+
+def test_a_change_is_read_at_the_next_look_when_the_last_read_is_an_interval_old(
+        store_url: str) -> None:
+    clock = [1000.0]
+    queue = Queue(store_url)
+    feed = OverviewFeed(Store(queue), POLL_S, clock=lambda: clock[0])
+    other = Queue(store_url)
+    try:
+        def pending() -> int:
+            return int(anyio.run(feed.latest)["status"]["counts"]["pending"])
+
+        assert pending() == 0 and feed.reads == 1
+        look, interval = feed.look_s, feed.interval
+        assert look < interval == POLL_S  # looks come more often than reads
+        clock[0] = 1000.0 + interval
+        assert pending() == 0 and feed.reads == 1  # looked: nothing changed
+        other.enqueue([NewJob(command="true")])
+        clock[0] = 1000.0 + interval + look  # the next look, not a whole interval later
+        assert pending() == 1 and feed.reads == 2
+        other.enqueue([NewJob(command="true")])
+        clock[0] += look  # a look sees it, but the last read is too recent
+        assert pending() == 1 and feed.reads == 2
+        clock[0] = 1000.0 + 2 * interval + look  # an interval after that read
+        assert pending() == 2 and feed.reads == 3
+    finally:
+        other.close()
+        queue.close()
