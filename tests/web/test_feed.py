@@ -180,7 +180,7 @@ def test_a_change_is_read_at_the_next_look_when_the_last_read_is_an_interval_old
         store_url: str) -> None:
     clock = [1000.0]
     queue = Queue(store_url)
-    feed = OverviewFeed(Store(queue), POLL_S, clock=lambda: clock[0])
+    feed = OverviewFeed(Store(queue), POLL_S, clock=lambda: clock[0], look_s=POLL_S / 2)
     other = Queue(store_url)
     try:
         def pending() -> int:

@@ -5,7 +5,7 @@ One `OverviewFeed` per dashboard reads the overview from the store at most once 
 overview stream, the overview page and /api/overview take the feed's latest
 snapshot, and whichever of them finds it due looks at the store for all (one look at a
 time).  A look asks the store's change marker (SQLite's data_version, PostgreSQL's
-job_counts, workers and queues rows) every LOOK_FRACTION of `poll_s`, and reads the
+job_counts, workers and queues rows) every `look_s`, and reads the
 overview when the marker moved and the last read is `interval` old, at once if it is:
 a change shows within a look and a read.  A stream sends an event when something a
 reader sees changed, and at least every KEEP_S so that ages move on; a store nobody
@@ -38,10 +38,10 @@ LATEST = 10  # newest jobs shown on the overview
 # PostgreSQL takes ~230 ms) spaces the next one out, so that open overviews keep the
 # store busy at most 1/(1 + LOAD_FACTOR) of the time.
 LOAD_FACTOR = 4.0
-# The change marker is looked at this often, as a fraction of poll_s (a look is one
-# tiny query: 4 a second cost ~0.1 % CPU), so that a change waits for a look, not for a
-# whole poll interval, before it is read.
-LOOK_FRACTION = 0.5
+# The change marker is looked at this often at most (a look is one tiny query; 4 a
+# second keep an idle dashboard under 1 % CPU), also while slow reads are spaced out:
+# a change waits for a look, not for a whole spaced-out interval, once a read is due.
+LOOK_S = 0.25
 
 
 def overview_data(queue: Queue) -> dict[str, Any]:
@@ -70,7 +70,8 @@ def _fingerprint(data: dict[str, Any]) -> str:
 class OverviewFeed:
     """The overview's latest snapshot, shared by every reader (see the module)."""
 
-    def __init__(self, store: Store, poll_s: float, clock: Any = time.monotonic) -> None:
+    def __init__(self, store: Store, poll_s: float, clock: Any = time.monotonic,
+                 look_s: Optional[float] = None) -> None:
         self.store = store
         self.poll_s = poll_s
         self.clock = clock
@@ -82,7 +83,8 @@ class OverviewFeed:
         self._marker: Any = None  # the store's change marker at the last read
         self._sent_at = -1e18  # when the version was last bumped
         self.interval = poll_s  # between reads (spaced out when a read is slow)
-        self.look_s = poll_s * LOOK_FRACTION  # between looks at the change marker
+        # between looks at the change marker
+        self.look_s = min(poll_s, LOOK_S) if look_s is None else look_s
         self._look_at = -1e18  # when the next look is due
         self._mark = ""
         self._lock: Optional[anyio.Lock] = None
