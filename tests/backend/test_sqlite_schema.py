@@ -114,12 +114,12 @@ def test_both_dialects_name_the_same_sql_blocks() -> None:
     enqueue lane (cli/quick.py) and probes its b-trees at open;
     SQLite also looks at a file before taking it and sizes its page cache for a batch;
     PostgreSQL finishes and claims a batch in one statement (its claim is fragments
-    both statements share), notifies, listens, sets a supervisor's session up, and
-    locks migrations."""
+    both statements share), notifies, listens, sets a supervisor's session up, locks
+    migrations, and folds the counts rows of connections gone."""
     sqlite_only = {"insert_command", "insert_job_batch", "count_inserted", "store_tables",
                    "cache_size_get", "cache_size_batch", "probe_edges"}
     postgres_only = {"finish_and_claim", "notify", "migrate_lock", "_due", "_take",
                      "listen", "session_cheap_commits", "session_generic_plans",
-                     "first_existing_id"}
+                     "first_existing_id", "fold_counts"}
     shared = set(load_queries("sqlite")) - sqlite_only
     assert shared == set(load_queries("postgres")) - postgres_only
