@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Sequence
 
 from queuectl.models import (
+    BucketGroup,
     LiveCount,
     RunRecord,
     SampleRow,
@@ -60,6 +61,46 @@ WAIT_PERCENTILES = (50, 95, 99)
 #: The states a per-queue depth is given for (a finished state's count per queue would
 #: read every finished job; overall, the counts of every state are cheap).
 LIVE_STATES = (JobState.PENDING, JobState.SCHEDULED, JobState.FAILED, JobState.PROCESSING)
+
+
+def aligned(since_s: float) -> bool:
+    """Whether the window's BUCKETS buckets line up with the spans (1, 5 and 15 minutes
+    are whole buckets back from now): then one grouped read of the window gives the
+    window, the spans and the series (`from_buckets`)."""
+    width = since_s / BUCKETS
+    return since_s >= max(SPANS_S.values()) and all(
+        span % width == 0 for span in SPANS_S.values())
+
+
+def from_buckets(rows: Sequence[BucketGroup], since_s: float
+                 ) -> tuple[list[WindowGroup], list[SpanGroup], list[tuple[int, int, int]]]:
+    """The window's groups, the spans and the series from its per-bucket groups (an
+    aligned window: the last minute is the last bucket; a run ended after now, clocks
+    of two hosts, is in the last one as the separate reads counted it)."""
+    window: dict[tuple[str, str, bool, bool], list[Any]] = {}
+    spans: dict[tuple[str, bool, bool], int] = {}
+    series: dict[int, list[int]] = {}
+    last = {span: round(seconds / (since_s / BUCKETS)) for span, seconds in SPANS_S.items()}
+    for q, state, retry, timed_out, bucket, n, timed, total, longest in rows:
+        group = window.setdefault((q, state, retry, timed_out), [0, 0, 0.0, None])
+        group[0] += n
+        group[1] += timed
+        group[2] += total
+        if longest is not None and (group[3] is None or longest > group[3]):
+            group[3] = longest
+        if state == JobState.CANCELLED.value:
+            continue
+        point = series.setdefault(bucket, [0, 0])
+        point[0] += n
+        point[1] += n if state == JobState.COMPLETED.value else 0
+        back = BUCKETS - bucket  # 1: the last bucket, 0 or less: ended after now
+        if back <= last["15m"]:
+            key = (q, back <= last["1m"], back <= last["5m"])
+            spans[key] = spans.get(key, 0) + n
+    return ([(q, state, retry, timed_out, n, timed, total, longest)
+             for (q, state, retry, timed_out), (n, timed, total, longest) in window.items()],
+            [(q, in1, in5, n) for (q, in1, in5), n in spans.items()],
+            [(bucket, n, done) for bucket, (n, done) in series.items()])
 
 
 def horizon(now: float, since_s: float) -> float:

@@ -299,6 +299,10 @@ FinishedRow = tuple[str, str, str, int, Optional[float], Optional[float], float,
 #: The window's job rows counted together (`metrics`): (queue, state, retry: attempts
 #: > 1, timed out, jobs, runs with a duration, duration sum, longest duration).
 WindowGroup = tuple[str, str, bool, bool, int, int, float, Optional[float]]
+#: The window's job rows counted per bucket of the series as well (`metrics` over a
+#: window whose 60 buckets line up with the 1, 5 and 15 minute spans): a WindowGroup
+#: with the bucket (from the window's start) after the timed-out mark.
+BucketGroup = tuple[str, str, bool, bool, int, int, int, float, Optional[float]]
 #: Runs of the last 15 minutes (`metrics`): (queue, in the last minute, in the last 5,
 #: runs).
 SpanGroup = tuple[str, bool, bool, int]

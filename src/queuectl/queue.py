@@ -834,10 +834,19 @@ class Queue:
             workers = [w for w, alive in self._workers_now(self.settings(), now, this_host())
                        if alive]
         since = metrics.horizon(now, since_s)
+        width = since_s / metrics.BUCKETS
+        buckets: Optional[list[tuple[int, int, int]]]
+        if metrics.aligned(since_s):  # one walk of the window (the default hour)
+            window, spans, buckets = metrics.from_buckets(
+                self.backend.metrics_buckets(now - since_s, width, queue), since_s)
+        else:
+            window = self.backend.metrics_window(now - since_s, queue)
+            spans = self.backend.metrics_spans(now, queue)
+            buckets = self.backend.metrics_series(now - since_s, width, queue) \
+                if series else None
         return metrics.compute(
             store=self.display_url, now=now, since_s=since_s, queue=queue,
-            window=self.backend.metrics_window(now - since_s, queue),
-            spans=self.backend.metrics_spans(now, queue),
+            window=window, spans=spans,
             sample=self.backend.metrics_sample(now - since_s, queue, metrics.SAMPLE_CAP),
             sample_cap=metrics.SAMPLE_CAP,
             earlier=self.backend.metrics_earlier_runs(since, queue),
@@ -846,8 +855,7 @@ class Queue:
             counts=None if queue is not None else
             (status.counts if status is not None else self.backend.counts()),
             workers=workers,
-            series=self.backend.metrics_series(now - since_s, since_s / metrics.BUCKETS,
-                                               queue) if series else None)
+            series=buckets if series else None)
 
     def runs_since(self, since: float, queue: Optional[str] = None) -> list[RunRecord]:
         """The runs that ended at or after `since` (and the jobs cancelled since then),

@@ -50,7 +50,7 @@ def sqlite_schema(path: str) -> Schema:
 def postgres_schema(url: str) -> Schema:
     """{"tables": {table: [(column, type, not null, default)]},
     "indexes": {index: (table, ["column [DESC]", "INCLUDE column"], unique,
-    predicate)}}."""
+    predicate)}, "triggers": {trigger: table}}."""
     import psycopg
 
     with psycopg.connect(url) as conn:
@@ -77,4 +77,9 @@ def postgres_schema(url: str) -> Schema:
                 JOIN pg_namespace AS n ON n.oid = tc.relnamespace
                 WHERE n.nspname = 'public'"""):
             indexes[index] = (table, list(columns), unique, _squeeze(predicate))
-        return {"tables": tables, "indexes": indexes}
+        triggers = dict(conn.execute(
+            "SELECT t.tgname, c.relname FROM pg_trigger AS t "
+            "JOIN pg_class AS c ON c.oid = t.tgrelid "
+            "JOIN pg_namespace AS n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = 'public' AND NOT t.tgisinternal").fetchall())
+        return {"tables": tables, "indexes": indexes, "triggers": triggers}

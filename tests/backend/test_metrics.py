@@ -11,7 +11,7 @@ import pytest
 from queuectl.errors import InvalidInput
 from queuectl.models import Job, NewJob, WorkerInfo
 from queuectl.queue import Queue
-from queuectl.states import JobState
+from queuectl.states import JobState, Transition
 
 NOW = 1_700_000_000.0
 T = NOW - 3000
@@ -240,3 +240,34 @@ def test_the_series_splits_the_window_in_sixty(store: Store) -> None:
     assert (series["runs"][15], series["completed"][15]) == (1, 0)
     assert series["runs"][59] == 1  # c5, 30 s before now
     assert "series" not in store.q.metrics(3600).to_dict()
+
+
+@pytest.mark.parametrize("since_s", [3600.0, 1800.0, 900.0])
+def test_one_walk_of_an_aligned_window_gives_the_separate_reads_figures(
+        store: Store, since_s: float, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default hour (and 15, 20, 30 minutes) reads the window once, per bucket, and
+    takes the spans and the series from it: the same figures as reading the window,
+    the spans and the series apart, runs ended exactly on a span's edge and one ended
+    after now (another host's clock) included."""
+    import queuectl.metrics as metrics
+
+    build(store)
+    for i, ago in enumerate((60.0, 300.0, 900.0, 59.5, 299.5, 899.5, 1800.0, -5.0)):
+        store.run(f"edge{i}", NOW - ago - 3, NOW - ago - 2, NOW - ago,
+                  JobState.DEAD if i % 3 == 0 else JobState.COMPLETED,
+                  queue="other" if i % 2 else "default")
+    store.add("gone", NOW - 120)
+    store.q.backend.transition("gone", Transition.CANCEL, NOW - 60)
+    store.time = NOW
+    assert metrics.aligned(since_s)
+    one_walk = store.q.metrics(since_s, series=True).to_dict()
+    monkeypatch.setattr(metrics, "aligned", lambda since_s: False)
+    assert store.q.metrics(since_s, series=True).to_dict() == one_walk
+    assert one_walk["overall"]["throughput"]["1m"]["runs"] >= 2  # the edges are in it
+
+
+def test_a_window_not_aligned_reads_the_spans_apart() -> None:
+    import queuectl.metrics as metrics
+
+    assert [s for s in (600.0, 900.0, 1200.0, 1800.0, 3600.0, 7200.0, 86400.0)
+            if metrics.aligned(s)] == [900.0, 1200.0, 1800.0, 3600.0]

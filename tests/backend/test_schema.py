@@ -19,7 +19,7 @@ from queuectl.states import JobState
 from tests.backend.schema_introspect import postgres_schema, sqlite_schema
 
 #: the schema version the files below describe
-LATEST = 8
+LATEST = 9
 
 # (column, type, not null, default, position in the primary key or 0)
 SQLITE = {
@@ -260,6 +260,12 @@ POSTGRES = {
             ('retry_policy', 'jsonb', False, None),
             ('has_dependants', 'boolean', True, 'false'),
         ],
+        "job_counts": [
+            ('queue', 'text', True, None),
+            ('state', 'text', True, None),
+            ('shard', 'integer', True, None),
+            ('n', 'bigint', True, None),
+        ],
         "queues": [
             ('name', 'text', True, None),
             ('paused', 'boolean', True, 'false'),
@@ -329,6 +335,8 @@ POSTGRES = {
             "'blocked'::text])))"),
         "jobs_worker": ('jobs', ['worker_id'], False,
             "(state = 'processing'::text)"),
+        "job_counts_pkey": ('job_counts', ['queue', 'state', 'shard'], True,
+            None),
         "queues_pkey": ('queues', ['name'], True,
             None),
         "schema_version_pkey": ('schema_version', ['version'], True,
@@ -336,6 +344,9 @@ POSTGRES = {
         "workers_pkey": ('workers', ['id'], True,
             None),
     },
+    "triggers": {'jobs_count_delete': 'jobs', 'jobs_count_insert': 'jobs',
+                 'jobs_count_update': 'jobs', 'jobs_release_dependants': 'jobs',
+                 'jobs_hook_event': 'jobs'},
 }
 
 
@@ -425,7 +436,7 @@ def test_every_dialect_has_the_same_migrations(dialect: str) -> None:
     names = [(version, name) for version, name, _ in load_migrations(dialect)]
     assert names == [(1, "initial"), (2, "queues_dependencies_output"), (3, "jobs_queue_index"),
                      (4, "dependencies"), (5, "cron"), (6, "metrics"), (7, "queue_limits"),
-                     (8, "hooks")]
+                     (8, "hooks"), (9, "job_counts")]
 
 
 def test_a_migration_missing_below_the_newest_is_applied(store_url: str) -> None:

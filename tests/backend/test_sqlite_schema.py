@@ -116,11 +116,12 @@ def test_both_dialects_name_the_same_sql_blocks() -> None:
     and asks whether a finish freed a limited queue's slot (PostgreSQL notifies in SQL);
     PostgreSQL finishes and claims a batch in one statement (its claim is fragments
     both statements share, the room of limited queues one of them), notifies, listens,
-    sets a supervisor's session up, and locks migrations."""
+    sets a supervisor's session up, locks migrations, and folds the counts rows of
+    connections gone."""
     sqlite_only = {"insert_command", "insert_job_batch", "count_inserted", "store_tables",
                    "cache_size_get", "cache_size_batch", "probe_edges", "limited_among"}
     postgres_only = {"finish_and_claim", "notify", "migrate_lock", "_due", "_take",
                      "listen", "session_cheap_commits", "session_generic_plans",
-                     "first_existing_id", "_room"}
+                     "first_existing_id", "_room", "fold_counts"}
     shared = set(load_queries("sqlite")) - sqlite_only
     assert shared == set(load_queries("postgres")) - postgres_only

@@ -1,6 +1,7 @@
 """After any sequence of operations, a store's per-state counts (`counts()`, which
-SQLite keeps in a table through triggers and enqueue) equal both a GROUP BY over the
-jobs and a model the test keeps, on both stores."""
+SQLite keeps in a table through triggers and enqueue, PostgreSQL in job_counts through
+triggers) and per-queue counts (`queue_counts()`) equal both a GROUP BY over the jobs
+and a model the test keeps, on both stores."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ class StoreMachine(RuleBasedStateMachine):
         self.store.clear()
         self.model: dict[str, JobState] = {}
         self.held: dict[str, Job] = {}  # processing jobs, as claimed
+        self.queues: dict[str, str] = {}  # each job's queue
         self.now = NOW
         self.serial = 0
 
@@ -38,16 +40,17 @@ class StoreMachine(RuleBasedStateMachine):
         self.now += 1
         return self.now
 
-    @rule(count=st.integers(1, 3), later=st.booleans())
-    def enqueue(self, count: int, later: bool) -> None:
+    @rule(count=st.integers(1, 3), later=st.booleans(), queue=st.sampled_from(["a", "b"]))
+    def enqueue(self, count: int, later: bool, queue: str) -> None:
         now = self._tick()
         jobs = []
         for _ in range(count):
             self.serial += 1
-            jobs.append(NewJob(command="true", id=f"j{self.serial}",
+            jobs.append(NewJob(command="true", id=f"j{self.serial}", queue=queue,
                                run_at=now + 5 if later else None))
         for job in self.store.enqueue(jobs, now):
             self.model[job.id] = S.SCHEDULED if later else S.PENDING
+            self.queues[job.id] = queue
 
     @rule()
     def claim(self) -> None:
@@ -98,6 +101,28 @@ class StoreMachine(RuleBasedStateMachine):
     def retry(self, data: st.DataObject) -> None:
         self._user(data, Transition.RETRY)
 
+    @precondition(lambda self: self.model)
+    @rule(data=st.data(), queue=st.sampled_from(["a", "b"]))
+    def retry_elsewhere(self, data: st.DataObject, queue: str) -> None:
+        """`retry --queue`: the queue and the state change in one transaction."""
+        job_id = data.draw(st.sampled_from(sorted(self.model)))
+        moved = self.store.retry_edited(job_id, Transition.RETRY, {"queue": queue},
+                                        self._tick())
+        assert (moved is not None) == Transition.RETRY.allowed_from(self.model[job_id])
+        if moved is not None:
+            self.model[job_id], self.queues[job_id] = moved.state, queue
+
+    @precondition(lambda self: self.model)
+    @rule(data=st.data())
+    def delete(self, data: st.DataObject) -> None:
+        job_id = data.draw(st.sampled_from(sorted(self.model)))
+        if self.model[job_id] is S.PROCESSING:  # `rm` never deletes a running job
+            assert not self.store.delete(job_id)
+            return
+        assert self.store.delete(job_id)
+        del self.model[job_id]
+        self.held.pop(job_id, None)
+
     @rule()
     def promote(self) -> None:
         self.store.promote_due(self._tick())  # relabels due waiting jobs: read them back
@@ -120,6 +145,11 @@ class StoreMachine(RuleBasedStateMachine):
         assert self.store.counts() == expected
         grouped = {JobState(state): n for state, n in self._grouped() if n}
         assert grouped == {state: n for state, n in expected.items() if n}
+        per_queue: dict[str, dict[JobState, int]] = {}
+        for job_id, state in self.model.items():
+            found = per_queue.setdefault(self.queues[job_id], {s: 0 for s in JobState})
+            found[state] += 1
+        assert self.store.queue_counts() == per_queue
 
     def _grouped(self) -> list[Any]:
         return self.store.execute_raw("SELECT state, COUNT(*) FROM jobs GROUP BY state")

@@ -108,11 +108,11 @@ def test_the_overview_figures_come_from_queue_metrics(store_url: str) -> None:
         queue.close()
 
 
-def test_an_unchanged_store_is_looked_at_not_read(sqlite_url: str) -> None:
+def test_an_unchanged_store_is_looked_at_not_read(store_url: str) -> None:
     clock = [1000.0]
-    queue = Queue(sqlite_url)
+    queue = Queue(store_url)
     feed = OverviewFeed(Store(queue), POLL_S, clock=lambda: clock[0])
-    other = Queue(sqlite_url)
+    other = Queue(store_url)
     try:
         def latest_pending() -> int:
             return int(anyio.run(feed.latest)["status"]["counts"]["pending"])
@@ -143,6 +143,62 @@ def test_a_commit_elsewhere_is_read_at_the_next_look(store_url: str) -> None:
         other.enqueue([NewJob(command="true")])
         clock[0] += 1
         assert anyio.run(feed.latest)["status"]["counts"]["pending"] == 1
+    finally:
+        other.close()
+        queue.close()
+
+
+def test_the_postgres_marker_follows_this_store_only(pg_url: str) -> None:
+    """Commits to other databases of the server leave it (a shared server kept the
+    live page reading); every change of a job moves it, even one that brings the
+    counts back to the same figures."""
+    import psycopg
+
+    from queuectl.states import Transition
+
+    queue = Queue(pg_url)
+    try:
+        backend = queue.backend
+        marker = backend.change_marker()
+        elsewhere = pg_url.rsplit("/", 1)[0] + "/postgres"
+        with psycopg.connect(elsewhere, autocommit=True) as conn:
+            conn.execute("CREATE TEMP TABLE scratch (x int)")
+            conn.execute("INSERT INTO scratch VALUES (1)")
+        assert backend.change_marker() == marker
+        [job] = queue.enqueue([NewJob(command="true")])
+        pending = backend.change_marker()
+        assert pending != marker
+        backend.transition(job.id, Transition.CANCEL, time.time())
+        backend.transition(job.id, Transition.RETRY, time.time())
+        assert backend.counts()[JobState.PENDING] == 1  # the figures as before
+        assert backend.change_marker() != pending
+    finally:
+        queue.close()
+
+
+def test_a_change_is_read_at_the_next_look_when_the_last_read_is_an_interval_old(
+        store_url: str) -> None:
+    clock = [1000.0]
+    queue = Queue(store_url)
+    feed = OverviewFeed(Store(queue), POLL_S, clock=lambda: clock[0], look_s=POLL_S / 2)
+    other = Queue(store_url)
+    try:
+        def pending() -> int:
+            return int(anyio.run(feed.latest)["status"]["counts"]["pending"])
+
+        assert pending() == 0 and feed.reads == 1
+        look, interval = feed.look_s, feed.interval
+        assert look < interval == POLL_S  # looks come more often than reads
+        clock[0] = 1000.0 + interval
+        assert pending() == 0 and feed.reads == 1  # looked: nothing changed
+        other.enqueue([NewJob(command="true")])
+        clock[0] = 1000.0 + interval + look  # the next look, not a whole interval later
+        assert pending() == 1 and feed.reads == 2
+        other.enqueue([NewJob(command="true")])
+        clock[0] += look  # a look sees it, but the last read is too recent
+        assert pending() == 1 and feed.reads == 2
+        clock[0] = 1000.0 + 2 * interval + look  # an interval after that read
+        assert pending() == 2 and feed.reads == 3
     finally:
         other.close()
         queue.close()

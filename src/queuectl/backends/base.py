@@ -25,6 +25,7 @@ from typing import (
 from queuectl.dependencies import Edge
 from queuectl.errors import StoreError
 from queuectl.models import (
+    BucketGroup,
     CronFired,
     CronSchedule,
     FinishedRow,
@@ -190,6 +191,11 @@ class Backend(Protocol):
         """The jobs whose last run ended (or that were cancelled) at or after `start`,
         counted per (queue, state, retry, timed out) with the duration's count, sum
         and maximum, optionally of one queue (`metrics`)."""
+
+    def metrics_buckets(self, start: float, width: float, queue: Optional[str]
+                        ) -> list[BucketGroup]:
+        """metrics_window's groups split per bucket of `width` seconds from `start`
+        as well: the window, the spans and the series in one walk of the window."""
 
     def metrics_spans(self, now: float, queue: Optional[str]) -> list[SpanGroup]:
         """Runs (not cancellations) whose job's row ended in the last 15 minutes, per
@@ -878,6 +884,14 @@ class SqlVerbs:
                  None if longest is None else float(longest))
                 for q, state, retry, timed_out, n, timed, total, longest
                 in self._all("metrics_window", {"start": start, "queue": queue})]
+
+    def metrics_buckets(self, start: float, width: float, queue: Optional[str]
+                        ) -> list[BucketGroup]:
+        return [(q, state, bool(retry), bool(timed_out), int(bucket), int(n), int(timed),
+                 float(total), None if longest is None else float(longest))
+                for q, state, retry, timed_out, bucket, n, timed, total, longest
+                in self._all("metrics_buckets", {"start": start, "width": width,
+                                                 "queue": queue})]
 
     def metrics_spans(self, now: float, queue: Optional[str]) -> list[SpanGroup]:
         return [(q, bool(in1), bool(in5), int(n)) for q, in1, in5, n in self._all(

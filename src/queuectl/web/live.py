@@ -3,12 +3,14 @@
 One `OverviewFeed` per dashboard reads the overview from the store at most once per
 `poll_s` (spaced out when a read is slow), however many pages are open: every open
 overview stream, the overview page and /api/overview take the feed's latest
-snapshot (at most `poll_s` old), and whichever of them finds it stale reads it again
-for all (one read at a time).  A stream sends an event when something a reader sees
-changed, and at least every KEEP_S so that ages move on; a store nobody committed
-to since the last read (its change marker: SQLite's data_version, PostgreSQL's WAL
-position) is read again only after IDLE_READ_S; with no page open, nothing reads the
-store.  A job's stream sends the events of `logs -f`
+snapshot, and whichever of them finds it due looks at the store for all (one look at a
+time).  A look asks the store's change marker (SQLite's data_version, PostgreSQL's
+job_counts, workers and queues rows) every `look_s`, and reads the
+overview when the marker moved and the last read is `interval` old, at once if it is:
+a change shows within a look and a read.  A stream sends an event when something a
+reader sees changed, and at least every KEEP_S so that ages move on; a store nobody
+committed to since the last read is read again only after IDLE_READ_S; with no page
+open, nothing reads the store.  A job's stream sends the events of `logs -f`
 (queuectl.jobevents.follow)."""
 
 from __future__ import annotations
@@ -36,6 +38,10 @@ LATEST = 10  # newest jobs shown on the overview
 # PostgreSQL takes ~230 ms) spaces the next one out, so that open overviews keep the
 # store busy at most 1/(1 + LOAD_FACTOR) of the time.
 LOAD_FACTOR = 4.0
+# The change marker is looked at this often at most (a look is one tiny query; 4 a
+# second keep an idle dashboard under 1 % CPU), also while slow reads are spaced out:
+# a change waits for a look, not for a whole spaced-out interval, once a read is due.
+LOOK_S = 0.25
 
 
 def overview_data(queue: Queue) -> dict[str, Any]:
@@ -64,7 +70,8 @@ def _fingerprint(data: dict[str, Any]) -> str:
 class OverviewFeed:
     """The overview's latest snapshot, shared by every reader (see the module)."""
 
-    def __init__(self, store: Store, poll_s: float, clock: Any = time.monotonic) -> None:
+    def __init__(self, store: Store, poll_s: float, clock: Any = time.monotonic,
+                 look_s: Optional[float] = None) -> None:
         self.store = store
         self.poll_s = poll_s
         self.clock = clock
@@ -75,13 +82,16 @@ class OverviewFeed:
         self._checked_at = -1e18  # when the store was last looked at
         self._marker: Any = None  # the store's change marker at the last read
         self._sent_at = -1e18  # when the version was last bumped
-        self.interval = poll_s
+        self.interval = poll_s  # between reads (spaced out when a read is slow)
+        # between looks at the change marker
+        self.look_s = min(poll_s, LOOK_S) if look_s is None else look_s
+        self._look_at = -1e18  # when the next look is due
         self._mark = ""
         self._lock: Optional[anyio.Lock] = None
         self._changed: Optional[anyio.Event] = None
 
     def _stale(self) -> bool:
-        return self.data is None or self.clock() - self._checked_at >= self.interval
+        return self.data is None or self.clock() >= self._look_at
 
     async def _refresh(self) -> None:
         if self._lock is None:
@@ -92,15 +102,22 @@ class OverviewFeed:
             started = self.clock()
             # taken before the read: a commit during the read is read next time
             marker = await self.store.call(self.store.queue.backend.change_marker)
-            if (self.data is not None and marker == self._marker
-                    and started - self._read_at < IDLE_READ_S):
-                self._checked_at = self.clock()
-                return  # nothing committed since the last read
+            if self.data is not None:
+                if marker == self._marker and started - self._read_at < IDLE_READ_S:
+                    self._checked_at = self.clock()
+                    self._look_at = self._checked_at + self.look_s
+                    return  # nothing committed since the last read
+                if started - self._read_at < self.interval:
+                    # moved, but the last read is recent: read when the spacing allows
+                    # (the marker is kept, so that look reads)
+                    self._look_at = self._read_at + self.interval
+                    return
             data = await self.store.call(overview_data, self.store.queue)
             now = self.clock()
             self.reads += 1
             self.interval = max(self.poll_s, (now - started) * LOAD_FACTOR)
             self.data, self._read_at, self._checked_at, self._marker = data, now, now, marker
+            self._look_at = now + self.look_s
             mark = _fingerprint(data)
             if mark != self._mark or now - self._sent_at >= KEEP_S:
                 self._mark, self._sent_at = mark, now
@@ -127,7 +144,7 @@ class OverviewFeed:
             if self._changed is None:
                 self._changed = anyio.Event()
             changed = self._changed
-            wait = self.interval - (self.clock() - self._checked_at)
+            wait = self._look_at - self.clock()
             with anyio.move_on_after(max(0.01, wait)):
                 await changed.wait()
 

@@ -190,7 +190,9 @@ WHERE seq < %(before)s AND state = ANY(%(states)s)
 ORDER BY seq DESC LIMIT %(limit)s
 
 -- name: queue_counts
-SELECT queue, state, COUNT(*) FROM jobs GROUP BY queue, state
+-- (job_counts, kept by the triggers of migration 0009: a row per queue, state and
+-- writing connection)
+SELECT queue, state, SUM(n)::bigint FROM job_counts GROUP BY queue, state HAVING SUM(n) <> 0
 
 -- name: _page_window
 seq < %(before)s AND seq >= %(floor)s AND strpos(command, %(text)s) > 0
@@ -213,9 +215,21 @@ WHERE state = %(state)s AND queue = %(queue)s AND {_page_window}
 ORDER BY seq DESC LIMIT %(limit)s
 
 -- name: counts
--- No counts table here: one hot counts row would serialize every transition of every
--- worker host; the state index answers this.
-SELECT state, COUNT(*) FROM jobs GROUP BY state
+-- Jobs per state, summed over job_counts (migration 0009), with how many rows were
+-- summed (folded when they pile up).
+SELECT state, SUM(n)::bigint, COUNT(*) FROM job_counts GROUP BY state
+
+-- name: fold_counts
+-- The counts rows of connections that are gone, added into shard 0 and deleted, in one
+-- statement (the sums do not change; a connection writing meanwhile waits on the row
+-- and then writes a new one).
+WITH gone AS (
+    DELETE FROM job_counts
+    WHERE shard <> 0 AND shard NOT IN (SELECT pid FROM pg_stat_activity WHERE pid IS NOT NULL)
+    RETURNING queue, state, n)
+INSERT INTO job_counts AS c (queue, state, shard, n)
+SELECT queue, state, 0, SUM(n) FROM gone GROUP BY queue, state ORDER BY queue, state
+ON CONFLICT (queue, state, shard) DO UPDATE SET n = c.n + EXCLUDED.n
 
 -- name: oldest_due
 -- (a walk of jobs_due that stops at the first row of a queue not paused)
@@ -264,9 +278,17 @@ FROM jobs
 WHERE finished_at >= %(since)s AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
 
 -- name: change_marker
--- Moves when the server writes (any commit): a live page skips its read
--- while it stays.
-SELECT pg_current_wal_lsn()::text
+-- Moves when something the overview shows changes in this store: any job's insert,
+-- transition or delete rewrites a job_counts row (a new xmin, even when the sums come
+-- back to the same figures), a worker registers, leaves, finishes a job or is asked to
+-- stop, a queue is paused or resumed.  Not a heartbeat, and not other databases'
+-- writes (the server's WAL position, the marker before, moved with every commit of
+-- any database on the server: a shared server kept the live page reading).  A live
+-- page skips its read while it stays.
+SELECT (SELECT string_agg(xmin::text, ',' ORDER BY queue, state, shard) FROM job_counts),
+       (SELECT string_agg(concat_ws(':', id, busy, jobs_done, stop_requested), ','
+                          ORDER BY id) FROM workers),
+       (SELECT string_agg(concat_ws(':', name, paused), ',' ORDER BY name) FROM queues)
 
 -- name: metrics_window
 -- The window's runs counted along jobs_finished (its INCLUDE columns, migration 0006):
@@ -278,6 +300,17 @@ SELECT queue, state, attempts > 1, COALESCE(error = 'timeout', false), COUNT(*),
 FROM jobs
 WHERE finished_at >= %(start)s AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
 GROUP BY 1, 2, 3, 4
+
+-- name: metrics_buckets
+-- metrics_window per bucket of :width seconds from :start as well: with 60
+-- buckets of 15, 20, 30 or 60 s the spans (the last 1, 5, 15 minutes) and the
+-- series are whole buckets, and one walk of the window gives all three.
+SELECT queue, state, attempts > 1, COALESCE(error = 'timeout', false),
+       floor((finished_at - %(start)s) / %(width)s)::int, COUNT(*), COUNT(started_at), COALESCE(SUM(GREATEST(finished_at - started_at, 0)), 0),
+       MAX(GREATEST(finished_at - started_at, 0))
+FROM jobs
+WHERE finished_at >= %(start)s AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
+GROUP BY 1, 2, 3, 4, 5
 
 -- name: metrics_spans
 -- Runs ended in the last 15 minutes per queue, marked within the last 1 and 5.

@@ -263,6 +263,17 @@ FROM jobs INDEXED BY jobs_finished
 WHERE finished_at >= :start AND (:queue IS NULL OR queue = :queue)
 GROUP BY 1, 2, 3, 4
 
+-- name: metrics_buckets
+-- metrics_window per bucket of :width seconds from :start as well: with 60
+-- buckets of 15, 20, 30 or 60 s the spans (the last 1, 5, 15 minutes) and the
+-- series are whole buckets, and one walk of the window gives all three.
+SELECT queue, state, attempts > 1, COALESCE(error = 'timeout', 0),
+       CAST((finished_at - :start) / :width AS INTEGER), COUNT(*), COUNT(started_at), TOTAL(MAX(finished_at - started_at, 0)),
+       MAX(MAX(finished_at - started_at, 0))
+FROM jobs INDEXED BY jobs_finished
+WHERE finished_at >= :start AND (:queue IS NULL OR queue = :queue)
+GROUP BY 1, 2, 3, 4, 5
+
 -- name: metrics_spans
 -- Runs ended in the last 15 minutes per queue, marked within the last 1 and 5.
 SELECT queue, finished_at >= :t1, finished_at >= :t5, COUNT(*)
