@@ -107,6 +107,10 @@ BAD_BY_FIELD: dict[str, Any] = {
                                      min_size=1, max_size=2)),
     "depends_on": always_wrong,
     "unique_key": st.one_of(always_wrong, st.integers(), st.just("")),
+    "retry_on": st.one_of(always_wrong, st.integers(max_value=0), st.just("SIGNOPE"),
+                          st.just("0"), st.just("78-64")),
+    "no_retry_on": st.one_of(always_wrong, st.integers(min_value=256), st.just("KILLED"),
+                             st.just("1-")),
 }
 # "after" is an alias of depends_on
 BAD_BY_FIELD["after"] = BAD_BY_FIELD["depends_on"]
@@ -246,6 +250,10 @@ def _bad_config_value(key: str) -> Any:
         return st.text(max_size=10).filter(
             lambda s: s.strip().lower() not in ("1", "0", "true", "false", "yes", "no",
                                                 "on", "off"))
+    if key in ("on-dead", "on-complete"):  # any command line, up to 4096 characters
+        return st.integers(4097, 5000).map(lambda n: "x" * n)
+    if key in ("retry-on", "no-retry-on"):  # terms: codes 1-255, ranges, signals, words
+        return st.sampled_from(["0", "256", "-1", "78-64", "1-", "SIGNOPE", "nan", "75,,x"])
     return st.one_of(NOT_A_NUMBER, st.sampled_from(["", "-1", "-0.5", "nan", "inf", "1e999"])
                      .filter(lambda s: not (key in ("job-timeout", "retention") and s == "")))
 
