@@ -615,49 +615,22 @@ def _explain(report: dict[str, Any], as_json: bool) -> None:
 retry = _transition_command("retry", "retry", help_text=RETRY_HELP, edit=True)
 
 
-def _editor() -> list[str]:
-    """$EDITOR, then $VISUAL, then vi, split as a shell would (`code --wait`)."""
+def _edit_text(text: str) -> str:
+    """Open `text` in $EDITOR, then $VISUAL, then vi (click.edit: a private temporary
+    file; an editor with arguments such as `code --wait` works); the text saved."""
     import os
-
-    for name in ("EDITOR", "VISUAL"):
-        value = os.environ.get(name, "").strip()
-        if value:
-            return shlex.split(value)
-    return ["vi"]
-
-
-def _edit_text(text: str, job_id: str) -> str:
-    """Open `text` in the editor (a private temporary file); the text saved."""
-    import os
-    import subprocess
-    import tempfile
 
     from queuectl.errors import QueuectlError
 
-    editor = _editor()
-    fd, path = tempfile.mkstemp(prefix=f"queuectl-{job_id[:16]}-", suffix=".sh")
+    editor = next((value for value in (os.environ.get(name, "").strip()
+                                       for name in ("EDITOR", "VISUAL")) if value), "vi")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text + "\n")
-        try:
-            status = subprocess.call([*editor, path])
-        except OSError as exc:
-            raise QueuectlError(f"cannot run the editor {editor[0]!r}: "
-                                f"{exc.strerror or exc}; nothing changed (set EDITOR)"
-                                ) from None
-        if status != 0:
-            raise QueuectlError(f"the editor exited with status {status}; nothing changed")
-        try:
-            with open(path, encoding="utf-8") as handle:
-                return handle.read()
-        except UnicodeDecodeError:
-            raise InvalidInput("the edited command is not UTF-8 text; nothing changed"
-                               ) from None
-    finally:
-        try:
-            os.unlink(path)
-        except OSError:
-            pass
+        edited = click.edit(text + "\n", editor=editor, extension=".sh", require_save=False)
+    except click.ClickException as exc:
+        raise QueuectlError(f"{exc.message}; nothing changed (set EDITOR)") from None
+    except UnicodeDecodeError:
+        raise InvalidInput("the edited command is not UTF-8 text; nothing changed") from None
+    return edited or ""
 
 
 @click.command("edit")
@@ -685,7 +658,7 @@ def edit(job_ref: str, then_retry: bool) -> None:
     if then_retry and job.state not in (JobState.FAILED, JobState.DEAD):
         raise InvalidInput(f"--retry is for failed or dead jobs; job {job.id} is "
                            f"{job.state.value} (edit it without --retry)")
-    text = _edit_text(job.command, job.id)
+    text = _edit_text(job.command)
     command = text[:-1] if text.endswith("\n") else text
     if not command.strip() or command == job.command:
         why = "empty command" if not command.strip() else "command unchanged"
